@@ -1,0 +1,100 @@
+"""The port-I/O bus: an ordered map of port ranges to devices; a device sees only offsets (crosvm's bus.rs shape)."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pvgen.errors import PvgenError
+from pvgen.protocol import PortClass
+
+
+class PortDevice(Protocol):
+    """What the bus needs of a device. Offsets are relative to the range the device is registered at."""
+
+    name: str
+
+    def io_read(self, offset: int, size: int) -> int: ...
+
+    def io_write(self, offset: int, size: int, value: int) -> None: ...
+
+    def port_classes(self) -> dict[int, tuple[PortClass, PortClass]]:
+        """offset -> (class of a read, class of a write). Offsets not listed are STRICT both ways."""
+        ...
+
+
+class BusError(PvgenError):
+    """A registration that overlaps another, or a removal of a range that is not there."""
+
+
+@dataclass(order=True)
+class _Range:
+    base: int
+    length: int
+    device: object = field(compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.base:#x}..+{self.length:#x}"
+
+
+@dataclass
+class PortBus:
+    """Dispatches port accesses by range. Unowned ports read as all-ones and ignore writes, and are counted."""
+
+    ranges: list[_Range] = field(default_factory=list)
+    unowned_reads: int = 0
+    unowned_writes: int = 0
+
+    def register(self, base: int, length: int, device: PortDevice) -> None:
+        if length <= 0 or base < 0 or base + length > 0x10000:
+            raise BusError(f"bad port range {base:#x}..+{length:#x} for {device.name}")
+        new = _Range(base, length, device)
+        for r in self.ranges:
+            if base < r.base + r.length and r.base < base + length:
+                raise BusError(f"{device.name} at {new} overlaps {r.device.name} at {r}")
+        bisect.insort(self.ranges, new)
+
+    def unregister(self, base: int, device: PortDevice) -> None:
+        for i, r in enumerate(self.ranges):
+            if r.base == base and r.device is device:
+                del self.ranges[i]
+                return
+        raise BusError(f"{device.name} is not registered at {base:#x}")
+
+    def find(self, port: int) -> tuple[PortDevice, int] | None:
+        """The device owning port and the offset of port inside its range."""
+        i = bisect.bisect_right(self.ranges, _Range(port, 0x10000, None)) - 1
+        if i >= 0:
+            r = self.ranges[i]
+            if r.base <= port < r.base + r.length:
+                return r.device, port - r.base
+        return None
+
+    def read(self, port: int, size: int) -> int:
+        hit = self.find(port)
+        if hit is None:
+            self.unowned_reads += 1
+            return (1 << (8 * size)) - 1
+        dev, off = hit
+        return dev.io_read(off, size) & ((1 << (8 * size)) - 1)
+
+    def write(self, port: int, size: int, value: int) -> None:
+        hit = self.find(port)
+        if hit is None:
+            self.unowned_writes += 1
+            return
+        dev, off = hit
+        dev.io_write(off, size, value & ((1 << (8 * size)) - 1))
+
+    def class_map(self) -> dict[int, tuple[PortClass, PortClass]]:
+        """port -> (read class, write class) for every port a device declares; all others are STRICT."""
+        out: dict[int, tuple[PortClass, PortClass]] = {}
+        for r in self.ranges:
+            classes = getattr(r.device, "port_classes", None)
+            if classes is None:
+                continue
+            for off, rw in classes().items():
+                if 0 <= off < r.length:
+                    out[r.base + off] = rw
+        return out
