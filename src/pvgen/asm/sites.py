@@ -1,0 +1,187 @@
+"""Sites: the site-table record, and the classification of one parsed instruction into a port-I/O site."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from pvgen.asm.operands import Operand
+from pvgen.asm.table import ACCUMULATORS, SEGMENT_PREFIXES, WIDTH_SUFFIX, IoForm
+
+CODE_MODES = ("code16", "code16gcc", "code32", "code64")
+# The string registers per code mode (address size): destination, source.
+STRING_REGS = {"code64": ("rdi", "rsi"), "code32": ("edi", "esi"), "code16": ("di", "si"), "code16gcc": ("di", "si")}
+
+
+@dataclass
+class Site:
+    """One record of the site table."""
+
+    file: str
+    line: int
+    text: str  # the original instruction, prefixes included, whitespace normalised
+    kind: str  # in, out, ins, outs, rep-ins, rep-outs, hlt, report-only
+    width: int | None  # bytes per element, None for hlt and report-only
+    port_form: str | None  # "dx", "imm", "macro" (a macro argument, decided at expansion) or None
+    code_mode: str  # code16, code16gcc, code32, code64
+    rewritten: bool
+    thunk: str | None = None  # the runtime thunk called (rewritten sites)
+    reason: str | None = None  # why a site is not rewritten (report-only category, or the limitation)
+    syntax: str = "att"
+    in_macro: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IoInstr:
+    """A classified port-I/O instruction, ready to be turned into a thunk call."""
+
+    op: str  # in, out, ins, outs, hlt
+    width: int | None
+    port_form: str | None  # dx, imm, macro
+    port: Operand | None  # the port operand (imm and macro forms)
+    rep: bool = False
+
+    @property
+    def kind(self) -> str:
+        return f"rep-{self.op}" if self.rep else self.op
+
+    def thunk(self, code_mode: str) -> str:
+        prefix = "__pvio16_" if code_mode.startswith("code16") else "__pvio_"
+        if self.op == "hlt":
+            return prefix + "hlt"
+        sfx = WIDTH_SUFFIX[self.width]  # type: ignore[index]
+        if self.op in ("in", "out"):
+            return f"{prefix}{self.op}{sfx}_{self.port_form if self.port_form != 'macro' else 'dx'}"
+        return f"{prefix}{'rep_' if self.rep else ''}{self.op}{sfx}"
+
+
+class Malformed(Exception):
+    """An instruction GNU as would reject (reported as file:line: message)."""
+
+
+class NotRewritable(Exception):
+    """A valid instruction that cannot be rewritten exactly; the reason goes into the site table."""
+
+
+def _port(op: Operand) -> tuple[str, Operand | None]:
+    if op.kind == "reg" and op.reg == "dx":
+        return "dx", None
+    if op.kind == "mem" and op.base == "dx" and op.index is None and op.seg is None and op.text.startswith("("):
+        return "dx", None
+    if op.kind == "imm":
+        return "imm", op
+    if op.kind == "macro":
+        return "macro", op
+    raise Malformed(f"port operand `{op.text}` must be %dx, (%dx) or an immediate")
+
+
+def _data_width(op: Operand) -> int | None:
+    """Width of the accumulator operand; None for a macro argument."""
+    if op.kind == "macro":
+        return None
+    if op.kind == "reg" and op.reg in ACCUMULATORS:
+        return ACCUMULATORS[op.reg]
+    raise Malformed(f"data operand `{op.text}` must be %al, %ax or %eax")
+
+
+def _string_mem(op: Operand, which: int, code_mode: str, allowed_seg: str) -> None:
+    if op.kind == "macro":
+        raise NotRewritable(f"string operand `{op.text}` is a macro argument: its address size is unknown")
+    if op.kind != "mem":
+        raise Malformed(f"operand `{op.text}` must be a memory operand")
+    want = STRING_REGS[code_mode][which]
+    if op.base != want or op.index is not None:
+        if op.base in ("rdi", "edi", "di", "rsi", "esi", "si"):
+            raise NotRewritable(f"`{op.text}` uses a different address size than {code_mode} (addr32/addr16): "
+                                "the runtime thunks use the mode's own registers")
+        raise Malformed(f"operand `{op.text}` must be ({'%' + want})")
+    if op.seg not in (None, allowed_seg):
+        raise NotRewritable(f"segment override `{op.seg}:` on a string I/O operand is not supported by the thunks")
+
+
+def classify_io(form: IoForm, prefixes: list[str], ops: tuple[Operand, ...], syntax: str, code_mode: str) -> IoInstr:
+    """Classify one port-I/O instruction; raises Malformed or NotRewritable."""
+    if syntax == "intel" and form.op in ("in", "out", "ins", "outs"):
+        ops = tuple(reversed(ops))  # Intel writes destination first; use AT&T order below
+    width = form.width
+    rep = False
+    for p in prefixes:
+        if p in ("rep", "repe", "repz"):
+            if form.op not in ("ins", "outs"):
+                raise NotRewritable(f"`{p}` prefix on `{form.mnemonic}`")
+            rep = True
+        elif p in ("repne", "repnz"):
+            raise NotRewritable(f"`{p}` on `{form.mnemonic}` is undefined in the SDM; left unchanged")
+        elif p == "lock":
+            raise Malformed(f"`lock` cannot prefix `{form.mnemonic}`")
+        elif p in ("addr32", "addr16"):
+            if form.op in ("ins", "outs"):
+                raise NotRewritable(f"`{p}` changes the address size of `{form.mnemonic}`; the thunks use the "
+                                    f"{code_mode} registers")
+        elif p in SEGMENT_PREFIXES:
+            if form.op == "outs" and p != "ds":
+                raise NotRewritable(f"segment override `{p}` on `{form.mnemonic}` is not supported by the thunks")
+        elif p not in ("data16", "data32"):
+            raise NotRewritable(f"prefix `{p}` on `{form.mnemonic}` is not supported")
+
+    port_form: str | None = None
+    port: Operand | None = None
+    if form.op == "hlt":
+        if ops:
+            raise Malformed("`hlt` takes no operands")
+        return IoInstr("hlt", None, None, None)
+    if form.op == "in":
+        if len(ops) not in (1, 2):
+            raise Malformed(f"`{form.mnemonic}` needs a port operand")
+        port_form, port = _port(ops[0])
+        dw = _data_width(ops[1]) if len(ops) == 2 else None
+        width = _merge_width(form, width, dw, len(ops) == 2)
+    elif form.op == "out":
+        if len(ops) not in (1, 2):
+            raise Malformed(f"`{form.mnemonic}` needs a port operand")
+        port_form, port = _port(ops[-1])
+        dw = _data_width(ops[0]) if len(ops) == 2 else None
+        width = _merge_width(form, width, dw, len(ops) == 2)
+    elif form.op == "ins":
+        if len(ops) not in (0, 2):
+            raise Malformed(f"`{form.mnemonic}` takes no operands or (%dx),%es:(%rdi)")
+        if ops:
+            if _port(ops[0])[0] != "dx":
+                raise Malformed(f"`{form.mnemonic}` reads port %dx only")
+            _string_mem(ops[1], 0, code_mode, "es")
+            width = width or ops[1].size
+        width = width or 4
+        port_form = "dx"
+    elif form.op == "outs":
+        if len(ops) not in (0, 2):
+            raise Malformed(f"`{form.mnemonic}` takes no operands or (%rsi),(%dx)")
+        if ops:
+            if _port(ops[1])[0] != "dx":
+                raise Malformed(f"`{form.mnemonic}` writes port %dx only")
+            _string_mem(ops[0], 1, code_mode, "ds")
+            width = width or ops[0].size
+        width = width or 4
+        port_form = "dx"
+    if "data16" in prefixes and width != 1:
+        width = 4 if code_mode.startswith("code16") else 2
+    if "data32" in prefixes and width != 1:
+        if not code_mode.startswith("code16"):
+            raise NotRewritable(f"`data32` on `{form.mnemonic}` outside 16-bit code")
+        width = 4
+    if width not in (1, 2, 4):
+        raise Malformed(f"bad operand size for `{form.mnemonic}`")
+    return IoInstr(form.op, width, port_form, port, rep)
+
+
+def _merge_width(form: IoForm, suffix: int | None, reg: int | None, has_reg: bool) -> int:
+    if suffix is not None and reg is not None and suffix != reg:
+        raise Malformed(f"operand size mismatch for `{form.mnemonic}`")
+    if suffix is not None:
+        return suffix
+    if reg is not None:
+        return reg
+    if has_reg:
+        raise NotRewritable(f"`{form.mnemonic}` with a macro-argument register: width unknown until expansion")
+    return 4  # GNU as: no suffix and no register operand: default (32-bit) with a warning
