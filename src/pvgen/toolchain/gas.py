@@ -1,0 +1,301 @@
+"""pvgen-as: a drop-in GNU as that rewrites port I/O in its input, then execs the real assembler."""
+
+# Keep this module's import cost tiny: it runs once per object file in a kernel build. Only `os`, `sys` and
+# `re` are imported on the fast path (input with no site); the rewriter (and lark behind it) is imported only
+# when the cheap pre-filter below finds a candidate mnemonic.
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+# Options that make `as` exit before reading any input: hand them over untouched (reading stdin would block).
+EXIT_EARLY = frozenset({"--version", "--help", "--target-help", "--dump-config"})
+
+# Short options whose value is the next argument when not joined (`-o out.o`, `-I dir`).
+SHORT_WITH_ARG = frozenset({"-o", "-I"})
+
+# Long options declared with required_argument in binutils 2.40 (as.c and config/tc-i386.c). getopt_long_only
+# accepts one or two dashes and a separate value when no `=` is given.
+LONG_WITH_ARG = frozenset({
+    "debug-prefix-map", "defsym", "MD", "hash-size", "listing-lhs-width", "listing-lhs-width2",
+    "listing-rhs-width", "listing-cont-lines", "size-check", "elf-stt-common", "generate-missing-build-notes",
+    "multibyte-handling", "gdwarf-cie-version", "march", "mtune", "msse-check", "moperand-check", "mavxscalar",
+    "mvexwig", "mevexlig", "mevexwig", "mevexrcig", "mmnemonic", "msyntax", "mx86-used-note",
+    "momit-lock-prefix", "mfence-as-lock-add", "mrelax-relocations", "malign-branch-boundary", "malign-branch",
+    "malign-branch-prefix-size", "mlfence-after-load", "mlfence-before-indirect-branch", "mlfence-before-ret",
+})
+
+STDIN = "-"
+
+# A superset of the mnemonics the rewriter turns into thunk calls (in/out/ins/outs with any suffix, hlt). The
+# rewriter's own `may_have_sites` refines it; this only decides whether the rewriter is imported at all.
+_CANDIDATE = re.compile(rb"(?<![\w.$])(?:in|out|ins|outs)[bwl]?(?![\w.$])|(?<![\w.$])hlt(?![\w.$])", re.I)
+
+
+class Invocation:
+    """The parts of an `as` command line pvgen-as cares about."""
+
+    __slots__ = ("args", "inputs", "output", "mode", "early_exit")
+
+    def __init__(self, args: list[str]):
+        self.args = args  # the full argument list (response files expanded), without argv[0]
+        self.inputs: list[tuple[int, str]] = []  # (index in args, path); path "-" is stdin
+        self.output = "a.out"
+        self.mode = 64
+        self.early_exit = False
+
+
+def expand_response_files(args: list[str], depth: int = 0) -> list[str]:
+    """Expand `@file` arguments as libiberty's expandargv does (quotes, backslashes, recursion)."""
+    out: list[str] = []
+    for arg in args:
+        if not arg.startswith("@") or len(arg) == 1 or depth > 16:
+            out.append(arg)
+            continue
+        try:
+            with open(arg[1:], encoding="utf-8", errors="surrogateescape") as f:
+                text = f.read()
+        except OSError:
+            out.append(arg)  # libiberty keeps an unreadable @file as a literal argument
+            continue
+        out.extend(expand_response_files(_split_response(text), depth + 1))
+    return out
+
+
+def _split_response(text: str) -> list[str]:
+    """Split response-file text on whitespace, honouring '...', "..." and backslash escapes."""
+    words: list[str] = []
+    cur: list[str] = []
+    have = False
+    quote = ""
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            cur.append(text[i + 1])
+            have = True
+            i += 2
+            continue
+        if quote:
+            if c == quote:
+                quote = ""
+            else:
+                cur.append(c)
+        elif c in "'\"":
+            quote = c
+            have = True
+        elif c.isspace():
+            if have:
+                words.append("".join(cur))
+                cur, have = [], False
+        else:
+            cur.append(c)
+            have = True
+        i += 1
+    if have:
+        words.append("".join(cur))
+    return words
+
+
+def parse_command_line(argv: list[str]) -> Invocation:
+    """Find the input files, the output and the code mode in an `as` command line."""
+    inv = Invocation(expand_response_files(argv))
+    args = inv.args
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-", "--"):
+            inv.inputs.append((i, STDIN))
+        elif not arg.startswith("-"):
+            inv.inputs.append((i, arg))
+        elif arg in EXIT_EARLY:
+            inv.early_exit = True
+        elif arg in SHORT_WITH_ARG:
+            if arg == "-o" and i + 1 < len(args):
+                inv.output = args[i + 1]
+            i += 1
+        elif arg.startswith("-o"):
+            inv.output = arg[2:]
+        elif arg == "--32":
+            inv.mode = 32
+        elif arg in ("--64", "--x32"):
+            inv.mode = 64
+        else:
+            name = arg.lstrip("-")
+            if "=" not in name and name in LONG_WITH_ARG:
+                i += 1
+        i += 1
+    if not inv.inputs:
+        inv.inputs.append((-1, STDIN))
+    return inv
+
+
+def _is_self(path: str, me: set[str]) -> bool:
+    real = os.path.realpath(path)
+    return real in me or os.path.basename(real) == "pvgen-as"
+
+
+def find_real_as(argv0: str) -> str:
+    """The GNU as to hand over to: $PVGEN_REAL_AS, else the first `as` in PATH that is not pvgen-as."""
+    env = os.environ.get("PVGEN_REAL_AS")
+    if env:
+        return env
+    me = {os.path.realpath(argv0), os.path.realpath(sys.argv[0])}
+    own_dirs = {os.path.dirname(os.path.abspath(argv0)), os.path.dirname(os.path.realpath(argv0))}
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if not d or os.path.abspath(d) in own_dirs:
+            continue
+        cand = os.path.join(d, "as")
+        if os.path.isfile(cand) and os.access(cand, os.X_OK) and not _is_self(cand, me):
+            return cand
+    return "/usr/bin/as"
+
+
+def _read_input(path: str) -> bytes | None:
+    """The bytes of one input, or None when `as` itself should report the problem (missing file...)."""
+    if path == STDIN:
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _linefile(path: str, text: bytes) -> bytes:
+    """Prefix rewritten text with a .linefile naming the original, so `as` diagnostics and -g line info match.
+
+    A first line `#NO_APP` switches off as's preprocessor and must stay first, so the directive follows it."""
+    quoted = path.replace("\\", "\\\\").replace('"', '\\"').encode("utf-8", "surrogateescape")
+    if text.startswith(b"#NO_APP\n"):
+        return b"#NO_APP\n\t.linefile 2 \"" + quoted + b'"\n' + text[8:]
+    return b'\t.linefile 1 "' + quoted + b'"\n' + text
+
+
+def _memfd(data: bytes) -> int:
+    """An inheritable, rewound file descriptor holding data (memfd; a deleted temp file where unavailable)."""
+    try:
+        fd = os.memfd_create("pvgen-as", 0)
+    except (AttributeError, OSError):
+        import tempfile
+
+        fd, name = tempfile.mkstemp(prefix="pvgen-as-")
+        os.unlink(name)
+        os.set_inheritable(fd, True)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def rewrite_input(path: str, data: bytes, mode: int) -> tuple[bytes | None, list]:
+    """Rewrite one input; (None, sites) when nothing changes. Raises PvgenError on malformed input."""
+    try:
+        from pvgen.rewrite import may_have_sites, rewrite_text
+    except ImportError:  # the rewriter is not installed yet: pass through
+        return None, []
+    text = data.decode("utf-8", "surrogateescape")
+    if not may_have_sites(text):
+        return None, []
+    name = "{standard input}" if path == STDIN else path
+    result = rewrite_text(text, name, mode=mode)
+    new = result.text.encode("utf-8", "surrogateescape")
+    return (None if new == data else new), list(result.sites)
+
+
+def _site_record(site, obj: str) -> dict:
+    import dataclasses
+
+    rec = dataclasses.asdict(site) if dataclasses.is_dataclass(site) else dict(vars(site))
+    rec = {k: (v.value if hasattr(v, "value") and not isinstance(v, (int, str)) else v) for k, v in rec.items()}
+    rec["object"] = obj
+    return rec
+
+
+def write_sites(sites_dir: str, inv: Invocation, sites: list, rewritten: bool) -> None:
+    """One JSON per object in $PVGEN_SITES_DIR: the object, its inputs and the site records."""
+    import json
+
+    obj = os.path.abspath(inv.output)
+    if inv.output == "/dev/null":
+        return
+    os.makedirs(sites_dir, exist_ok=True)
+    doc = {
+        "object": obj,
+        "inputs": [p for _, p in inv.inputs],
+        "rewritten": rewritten,
+        "sites": [_site_record(s, obj) for s in sites],
+    }
+    name = obj.strip("/").replace("/", "__") + ".json"
+    tmp = os.path.join(sites_dir, f".{name}.{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1, default=str)
+    os.replace(tmp, os.path.join(sites_dir, name))
+
+
+def run(argv: list[str], argv0: str = "pvgen-as") -> int:
+    """Rewrite the inputs named by an `as` command line and exec the real `as`; returns only on error."""
+    real_as = find_real_as(argv0)
+    if os.environ.get("PVGEN_AS_ACTIVE") and _is_self(real_as, {os.path.realpath(argv0)}):
+        sys.stderr.write("pvgen-as: the real as resolves to pvgen-as itself; set PVGEN_REAL_AS=/usr/bin/as\n")
+        return 1
+    inv = parse_command_line(argv)
+    if inv.early_exit:
+        os.execv(real_as, [real_as, *inv.args])
+    args = list(inv.args)
+    sites_dir = os.environ.get("PVGEN_SITES_DIR")
+    all_sites: list = []
+    changed = False
+    stdin_data: bytes | None = None
+    include_dirs: list[str] = []
+    for index, path in inv.inputs:
+        data = _read_input(path)
+        if data is None:
+            continue  # unreadable: the real as names the problem in its own words
+        new = None
+        if _CANDIDATE.search(data):
+            from pvgen.errors import PvgenError
+
+            try:
+                new, sites = rewrite_input(path, data, inv.mode)
+            except PvgenError as exc:
+                msg = str(exc)
+                name = "{standard input}" if path == STDIN else path
+                sys.stderr.write(msg + "\n" if msg.startswith(name + ":") else f"{name}: {msg}\n")
+                return 1
+            all_sites.extend(sites)
+        if path == STDIN:
+            stdin_data = data if new is None else new
+            continue
+        if new is not None:
+            changed = True
+            fd = _memfd(_linefile(path, new))
+            args[index] = f"/proc/self/fd/{fd}"
+            include_dirs.append(os.path.dirname(path) or ".")
+    if stdin_data is not None:
+        fd = _memfd(stdin_data)
+        os.dup2(fd, 0)
+        os.close(fd)
+    for d in dict.fromkeys(include_dirs):
+        args += ["-I", d]  # `.include` in a rewritten file keeps resolving next to the original
+    if sites_dir:
+        write_sites(sites_dir, inv, all_sites, changed or bool(all_sites))
+    os.environ["PVGEN_AS_ACTIVE"] = "1"
+    sys.stdout.flush()
+    os.execv(real_as, [real_as, *args])
+    return 1  # not reached
+
+
+def main() -> None:
+    try:
+        sys.exit(run(sys.argv[1:], sys.argv[0]))
+    except OSError as exc:
+        sys.stderr.write(f"pvgen-as: {exc}\n")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
