@@ -1,0 +1,121 @@
+"""The benchmark report: a rich table (one block of rows per variant) and the same fields as JSON, keyed by variant."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from pvgen.bench.results import REFERENCES, Phase, VariantResult, ratios
+
+SCHEMA = "pvgen-bench/1"
+
+
+def _num(x: float | int | None, fmt: str = "{:,.0f}") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return fmt.format(x)
+
+
+def _ratio(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return f"{x:.2f}×" if x < 100 else f"{x:,.0f}×"
+
+
+def phase_names(results: dict[str, VariantResult]) -> list[str]:
+    """The phases measured by any variant, in first-seen order, then "total" when there is more than one."""
+    names: list[str] = []
+    for r in results.values():
+        for p in r.phases:
+            if p.name not in names:
+                names.append(p.name)
+    return names + (["total"] if len(names) > 1 else [])
+
+
+def verdict(r: VariantResult) -> str:
+    if r.status == "unavailable":
+        return "unavailable"
+    return "yes" if r.verified else "NO"
+
+
+def table(results: dict[str, VariantResult], workload: str) -> Table:
+    t = Table(title=f"pvgen bench {workload}: KVM statistics of the measured phases", title_justify="left")
+    for col, just in (("variant", "left"), ("phase", "left"), ("ops", "right"), ("exits", "right"),
+                      ("io_exits", "right"), ("exits/op", "right"), ("ops/s", "right")):
+        t.add_column(col, justify=just, no_wrap=True)
+    for ref in REFERENCES:
+        t.add_column(f"ops/s ×{ref}", justify="right", no_wrap=True)
+    t.add_column("verified", justify="center", no_wrap=True)
+    names = phase_names(results)
+    for name, r in results.items():
+        style = {"ok": None, "failed": "red", "unavailable": "dim"}[r.status]
+        if not r.measured:
+            t.add_row(name, "–", *["–"] * 5, *["–"] * len(REFERENCES),
+                      f"{verdict(r)}: {r.reason}" if r.reason else verdict(r), style=style)
+            continue
+        for i, ph in enumerate(names):
+            p = r.phase(ph)
+            if p is None:
+                continue
+            rat = ratios(results, name, ph)
+            last = i == len(names) - 1
+            t.add_row(name if i == 0 else "", ph, _num(p.ops), _num(p.exits), _num(p.io_exits),
+                      _num(p.exits_per_op, "{:,.3f}"), _num(p.ops_per_s),
+                      *[_ratio(rat[ref]["throughput"]) for ref in REFERENCES],
+                      verdict(r) if i == 0 else "", style=style, end_section=last)
+    return t
+
+
+def failures(results: dict[str, VariantResult]) -> list[str]:
+    """One line per variant that ran and failed (verification or run), for the footer and the exit status."""
+    return [f"{n}: {r.reason or 'data verification failed'}" for n, r in results.items() if r.status == "failed"]
+
+
+def print_report(results: dict[str, VariantResult], workload: str, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(table(results, workload))
+    for name, r in results.items():
+        for line in r.checks:
+            if line.startswith("FAIL"):
+                console.print(f"[red]{name}: {line}[/red]")
+    for line in failures(results):
+        console.print(f"[bold red]failed[/bold red] {line}")
+
+
+def _phase_json(p: Phase) -> dict:
+    return {"ops": p.ops, "exits": p.exits, "io_exits": p.io_exits, "wall_s": p.wall_s,
+            "exits_per_op": _finite(p.exits_per_op), "io_exits_per_op": _finite(p.io_exits_per_op),
+            "ops_per_s": _finite(p.ops_per_s)}
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or math.isnan(x) or math.isinf(x) else x
+
+
+def to_json(results: dict[str, VariantResult], workload: str, params: dict | None = None) -> dict:
+    """The report as a JSON-ready dict: {"schema", "workload", "params", "variants": {name: {...}}}."""
+    out: dict = {"schema": SCHEMA, "workload": workload, "params": params or {}, "variants": {}}
+    names = phase_names(results)
+    for name, r in results.items():
+        v: dict = {"status": r.status, "reason": r.reason, "verified": r.verified, "checks": r.checks,
+                   "info": r.info, "phases": {}}
+        for ph in names:
+            p = r.phase(ph)
+            if p is None:
+                continue
+            d = _phase_json(p)
+            d["ratios"] = ratios(results, name, ph)
+            if ph != "total":
+                d["stats"] = p.stats
+                d["breakdown"] = p.breakdown
+            v["phases"][ph] = d
+        out["variants"][name] = v
+    return out
+
+
+def write_json(path: str | Path, results: dict[str, VariantResult], workload: str, params: dict | None = None) -> None:
+    Path(path).write_text(json.dumps(to_json(results, workload, params), indent=2, sort_keys=False) + "\n")

@@ -1,0 +1,89 @@
+"""Benchmark results as plain data: one measured phase, one variant's outcome, and the ratios between variants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Status = Literal["ok", "failed", "unavailable"]
+REFERENCES = ("original", "coalesced", "pv-ideal")
+
+
+@dataclass
+class Phase:
+    """One measured phase between two hx_mark snapshots: KVM statistics deltas and host wall time."""
+
+    name: str                       # "tx", "rx", "disk"
+    ops: int
+    exits: int
+    io_exits: int
+    wall_s: float
+    stats: dict[str, int] = field(default_factory=dict)      # every KVM statistic's delta over the phase
+    breakdown: dict[str, int] = field(default_factory=dict)  # exits by reason/port, when the monitor gives them
+
+    @property
+    def exits_per_op(self) -> float:
+        return self.exits / self.ops if self.ops else float("nan")
+
+    @property
+    def io_exits_per_op(self) -> float:
+        return self.io_exits / self.ops if self.ops else float("nan")
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.ops / self.wall_s if self.wall_s > 0 else float("nan")
+
+
+@dataclass
+class VariantResult:
+    """The outcome of one variant: measured phases and the verdict of the data verification."""
+
+    variant: str
+    status: Status
+    reason: str = ""                     # why it failed or is unavailable
+    phases: list[Phase] = field(default_factory=list)
+    verified: bool = False
+    checks: list[str] = field(default_factory=list)   # one line per verification check, "ok: ..." or "FAIL: ..."
+    info: dict = field(default_factory=dict)          # build/run details (batch size, guest exit code, ...)
+
+    @staticmethod
+    def unavailable(variant: str, reason: str) -> "VariantResult":
+        return VariantResult(variant, "unavailable", reason)
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.phases)
+
+    def total(self) -> Phase:
+        """All phases together: ops, exits and wall time summed."""
+        return Phase("total", sum(p.ops for p in self.phases), sum(p.exits for p in self.phases),
+                     sum(p.io_exits for p in self.phases), sum(p.wall_s for p in self.phases))
+
+    def phase(self, name: str) -> Phase | None:
+        if name == "total":
+            return self.total() if self.phases else None
+        return next((p for p in self.phases if p.name == name), None)
+
+
+def ratio(num: float, den: float) -> float | None:
+    """num / den, or None when either side is missing or the division is meaningless."""
+    if num is None or den is None or den != den or num != num or den <= 0:
+        return None
+    return num / den
+
+
+def ratios(results: dict[str, VariantResult], variant: str, phase: str) -> dict[str, dict[str, float | None]]:
+    """For `variant`'s `phase`, against each reference that was measured: throughput ratio (ops/s of the variant
+    over the reference's: > 1 is faster) and exit reduction (exits/op of the reference over the variant's: > 1 is
+    fewer exits). A reference that failed verification still has real counts, so its ratios are given too."""
+    out: dict[str, dict[str, float | None]] = {}
+    me = results[variant].phase(phase) if variant in results else None
+    for ref in REFERENCES:
+        r = results.get(ref)
+        other = r.phase(phase) if r else None
+        if me is None or other is None:
+            out[ref] = {"throughput": None, "exit_reduction": None}
+            continue
+        out[ref] = {"throughput": ratio(me.ops_per_s, other.ops_per_s),
+                    "exit_reduction": ratio(other.exits_per_op, me.exits_per_op)}
+    return out

@@ -1,0 +1,131 @@
+"""The variant runner: one small interface (a Kit builds a guest and names its devices) and the measure-verify loop."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from pvgen.bench import workload as wl
+from pvgen.bench.results import Phase, VariantResult
+from pvgen.bench.variants import Variant
+from pvgen.errors import PvgenError
+
+
+class Unavailable(PvgenError):
+    """A variant whose pieces (monitor, harness, driver objects, runtime...) are not there: reported, not raised."""
+
+
+@dataclass
+class DeviceSpec:
+    """A device the machine creates once guest RAM exists: factory(memory, irq) where irq(level) drives `irq_line`."""
+
+    base: int
+    length: int
+    factory: Callable[[object, Callable[[bool], None]], object]
+    irq_line: int | None = None
+
+
+@dataclass
+class GuestSpec:
+    """Everything the monitor needs to run one variant's guest."""
+
+    image: Path
+    cmdline: str
+    devices: list[DeviceSpec] = field(default_factory=list)
+    coalesced_posted: bool = False
+    pvbatch_classes: frozenset | None = None
+    ram: int = 256 << 20
+    timeout_s: float = 600.0
+    extra: dict = field(default_factory=dict)       # kit-specific options for the machine adapter
+
+
+@dataclass
+class Mark:
+    """The monitor's record of one hx_mark: id, host monotonic time, and a KVM statistics snapshot."""
+
+    id: int
+    t_ns: int
+    stats: dict[str, int]
+    breakdown: dict[str, int] = field(default_factory=dict)   # cumulative exits by reason/port, if known
+
+
+@dataclass
+class GuestRun:
+    exit_code: int | None
+    console: str
+    marks: list[Mark]
+    info: dict = field(default_factory=dict)
+
+
+class Kit(Protocol):
+    """How one kind of guest (the Linux driver environment, or pv-ideal) is built and attached."""
+
+    def spec(self, variant: Variant, params: wl.Params, host: "Host") -> GuestSpec:
+        """Build (or reuse) the guest image and name its devices; raise Unavailable when a piece is missing."""
+        ...
+
+
+class Host(Protocol):
+    """The host side of a workload: peer frames or disk image, and the check of what the guest did."""
+
+    workload: str
+
+    def verify(self, run: GuestRun) -> list[str]:
+        """One line per check, each starting with "ok:" or "FAIL:"."""
+        ...
+
+
+Machine = Callable[[GuestSpec], GuestRun]
+
+
+def phases(marks: list[Mark], names: list[str], ops: int) -> list[Phase]:
+    """The phases bracketed by their mark ids (bench/workload.py PHASE_MARKS); a missing mark is an error."""
+    out = []
+    for name in names:
+        start_id, end_id = wl.PHASE_MARKS[name]
+        start = next((i for i, m in enumerate(marks) if m.id == start_id), None)
+        end = next((i for i, m in enumerate(marks) if m.id == end_id and start is not None and i > start), None)
+        if start is None or end is None:
+            seen = ", ".join(str(m.id) for m in marks) or "none"
+            raise PvgenError(f"phase {name}: marks {start_id}..{end_id} not both recorded (marks seen: {seen})")
+        a, b = marks[start], marks[end]
+        delta = {k: b.stats.get(k, 0) - a.stats.get(k, 0) for k in b.stats}
+        brk = {k: b.breakdown.get(k, 0) - a.breakdown.get(k, 0) for k in b.breakdown}
+        out.append(Phase(name, ops, delta.get("exits", 0), delta.get("io_exits", 0), (b.t_ns - a.t_ns) / 1e9,
+                         delta, {k: v for k, v in brk.items() if v}))
+    return out
+
+
+PHASES = {"net": ["tx", "rx"], "disk": ["disk"]}
+
+
+def run_variant(variant: Variant, kit: Kit, machine: Machine, params: wl.Params, host: Host) -> VariantResult:
+    """Build, run, measure and verify one variant. Missing pieces give "unavailable"; anything that goes wrong
+    after the guest started, or any failed check, gives "failed"."""
+    try:
+        spec = kit.spec(variant, params, host)
+    except Unavailable as exc:
+        return VariantResult.unavailable(variant.name, str(exc))
+    info = {"cmdline": spec.cmdline, "monitor": variant.monitor_options(), "image": str(spec.image)}
+    t0 = time.monotonic()
+    try:
+        run = machine(spec)
+    except Unavailable as exc:
+        return VariantResult.unavailable(variant.name, str(exc))
+    except PvgenError as exc:
+        return VariantResult(variant.name, "failed", f"run: {exc}", info=info)
+    info.update(run.info, exit_code=run.exit_code, run_s=round(time.monotonic() - t0, 3))
+    try:
+        measured = phases(run.marks, PHASES[params.workload], params.ops)
+    except PvgenError as exc:
+        tail = run.console.strip().splitlines()[-3:]
+        return VariantResult(variant.name, "failed", f"{exc}; console: {' | '.join(tail)}", info=info)
+    checks = host.verify(run)
+    if run.exit_code != 0:
+        checks.append(f"FAIL: guest exit code {run.exit_code}")
+    ok = bool(checks) and all(c.startswith("ok") for c in checks)
+    first_fail = next((c for c in checks if not c.startswith("ok")), "")
+    return VariantResult(variant.name, "ok" if ok else "failed", "" if ok else first_fail[6:] or first_fail,
+                         measured, ok, checks, info)

@@ -1,0 +1,93 @@
+"""Report, ratio math, JSON and plot of the benchmark (synthetic numbers: these test formatting, not performance)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from rich.console import Console
+
+from pvgen.bench import plot, report
+from pvgen.bench.results import Phase, VariantResult, ratio, ratios
+from pvgen.bench.variants import VARIANTS, select
+from pvgen.errors import PvgenError
+
+
+def synthetic() -> dict[str, VariantResult]:
+    def v(name, exits, wall, verified=True):
+        phases = [Phase("tx", 100, exits, exits - 3, wall), Phase("rx", 100, exits // 2, exits // 2 - 1, wall / 2)]
+        return VariantResult(name, "ok" if verified else "failed", "" if verified else "frame 3 differs",
+                             phases, verified, ["ok: x"] if verified else ["FAIL: frame 3 differs"])
+    return {
+        "original": v("original", 40000, 4.0),
+        "coalesced": v("coalesced", 10000, 1.0),
+        "generated-batch": v("generated-batch", 800, 0.2, verified=False),
+        "generated": VariantResult.unavailable("generated", "runtime: pvbatch device missing"),
+        "pv-ideal": v("pv-ideal", 90, 0.05),
+    }
+
+
+def test_ratio_math():
+    assert ratio(10.0, 2.0) == 5.0
+    assert ratio(1.0, 0.0) is None and ratio(None, 1.0) is None and ratio(1.0, float("nan")) is None
+    res = synthetic()
+    r = ratios(res, "pv-ideal", "tx")
+    assert r["original"]["throughput"] == pytest.approx((100 / 0.05) / (100 / 4.0))
+    assert r["original"]["exit_reduction"] == pytest.approx(40000 / 90)
+    assert r["pv-ideal"]["throughput"] == pytest.approx(1.0)
+    total = ratios(res, "coalesced", "total")
+    assert total["original"]["throughput"] == pytest.approx((200 / 1.5) / (200 / 6.0))
+    assert ratios(res, "generated", "tx")["original"] == {"throughput": None, "exit_reduction": None}
+
+
+def test_total_sums_phases():
+    t = synthetic()["original"].total()
+    assert (t.ops, t.exits, t.io_exits, t.wall_s) == (200, 60000, 60000 - 4, 6.0)
+    assert t.exits_per_op == 300.0 and t.ops_per_s == pytest.approx(200 / 6.0)
+
+
+def test_table_shows_every_variant_and_verdict():
+    buf = io.StringIO()
+    report.print_report(synthetic(), "net", Console(file=buf, width=220, color_system=None))
+    out = buf.getvalue()
+    for name in ("original", "coalesced", "generated-batch", "generated", "pv-ideal"):
+        assert name in out
+    assert "unavailable: runtime: pvbatch device missing" in out
+    assert "NO" in out and "failed generated-batch: frame 3 differs" in out
+    assert "400.000" in out                       # original tx exits/op
+    assert "80.00×" in out                        # pv-ideal tx throughput over original
+
+
+def test_json_keyed_by_variant(tmp_path):
+    res = synthetic()
+    path = tmp_path / "r.json"
+    report.write_json(path, res, "net", {"ops": 100, "seed": 1})
+    data = json.loads(path.read_text())
+    assert data["schema"] == report.SCHEMA and data["workload"] == "net" and data["params"]["ops"] == 100
+    assert set(data["variants"]) == set(res)
+    pv = data["variants"]["pv-ideal"]
+    assert pv["status"] == "ok" and pv["verified"] is True
+    assert set(pv["phases"]) == {"tx", "rx", "total"}
+    assert pv["phases"]["tx"]["exits"] == 90 and pv["phases"]["tx"]["exits_per_op"] == 0.9
+    assert pv["phases"]["tx"]["ratios"]["coalesced"]["exit_reduction"] == pytest.approx(10000 / 90)
+    assert data["variants"]["generated-batch"]["status"] == "failed"
+    assert data["variants"]["generated"] == {"status": "unavailable", "reason": "runtime: pvbatch device missing",
+                                             "verified": False, "checks": [], "info": {}, "phases": {}}
+    assert report.failures(res) == ["generated-batch: frame 3 differs"]
+
+
+def test_plot_writes_a_png(tmp_path):
+    out = plot.plot(synthetic(), "net", tmp_path / "p.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+
+
+def test_variants_as_data():
+    assert [v.name for v in select(None)] == ["original", "coalesced", "generated-batch", "generated", "pv-ideal"]
+    assert [v.name for v in select("pv-ideal, original")] == ["pv-ideal", "original"]
+    assert VARIANTS["coalesced"].coalesced_posted and not VARIANTS["original"].coalesced_posted
+    gb, g = VARIANTS["generated-batch"].monitor_options(), VARIANTS["generated"].monitor_options()
+    assert "shadow" not in gb["pvbatch_classes"] and "fifo" not in gb["pvbatch_classes"]
+    assert {"shadow", "fifo", "posted", "doorbell"} <= set(g["pvbatch_classes"])
+    with pytest.raises(PvgenError, match="unknown variant"):
+        select("original,bogus")
