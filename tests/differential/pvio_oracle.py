@@ -1,0 +1,273 @@
+"""Differential oracle: run original and rewritten x86 code in unicorn with the direct runtime, compare everything."""
+
+from __future__ import annotations
+
+import functools
+import random
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elftools.elf.elffile import ELFFile
+from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_MODE_32, UC_MODE_64, Uc, UcError
+from unicorn import x86_const as X
+
+RUNTIME = Path(__file__).resolve().parents[2] / "src" / "pvgen" / "runtime"
+
+# Guest layout (identical for both runs): code sections at fixed addresses (linker script), then data and stack.
+ORIG_BASE, RW_BASE, RT_BASE = 0x400000, 0x410000, 0x420000
+CODE_BASE, CODE_SIZE = 0x400000, 0x30000
+DATA_BASE, DATA_SIZE = 0x600000, 0x10000
+STACK_BASE, STACK_SIZE = 0x700000, 0x10000
+STACK_TOP_RESERVE = 0x1000          # bytes above the initial stack pointer (pops past it stay mapped and compared)
+RSP0 = STACK_BASE + STACK_SIZE - STACK_TOP_RESERVE
+
+LINKER_SCRIPT = f"""
+ENTRY(orig_start)
+SECTIONS {{
+  . = {ORIG_BASE:#x}; .text.orig : {{ *(.text.orig) }}
+  . = {RW_BASE:#x};   .text.rw : {{ *(.text.rw) }}
+  . = {RT_BASE:#x};   .text : {{ *(.text) *(.text.*) }}
+  /DISCARD/ : {{ *(.note*) *(.eh_frame) *(.comment) *(.data*) *(.bss*) }}
+}}
+"""
+
+CFLAGS = ["-O2", "-ffreestanding", "-fno-pic", "-fno-stack-protector", "-mgeneral-regs-only",
+          "-fno-asynchronous-unwind-tables", "-fcf-protection=none", "-Wall", "-Wextra", "-Werror"]
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One x86 code mode: how to assemble, link and emulate it."""
+
+    bits: int
+    as_flag: str
+    cc_flags: tuple[str, ...]
+    ld_emul: str
+    uc_mode: int
+    regs: tuple[tuple[str, int], ...]
+    pc_reg: int
+    sp_reg: int
+
+    @property
+    def name(self) -> str:
+        return f"x86-{self.bits}"
+
+
+def _regs(names: str) -> tuple[tuple[str, int], ...]:
+    return tuple((n, getattr(X, f"UC_X86_REG_{n.upper()}")) for n in names.split())
+
+
+MODE64 = Mode(64, "--64", ("-m64", "-mpreferred-stack-boundary=3"), "elf_x86_64", UC_MODE_64,
+              _regs("rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15"),
+              X.UC_X86_REG_RIP, X.UC_X86_REG_RSP)
+MODE32 = Mode(32, "--32", ("-m32",), "elf_i386", UC_MODE_32,
+              _regs("eax ebx ecx edx esi edi ebp esp"), X.UC_X86_REG_EIP, X.UC_X86_REG_ESP)
+MODES = {64: MODE64, 32: MODE32}
+THUNKS = {64: "thunks64.S", 32: "thunks32.S"}
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr}")
+
+
+@functools.lru_cache(maxsize=None)
+def workdir() -> Path:
+    """One temporary directory per test process for runtime objects and per-sequence builds."""
+    d = Path(tempfile.mkdtemp(prefix="pvgen-diff-"))
+    return d
+
+
+def build_runtime(mode: Mode, thunks_source: Path | None = None, extra: tuple[str, ...] = ()) -> tuple[Path, ...]:
+    """Compile the thunks and the direct back end for `mode`; thunks_source replaces the shipped thunks (self-tests)."""
+    return _build_runtime(mode.bits, str(thunks_source or RUNTIME / THUNKS[mode.bits]), extra)
+
+
+@functools.lru_cache(maxsize=None)
+def _build_runtime(bits: int, thunks: str, extra: tuple[str, ...]) -> tuple[Path, ...]:
+    mode = MODES[bits]
+    out = workdir() / f"rt{bits}-{abs(hash((thunks, extra))):x}"
+    out.mkdir(exist_ok=True)
+    objs = []
+    for src in (Path(thunks), RUNTIME / "direct.c"):
+        obj = out / (src.stem + ".o")
+        _run(["gcc", *mode.cc_flags, *CFLAGS, *extra, f"-I{RUNTIME}", "-c", str(src), "-o", str(obj)], out)
+        objs.append(obj)
+    return tuple(objs)
+
+
+@dataclass
+class Image:
+    """A linked test image: raw bytes per loaded section and the symbol table."""
+
+    chunks: list[tuple[int, bytes]]
+    symbols: dict[str, int]
+
+
+def link_pair(mode: Mode, original: str, rewritten: str, runtime: tuple[Path, ...] | None = None,
+              extra_asm: str = "") -> Image:
+    """Assemble original and rewritten text into one image (sections .text.orig / .text.rw) with the runtime."""
+    code = f".code{mode.bits}\n" if mode.bits == 32 else ".code64\n"
+    src = (f"{code}\t.section .text.orig,\"ax\",@progbits\n\t.globl orig_start, orig_end\norig_start:\n"
+           f"{original}\n\tnop\norig_end:\n\tnop\n"
+           f"\t.section .text.rw,\"ax\",@progbits\n\t.globl rw_start, rw_end\nrw_start:\n"
+           f"{rewritten}\n\tnop\nrw_end:\n\tnop\n{extra_asm}\n")
+    # A nop before each end marker: unicorn stops *after* a hlt, which must not look like reaching the end.
+    d = Path(tempfile.mkdtemp(dir=workdir()))
+    try:
+        (d / "seq.s").write_text(src)
+        (d / "link.ld").write_text(LINKER_SCRIPT)
+        _run(["as", mode.as_flag, "-o", "seq.o", "seq.s"], d)
+        objs = [str(o) for o in (runtime or build_runtime(mode))]
+        _run(["ld", "-m", mode.ld_emul, "-static", "-nostdlib", "-T", "link.ld", "-o", "img", "seq.o", *objs], d)
+        with open(d / "img", "rb") as f:
+            elf = ELFFile(f)
+            chunks = [(s["sh_addr"], s.data()) for s in elf.iter_sections()
+                      if s["sh_flags"] & 2 and s["sh_type"] == "SHT_PROGBITS" and s["sh_size"]]
+            symtab = elf.get_section_by_name(".symtab")
+            symbols = {s.name: s["st_value"] for s in symtab.iter_symbols() if s.name}
+        return Image(chunks, symbols)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class PortDevice:
+    """Deterministic device model: the k-th read of port p returns a fixed function of (seed, p, k)."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.reads: dict[int, int] = {}
+        self.trace: list[tuple] = []
+
+    def read(self, port: int, size: int) -> int:
+        k = self.reads.get(port, 0)
+        self.reads[port] = k + 1
+        v = ((port * 0x9E3779B1) ^ (k * 0x85EBCA77) ^ self.seed) * 0xC2B2AE3D & 0xFFFFFFFF
+        v = (v ^ (v >> 15)) & ((1 << (8 * size)) - 1)
+        self.trace.append(("in", port, size, v))
+        return v
+
+    def write(self, port: int, size: int, value: int) -> None:
+        self.trace.append(("out", port, size, value & ((1 << (8 * size)) - 1)))
+
+
+@dataclass
+class Machine:
+    """Initial state shared by both runs: registers, flags, memory contents and the device seed."""
+
+    regs: dict[str, int]
+    eflags: int
+    seed: int
+    data: bytes = field(repr=False, default=b"")
+    stack: bytes = field(repr=False, default=b"")
+
+    @staticmethod
+    def make(mode: Mode, seed: int, regs: dict[str, int] | None = None, eflags: int = 0x202) -> "Machine":
+        rnd = random.Random(seed)
+        mask = (1 << mode.bits) - 1
+        r = {n: rnd.getrandbits(mode.bits) & mask for n, _ in mode.regs}
+        sp, si, di, cx = (("r" if mode.bits == 64 else "e") + x for x in ("sp", "si", "di", "cx"))
+        r[sp] = RSP0
+        r[si] = DATA_BASE + 0xA000 + rnd.randrange(0, 64)
+        r[di] = DATA_BASE + 0x5000 + rnd.randrange(0, 64)
+        r[cx] = rnd.randrange(0, 6)
+        r.update(regs or {})
+        return Machine(r, eflags, seed, rnd.randbytes(DATA_SIZE), rnd.randbytes(STACK_SIZE))
+
+
+@dataclass
+class Outcome:
+    """What one run produced: the I/O trace, final registers and flags, memory that must match, and the stop PC."""
+
+    trace: list[tuple]
+    regs: dict[str, int]
+    eflags: int
+    data: bytes
+    stack_live: bytes
+    pc: int
+    error: str = ""
+
+
+# Flags the comparison covers: CF PF AF ZF SF TF IF DF OF (and the always-one bit 1).
+EFLAGS_MASK = 0x0DD5 | 0x0300 | 0x0002
+
+
+def run(mode: Mode, image: Image, start: int, end: int, m: Machine, max_stops: int = 10000) -> Outcome:
+    """Emulate [start, end) from machine state m; every hlt is recorded in the trace and stepped over."""
+    uc = Uc(UC_ARCH_X86, mode.uc_mode)
+    uc.mem_map(CODE_BASE, CODE_SIZE)
+    uc.mem_map(DATA_BASE, DATA_SIZE)
+    uc.mem_map(STACK_BASE, STACK_SIZE)
+    for addr, blob in image.chunks:
+        uc.mem_write(addr, blob)
+    uc.mem_write(DATA_BASE, m.data)
+    uc.mem_write(STACK_BASE, m.stack)
+    for name, rid in mode.regs:
+        uc.reg_write(rid, m.regs[name])
+    uc.reg_write(X.UC_X86_REG_EFLAGS, m.eflags)
+    dev = PortDevice(m.seed)
+    uc.hook_add(UC_HOOK_INSN, lambda u, port, size, ud: dev.read(port, size), None, 1, 0, X.UC_X86_INS_IN)
+    uc.hook_add(UC_HOOK_INSN, lambda u, port, size, val, ud: dev.write(port, size, val), None, 1, 0,
+                X.UC_X86_INS_OUT)
+    pc, error = start, ""
+    for _ in range(max_stops):
+        try:
+            uc.emu_start(pc, end, timeout=2_000_000)
+        except UcError as exc:
+            error = f"{exc} at {uc.reg_read(mode.pc_reg):#x}"
+            break
+        pc = uc.reg_read(mode.pc_reg)
+        if pc == end:
+            break
+        if bytes(uc.mem_read(pc - 1, 1)) != b"\xf4":
+            error = f"emulation stopped at {pc:#x}"
+            break
+        dev.trace.append(("hlt",))          # unicorn stops after hlt: record it and go on
+    else:
+        error = "too many stops"
+    regs = {n: uc.reg_read(rid) for n, rid in mode.regs}
+    sp = regs["rsp" if mode.bits == 64 else "esp"]
+    # Memory below the final stack pointer is dead (the 64-bit red zone is checked by the sequences themselves:
+    # values stored below %rsp are loaded back after I/O sites); everything from the final %rsp up must match.
+    live_from = min(max(sp, STACK_BASE), STACK_BASE + STACK_SIZE)
+    return Outcome(dev.trace, regs, uc.reg_read(X.UC_X86_REG_EFLAGS) & EFLAGS_MASK,
+                   bytes(uc.mem_read(DATA_BASE, DATA_SIZE)),
+                   bytes(uc.mem_read(live_from, STACK_BASE + STACK_SIZE - live_from)),
+                   uc.reg_read(mode.pc_reg), error)
+
+
+def differences(a: Outcome, b: Outcome, end_a: int, end_b: int) -> list[str]:
+    """Human-readable list of every way outcome b differs from outcome a (empty when they agree)."""
+    out = []
+    for o, end, who in ((a, end_a, "original"), (b, end_b, "rewritten")):
+        if o.error or o.pc != end:
+            out.append(f"{who} did not reach its end marker: {o.error or hex(o.pc)}")
+    if a.trace != b.trace:
+        n = next((i for i, (x, y) in enumerate(zip(a.trace, b.trace)) if x != y), min(len(a.trace), len(b.trace)))
+        out.append(f"I/O trace differs at event {n}: {a.trace[n:n + 3]} vs {b.trace[n:n + 3]} "
+                   f"(lengths {len(a.trace)}, {len(b.trace)})")
+    for r in a.regs:
+        if a.regs[r] != b.regs[r]:
+            out.append(f"{r}: {a.regs[r]:#x} vs {b.regs[r]:#x}")
+    if a.eflags != b.eflags:
+        out.append(f"eflags: {a.eflags:#x} vs {b.eflags:#x}")
+    for what, x, y, base in (("data", a.data, b.data, DATA_BASE),
+                             ("stack", a.stack_live, b.stack_live, STACK_BASE + STACK_SIZE - len(a.stack_live))):
+        if x != y:
+            i = next(i for i, (p, q) in enumerate(zip(x, y)) if p != q) if len(x) == len(y) else 0
+            out.append(f"{what} memory differs at {base + i:#x}")
+    return out
+
+
+def compare(mode: Mode, original: str, rewritten: str, m: Machine,
+            runtime: tuple[Path, ...] | None = None) -> list[str]:
+    """Link, run both versions from the same state, and return the differences."""
+    img = link_pair(mode, original, rewritten, runtime)
+    s = img.symbols
+    a = run(mode, img, s["orig_start"], s["orig_end"], m)
+    b = run(mode, img, s["rw_start"], s["rw_end"], m)
+    return differences(a, b, s["orig_end"], s["rw_end"])
