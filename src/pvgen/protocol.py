@@ -1,12 +1,18 @@
 """The pvgen batch protocol: the single source of truth shared by the guest runtime and the monitor.
 
-This first version declares only the port classes; the batch page layout is added by the runtime work
-(issue 3) and the C header is generated from this module.
+Everything the guest runtime (C) and the monitor (Python) agree on is declared here once: the port classes, the
+control ports, the layout of the per-vCPU batch area (header, FIFO, entries, shadows, class table), the entry
+opcodes and the error codes.  `c_header()` generates src/pvgen/runtime/pvio_protocol.h from these declarations;
+`encode_*`/`decode_*` are the monitor's view.  docs/protocol.md explains the protocol with a diagram.
 """
 
 from __future__ import annotations
 
 import enum
+import struct
+from dataclasses import dataclass
+
+from pvgen.errors import ProtocolError
 
 
 class PortClass(enum.IntEnum):
@@ -17,3 +23,372 @@ class PortClass(enum.IntEnum):
     DOORBELL = 2  # write: queued, then the whole queue is flushed in one exit
     SHADOW = 3    # read: served from the shadow area that the monitor keeps current
     FIFO = 4      # read: served from the input queue; an empty queue is refilled in one exit
+
+
+MAGIC = 0x4F495650          # "PVIO" little-endian: in the area header, and what a monitor returns on the probe port
+VERSION = 1
+
+# Control ports (owned by the monitor's pvbatch device, 0x0F00..+0x8; unassigned on the PC/AT map).
+CTRL_BASE = 0x0F00
+CTRL_LEN = 8
+CTRL_REGISTER = CTRL_BASE + 0   # inl: MAGIC when a monitor is present; outl: page frame number (GPA >> 12) of the area
+CTRL_FLUSH = CTRL_BASE + 4      # outl: the area's slot number (header.slot): process the batch (one exit)
+
+PAGE_SIZE = 4096
+
+
+class Op(enum.IntEnum):
+    """Entry opcodes (entry.op)."""
+
+    OUT = 1         # write entry.value to port
+    IN = 2          # read port; the monitor writes the value back into entry.value (always the last entry of a batch)
+    IN_DISCARD = 3  # read port and discard the value: replays the side effect of a read served from a shadow
+    OUTS = 4        # write entry.value elements from guest memory at entry.gpa (ascending)
+    INS = 5         # read entry.value elements into guest memory at entry.gpa (ascending)
+
+
+class Status(enum.IntEnum):
+    """header.status after a flush, written by the monitor (0: the batch was replayed)."""
+
+    OK = 0
+    BAD_HEADER = 1    # magic, version, slot, sizes or state wrong
+    BAD_COUNT = 2     # count above capacity
+    BAD_ENTRY = 3     # unknown op, bad size, port not owned by a device
+    BAD_ADDRESS = 4   # a string entry outside guest RAM or too long
+
+
+class State(enum.IntEnum):
+    """header.state: written by the guest as INACTIVE, set ACTIVE by the monitor after validating registration."""
+
+    INACTIVE = 0
+    ACTIVE = 1
+
+
+# Class-table word (u16 per port): bits 0-2 read class, 3-5 write class, flags, bits 8-15 shadow slot.
+CLS_READ_SHIFT = 0
+CLS_WRITE_SHIFT = 3
+CLS_CLASS_MASK = 7
+CLS_READ_EFFECT = 1 << 6   # the read has side effects: a shadow hit also queues an IN_DISCARD entry
+CLS_OWNED = 1 << 7         # a device owns the port: a strict access may travel as a batch entry (one exit)
+CLS_SLOT_SHIFT = 8
+
+ENTRY_CAPACITY = 240        # entries in the queue (the header, FIFO control and entries fill the first page)
+DEFAULT_THRESHOLD = 64      # flush when this many entries are queued (guest-settable, 1..capacity)
+FIFO_CAPACITY = 1024        # u32 values in the FIFO area
+SHADOW_SLOTS = 256          # shadow registers (slot index is 8 bits in the class word)
+MAX_STRING_BYTES = 1 << 20  # one OUTS/INS entry moves at most this many bytes
+SIZES = (1, 2, 4)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    ctype: str          # u8 u16 u32 u64
+    count: int = 1
+    doc: str = ""
+
+
+_CODES = {"u8": "B", "u16": "H", "u32": "I", "u64": "Q"}
+_SIZES = {"u8": 1, "u16": 2, "u32": 4, "u64": 8}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A C struct declared once: a packed little-endian struct.Struct and generated C with offset asserts."""
+
+    cname: str
+    doc: str
+    fields: tuple[Field, ...]
+
+    @property
+    def fmt(self) -> struct.Struct:
+        return struct.Struct("<" + "".join(f"{f.count}{_CODES[f.ctype]}" for f in self.fields))
+
+    @property
+    def size(self) -> int:
+        return self.fmt.size
+
+    def offsets(self) -> dict[str, int]:
+        out, off = {}, 0
+        for f in self.fields:
+            if off % _SIZES[f.ctype]:
+                raise ValueError(f"{self.cname}.{f.name} at {off} is not naturally aligned")
+            out[f.name] = off
+            off += _SIZES[f.ctype] * f.count
+        return out
+
+    def unpack(self, data: bytes, offset: int = 0) -> dict[str, int | tuple[int, ...]]:
+        vals = list(self.fmt.unpack_from(data, offset))
+        out: dict[str, int | tuple[int, ...]] = {}
+        for f in self.fields:
+            if f.count == 1:
+                out[f.name] = vals.pop(0)
+            else:
+                out[f.name], vals = tuple(vals[: f.count]), vals[f.count:]
+        return out
+
+    def pack(self, **values: int | tuple[int, ...]) -> bytes:
+        flat: list[int] = []
+        for f in self.fields:
+            v = values.get(f.name, 0 if f.count == 1 else (0,) * f.count)
+            flat.extend(v if f.count > 1 else [v])  # type: ignore[arg-type]
+        return self.fmt.pack(*flat)
+
+
+HEADER = Layout("pvio_header", "Area header: identification, queue state, statistics.", (
+    Field("magic", "u32", doc="MAGIC, written by the guest"),
+    Field("version", "u16", doc="VERSION, written by the guest"),
+    Field("slot", "u16", doc="area number assigned by the monitor; the value the guest writes to CTRL_FLUSH"),
+    Field("state", "u32", doc="State: the monitor sets ACTIVE after validating the registration"),
+    Field("area_size", "u32", doc="AREA_SIZE, written by the guest"),
+    Field("capacity", "u32", doc="ENTRY_CAPACITY, written by the guest"),
+    Field("count", "u32", doc="entries queued; the monitor sets it to 0 after each flush"),
+    Field("threshold", "u32", doc="flush when count reaches it (1..capacity)"),
+    Field("status", "u32", doc="Status of the last flush, written by the monitor"),
+    Field("flushes", "u32", doc="guest statistics: flush exits"),
+    Field("shadow_hits", "u32", doc="guest statistics: reads served from the shadow area"),
+    Field("fifo_hits", "u32", doc="guest statistics: values served from the FIFO area"),
+    Field("strict", "u32", doc="guest statistics: real instructions executed"),
+    Field("rejected", "u32", doc="monitor statistics: batches rejected for this area"),
+    Field("shadow_since_tick", "u32", doc="shadow reads since the last refresh; a tick with a non-zero value flushes"),
+    Field("reserved", "u32", 2),
+))
+
+FIFO = Layout("pvio_fifo", "Input FIFO control: values[head..count) are the next reads of `port` with `size`.", (
+    Field("port", "u16"),
+    Field("size", "u8"),
+    Field("reserved0", "u8"),
+    Field("count", "u32", doc="values present (written by the monitor)"),
+    Field("head", "u32", doc="values consumed (advanced by the guest, reset to 0 by a refill)"),
+    Field("reserved1", "u32"),
+))
+
+ENTRY = Layout("pvio_entry", "One queued access.", (
+    Field("port", "u16"),
+    Field("size", "u8", doc="1, 2 or 4"),
+    Field("op", "u8", doc="Op"),
+    Field("value", "u32", doc="OUT: value; IN: result (written back); OUTS/INS: element count"),
+    Field("gpa", "u64", doc="OUTS/INS: guest-physical address of the first element"),
+))
+
+SHADOW = Layout("pvio_shadow", "One shadow register: its value for each access size.", (
+    Field("port", "u16"),
+    Field("valid", "u8", doc="bit i set: val[i] holds the value of a read of size 1 << i"),
+    Field("reserved", "u8"),
+    Field("val", "u32", 3),
+))
+
+# Area layout: offsets from the area's base (page aligned, physically contiguous).
+OFF_HEADER = 0x0000
+OFF_FIFO = 0x0040
+OFF_ENTRIES = 0x0100
+OFF_FIFO_VALUES = 0x1000
+OFF_SHADOWS = 0x2000
+OFF_CLASSES = 0x4000
+AREA_SIZE = OFF_CLASSES + 0x10000 * 2
+
+AREA_REGIONS = (  # (name, offset, size) in address order, used by the generator and the docs
+    ("header", OFF_HEADER, HEADER.size),
+    ("fifo", OFF_FIFO, FIFO.size),
+    ("entries", OFF_ENTRIES, ENTRY.size * ENTRY_CAPACITY),
+    ("fifo_values", OFF_FIFO_VALUES, 4 * FIFO_CAPACITY),
+    ("shadows", OFF_SHADOWS, SHADOW.size * SHADOW_SLOTS),
+    ("classes", OFF_CLASSES, 2 * 0x10000),
+)
+
+
+def _check_layout() -> None:
+    end = 0
+    for name, off, size in AREA_REGIONS:
+        if off < end:
+            raise ValueError(f"area region {name} at {off:#x} overlaps the previous one ending at {end:#x}")
+        end = off + size
+    if end != AREA_SIZE or AREA_SIZE % PAGE_SIZE:
+        raise ValueError("area size mismatch")
+    for lay in (HEADER, FIFO, ENTRY, SHADOW):
+        lay.offsets()
+
+
+_check_layout()
+
+
+# --- class words -------------------------------------------------------------------------------------------------
+
+def class_word(read: PortClass, write: PortClass, *, owned: bool = False, read_effect: bool = False,
+               slot: int = 0) -> int:
+    if not 0 <= slot < SHADOW_SLOTS:
+        raise ProtocolError(f"shadow slot {slot} out of range 0..{SHADOW_SLOTS - 1}")
+    w = (int(read) << CLS_READ_SHIFT) | (int(write) << CLS_WRITE_SHIFT) | (slot << CLS_SLOT_SHIFT)
+    return w | (CLS_OWNED if owned else 0) | (CLS_READ_EFFECT if read_effect else 0)
+
+
+def split_class_word(w: int) -> tuple[PortClass, PortClass, bool, bool, int]:
+    """(read class, write class, owned, read has side effects, shadow slot)."""
+    return (PortClass((w >> CLS_READ_SHIFT) & CLS_CLASS_MASK), PortClass((w >> CLS_WRITE_SHIFT) & CLS_CLASS_MASK),
+            bool(w & CLS_OWNED), bool(w & CLS_READ_EFFECT), w >> CLS_SLOT_SHIFT)
+
+
+def encode_class_table(words: dict[int, int]) -> bytes:
+    """The 64 Ki-entry class table (u16 per port); ports not listed are 0 (STRICT both ways, not owned)."""
+    table = [0] * 0x10000
+    for port, w in words.items():
+        table[port] = w
+    return struct.pack("<65536H", *table)
+
+
+# --- entries -----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Entry:
+    """A decoded, validated batch entry."""
+
+    op: Op
+    port: int
+    size: int
+    value: int = 0     # OUT: value; OUTS/INS: count
+    gpa: int = 0
+
+    def encode(self) -> bytes:
+        return ENTRY.pack(port=self.port, size=self.size, op=int(self.op), value=self.value, gpa=self.gpa)
+
+
+class BatchRejected(ProtocolError):
+    """A batch or registration the monitor refuses; `status` is what it writes to header.status."""
+
+    def __init__(self, status: Status, message: str):
+        self.status = status
+        super().__init__(message)
+
+
+def decode_entry(raw: bytes, index: int, ram_size: int) -> Entry:
+    """Decode and validate one entry (everything but port ownership, which needs the bus)."""
+    f = ENTRY.unpack(raw)
+    op, port, size, value, gpa = f["op"], f["port"], f["size"], f["value"], f["gpa"]
+    where = f"entry {index}"
+    try:
+        op = Op(op)
+    except ValueError:
+        raise BatchRejected(Status.BAD_ENTRY, f"{where}: unknown op {op}") from None
+    if size not in SIZES:
+        raise BatchRejected(Status.BAD_ENTRY, f"{where}: size {size}, expected 1, 2 or 4")
+    if port + size > 0x10000:
+        raise BatchRejected(Status.BAD_ENTRY, f"{where}: port {port:#x} of size {size} runs past 0xffff")
+    if op == Op.OUT and value >> (8 * size):
+        raise BatchRejected(Status.BAD_ENTRY, f"{where}: value {value:#x} wider than {size} bytes")
+    if op in (Op.OUTS, Op.INS):
+        nbytes = value * size
+        if value == 0 or nbytes > MAX_STRING_BYTES:
+            raise BatchRejected(Status.BAD_ADDRESS,
+                                f"{where}: string of {value} elements of {size} bytes (1..{MAX_STRING_BYTES} bytes)")
+        if gpa + nbytes > ram_size:
+            raise BatchRejected(Status.BAD_ADDRESS,
+                                f"{where}: string at GPA {gpa:#x}+{nbytes:#x} outside guest RAM ({ram_size:#x})")
+    return Entry(op, port, size, value, gpa if op in (Op.OUTS, Op.INS) else 0)
+
+
+def decode_header(raw: bytes) -> dict[str, int]:
+    if len(raw) < HEADER.size:
+        raise BatchRejected(Status.BAD_HEADER, f"area header is {len(raw)} bytes, expected {HEADER.size}")
+    return HEADER.unpack(raw)  # type: ignore[return-value]
+
+
+def check_header(h: dict[str, int], *, slot: int | None = None, active: bool = True) -> None:
+    """Validate an area header; raises ProtocolError naming the first bad field."""
+    if h["magic"] != MAGIC:
+        raise BatchRejected(Status.BAD_HEADER, f"area magic {h['magic']:#x}, expected {MAGIC:#x}")
+    if h["version"] != VERSION:
+        raise BatchRejected(Status.BAD_HEADER, f"area version {h['version']}, expected {VERSION}")
+    if h["area_size"] != AREA_SIZE:
+        raise BatchRejected(Status.BAD_HEADER, f"area size {h['area_size']:#x}, expected {AREA_SIZE:#x}")
+    if h["capacity"] != ENTRY_CAPACITY:
+        raise BatchRejected(Status.BAD_HEADER, f"area capacity {h['capacity']}, expected {ENTRY_CAPACITY}")
+    if slot is not None and h["slot"] != slot:
+        raise BatchRejected(Status.BAD_HEADER, f"area slot {h['slot']}, expected {slot}")
+    if active and h["state"] != State.ACTIVE:
+        raise BatchRejected(Status.BAD_HEADER, f"area state {h['state']}, expected ACTIVE")
+    if h["count"] > h["capacity"]:
+        raise BatchRejected(Status.BAD_COUNT, f"entry count {h['count']} above capacity {h['capacity']}")
+
+
+# --- C header generation -----------------------------------------------------------------------------------------
+
+_CTYPES = {"u8": "pvio_u8", "u16": "pvio_u16", "u32": "pvio_u32", "u64": "pvio_u64"}
+
+
+def _c_struct(lay: Layout) -> list[str]:
+    out = [f"/* {lay.doc} */", f"struct {lay.cname} {{"]
+    for f in lay.fields:
+        arr = f"[{f.count}]" if f.count > 1 else ""
+        doc = f" /* {f.doc} */" if f.doc else ""
+        out.append(f"\t{_CTYPES[f.ctype]} {f.name}{arr};{doc}")
+    out.append("};")
+    offs = lay.offsets()
+    out.append(f"_Static_assert(sizeof(struct {lay.cname}) == {lay.size}, \"{lay.cname} size\");")
+    for f in lay.fields:
+        out.append(f"_Static_assert(__builtin_offsetof(struct {lay.cname}, {f.name}) == {offs[f.name]}, "
+                   f"\"{lay.cname}.{f.name}\");")
+    return out + [""]
+
+
+def c_header() -> str:
+    """The text of src/pvgen/runtime/pvio_protocol.h (checked in; tests compare it with this)."""
+    L = ["/* pvio_protocol.h - the pvgen batch protocol for the guest runtime. GENERATED from src/pvgen/protocol.py",
+         " * by `pvgen runtime header`: do not edit. See docs/protocol.md. */",
+         "#ifndef PVGEN_PVIO_PROTOCOL_H", "#define PVGEN_PVIO_PROTOCOL_H", "",
+         "typedef unsigned char pvio_u8;", "typedef unsigned short pvio_u16;", "typedef unsigned int pvio_u32;",
+         "typedef unsigned long long pvio_u64;", ""]
+
+    def d(name: str, value: int, doc: str = "") -> None:
+        L.append(f"#define {name} {value:#x}u" + (f"  /* {doc} */" if doc else ""))
+
+    d("PVIO_MAGIC", MAGIC, "\"PVIO\"")
+    d("PVIO_VERSION", VERSION)
+    d("PVIO_CTRL_REGISTER", CTRL_REGISTER, "inl: PVIO_MAGIC if a monitor is present; outl: GPA >> 12 of the area")
+    d("PVIO_CTRL_FLUSH", CTRL_FLUSH, "outl: header.slot; replays the batch (one exit)")
+    d("PVIO_PAGE_SIZE", PAGE_SIZE)
+    L.append("")
+    for enum_cls, prefix in ((PortClass, "PVIO_CLASS_"), (Op, "PVIO_OP_"), (Status, "PVIO_STATUS_"),
+                             (State, "PVIO_STATE_")):
+        for m in enum_cls:
+            d(prefix + m.name, int(m))
+        L.append("")
+    d("PVIO_CLS_READ_SHIFT", CLS_READ_SHIFT)
+    d("PVIO_CLS_WRITE_SHIFT", CLS_WRITE_SHIFT)
+    d("PVIO_CLS_CLASS_MASK", CLS_CLASS_MASK)
+    d("PVIO_CLS_READ_EFFECT", CLS_READ_EFFECT, "a shadow hit also queues PVIO_OP_IN_DISCARD")
+    d("PVIO_CLS_OWNED", CLS_OWNED, "a strict access may travel as a batch entry")
+    d("PVIO_CLS_SLOT_SHIFT", CLS_SLOT_SHIFT)
+    L.append("")
+    d("PVIO_ENTRY_CAPACITY", ENTRY_CAPACITY)
+    d("PVIO_DEFAULT_THRESHOLD", DEFAULT_THRESHOLD)
+    d("PVIO_FIFO_CAPACITY", FIFO_CAPACITY)
+    d("PVIO_SHADOW_SLOTS", SHADOW_SLOTS)
+    d("PVIO_MAX_STRING_BYTES", MAX_STRING_BYTES)
+    for name, off, _ in AREA_REGIONS:
+        d(f"PVIO_OFF_{name.upper()}", off)
+    d("PVIO_AREA_SIZE", AREA_SIZE)
+    L.append("")
+    for lay in (HEADER, FIFO, ENTRY, SHADOW):
+        L.extend(_c_struct(lay))
+    # The whole area as one struct with explicit padding, so offsets are checked by the compiler.
+    L.append("/* The per-vCPU batch area (page aligned, physically contiguous). */")
+    L.append("struct pvio_area {")
+    members = {
+        "header": "struct pvio_header header;", "fifo": "struct pvio_fifo fifo;",
+        "entries": "struct pvio_entry entries[PVIO_ENTRY_CAPACITY];",
+        "fifo_values": "pvio_u32 fifo_values[PVIO_FIFO_CAPACITY];",
+        "shadows": "struct pvio_shadow shadows[PVIO_SHADOW_SLOTS];", "classes": "pvio_u16 classes[0x10000];",
+    }
+    end = 0
+    for name, off, size in AREA_REGIONS:
+        if off > end:
+            L.append(f"\tpvio_u8 pad_{end:#x}[{off - end:#x}];")
+        L.append(f"\t{members[name]}")
+        end = off + size
+    L.append("};")
+    L.append(f"_Static_assert(sizeof(struct pvio_area) == PVIO_AREA_SIZE, \"pvio_area size\");")
+    for name, _, _ in AREA_REGIONS:
+        L.append(f"_Static_assert(__builtin_offsetof(struct pvio_area, {name}) == PVIO_OFF_{name.upper()}, "
+                 f"\"pvio_area.{name}\");")
+    L += ["", "#endif", ""]
+    return "\n".join(L)

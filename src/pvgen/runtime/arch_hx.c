@@ -1,0 +1,21 @@
+/* arch_hx.c - the environment hooks of the freestanding target for the CPL3 guest harness (harness.h). */
+
+#include "pvio_arch.h"
+#include "../guest/include/harness.h"
+
+/* The harness masks interrupts in software (hx_irq_save); these wrappers are no_caller_saved_registers, so the
+ * register spill needed to call into the harness happens here, not in every back-end function. */
+PVIO_BACKEND unsigned long pvio_arch_irq_save(void)
+{
+	return hx_irq_save();
+}
+
+PVIO_BACKEND void pvio_arch_irq_restore(unsigned long flags)
+{
+	hx_irq_restore(flags);
+}
+
+pvio_u64 pvio_arch_virt_to_phys(const void *p)
+{
+	return hx_virt_to_phys(p);
+}

@@ -1,0 +1,463 @@
+/* batch.c - the batching runtime back end: queue writes, serve shadow and FIFO reads in the guest, flush in one exit. */
+
+/* The protocol (pvio_protocol.h, generated from src/pvgen/protocol.py; docs/protocol.md) in one paragraph: each
+ * CPU owns an area holding a queue of entries, a FIFO of input values, shadow registers and a 64 Ki-entry class
+ * table published by the monitor.  A flush is one `outl` of the area's slot to PVIO_CTRL_FLUSH: the monitor
+ * replays the entries in order, writes IN results back into their entries, refills the FIFO, refreshes the
+ * shadows and sets count to 0.  Until the monitor has activated the area every function runs the original
+ * instruction, so the same object is correct with no monitor at all.
+ *
+ * Order: every access either joins the queue, or flushes the queue before it runs (real instruction or IN entry),
+ * or is served in the guest from state that is current for it: a shadow only while the queue is empty (a queued
+ * write could change the register), a FIFO value because the monitor promised it is the next read of that port.
+ * Interrupts: each operation runs with interrupts masked (pvio_arch_irq_save), so an interrupt handler doing I/O
+ * sees the queue between two operations, never inside one.  The areas are per CPU. */
+
+#include "pvio_arch.h"
+
+/* Internal helpers keep the back end's calling convention, so calling one costs the caller no register spill. */
+#define PVIO_HELPER static __attribute__((noinline, used)) PVIO_BACKEND
+
+static __attribute__((used)) struct pvio_area *pvio_areas[PVIO_ARCH_MAX_CPUS];
+
+static inline struct pvio_area *pvio_cur(void)
+{
+	unsigned cpu = pvio_arch_cpu();
+
+	return cpu < PVIO_ARCH_MAX_CPUS ? pvio_areas[cpu] : (struct pvio_area *)0;
+}
+
+static inline pvio_u32 pvio_mask(unsigned size, pvio_u32 v)
+{
+	return size == 1 ? (v & 0xff) : size == 2 ? (v & 0xffff) : v;
+}
+
+/* The one exit.  The monitor sets count to 0; resetting it here too keeps a misbehaving monitor from making the
+ * guest overrun its queue. */
+PVIO_HELPER void pvio_flush_locked(struct pvio_area *a)
+{
+	a->header.flushes++;
+	pvio_arch_exit(PVIO_CTRL_FLUSH, a->header.slot);
+	a->header.count = 0;
+	a->header.shadow_since_tick = 0;
+}
+
+static inline void pvio_flush_pending(struct pvio_area *a)
+{
+	if (a->header.count)
+		pvio_flush_locked(a);
+}
+
+/* Append an entry; the caller flushes when the threshold is reached (count < threshold <= capacity on entry). */
+static inline struct pvio_entry *pvio_push(struct pvio_area *a, pvio_u16 port, unsigned size, unsigned op)
+{
+	pvio_u32 n = a->header.count;
+	struct pvio_entry *e = &a->entries[n];
+
+	e->port = port;
+	e->size = (pvio_u8)size;
+	e->op = (pvio_u8)op;
+	a->header.count = n + 1;
+	return e;
+}
+
+static inline void pvio_push_done(struct pvio_area *a)
+{
+	if (a->header.count >= a->header.threshold)
+		pvio_flush_locked(a);
+}
+
+/* A read the guest cannot serve: travels as the last entry of a batch, one exit, result written back. */
+PVIO_HELPER pvio_u32 pvio_in_exit(struct pvio_area *a, pvio_u16 port, unsigned size)
+{
+	struct pvio_entry *e = pvio_push(a, port, size, PVIO_OP_IN);
+
+	e->value = 0;
+	pvio_flush_locked(a);
+	return pvio_mask(size, e->value);
+}
+
+PVIO_HELPER pvio_u32 pvio_in_strict(struct pvio_area *a, pvio_u16 port, unsigned size)
+{
+	pvio_flush_pending(a);
+	a->header.strict++;
+	return pvio_arch_in(port, size);
+}
+
+PVIO_BACKEND pvio_u32 pvio_in(pvio_u16 port, unsigned size)
+{
+	struct pvio_area *a = pvio_cur();
+	unsigned long fl;
+	pvio_u32 w, v;
+
+	if (!a)
+		return pvio_arch_in(port, size);
+	fl = pvio_arch_irq_save();
+	w = a->classes[port];
+	switch ((w >> PVIO_CLS_READ_SHIFT) & PVIO_CLS_CLASS_MASK) {
+	case PVIO_CLASS_FIFO: {
+		struct pvio_fifo *f = &a->fifo;
+
+		if (f->port == port && f->size == size && f->head < f->count) {
+			v = a->fifo_values[f->head++];
+			a->header.fifo_hits++;
+			pvio_arch_irq_restore(fl);
+			return pvio_mask(size, v);
+		}
+		v = pvio_in_exit(a, port, size);
+		break;
+	}
+	case PVIO_CLASS_SHADOW: {
+		struct pvio_shadow *s = &a->shadows[w >> PVIO_CLS_SLOT_SHIFT];
+		unsigned i = size >> 1;   /* 1, 2, 4 -> 0, 1, 2 */
+
+		if (a->header.count == 0 && (s->valid & (1u << i))) {
+			v = s->val[i];
+			a->header.shadow_hits++;
+			a->header.shadow_since_tick++;
+			if (w & PVIO_CLS_READ_EFFECT) {
+				pvio_push(a, port, size, PVIO_OP_IN_DISCARD);
+				pvio_push_done(a);
+			}
+			pvio_arch_irq_restore(fl);
+			return pvio_mask(size, v);
+		}
+		v = pvio_in_exit(a, port, size);
+		break;
+	}
+	default:
+		v = (w & PVIO_CLS_OWNED) ? pvio_in_exit(a, port, size) : pvio_in_strict(a, port, size);
+		break;
+	}
+	pvio_arch_irq_restore(fl);
+	return v;
+}
+
+PVIO_HELPER void pvio_out_strict(struct pvio_area *a, pvio_u16 port, unsigned size, pvio_u32 value)
+{
+	pvio_flush_pending(a);
+	a->header.strict++;
+	pvio_arch_out(port, size, value);
+}
+
+PVIO_HELPER void pvio_out_slow(pvio_u16 port, unsigned size, pvio_u32 value)
+{
+	struct pvio_area *a;
+	unsigned long fl = pvio_arch_irq_save();
+	pvio_u32 w, wc;
+
+	a = pvio_cur();
+	if (!a) {
+		pvio_arch_irq_restore(fl);
+		pvio_arch_out(port, size, value);
+		return;
+	}
+	w = a->classes[port];
+	wc = (w >> PVIO_CLS_WRITE_SHIFT) & PVIO_CLS_CLASS_MASK;
+	if (wc == PVIO_CLASS_POSTED) {
+		pvio_push(a, port, size, PVIO_OP_OUT)->value = value;
+		pvio_push_done(a);
+	} else if (wc == PVIO_CLASS_DOORBELL || (w & PVIO_CLS_OWNED)) {
+		pvio_push(a, port, size, PVIO_OP_OUT)->value = value;
+		pvio_flush_locked(a);
+	} else {
+		pvio_out_strict(a, port, size, value);
+	}
+	pvio_arch_irq_restore(fl);
+}
+
+/* The hot path, a posted write: four stores into the queue.  On x86-64 targets whose interrupt mask is inline
+ * (host, Linux) it is hand-scheduled below so it touches two scratch registers only (a posted OUT must cost at
+ * most ~40 instructions including the thunk, docs/protocol.md); the C version is the reference and serves the
+ * other targets.  The thunks pass the port zero-extended (thunk ABI), so the table index needs no extension. */
+#if defined(__x86_64__) && defined(PVIO_ARCH_ASM_IRQ_SAVE)
+__asm__(
+	"	.text\n"
+	"	.globl pvio_out\n"
+	"	.type pvio_out, @function\n"
+	"	.p2align 4\n"
+	"pvio_out:\n"
+	"	" PVIO_ARCH_ASM_IRQ_SAVE "\n"
+	"	pushq %rax\n"
+	"	" PVIO_ARCH_ASM_LOAD_AREA("%rax", "1f") "\n"
+	"	testq %rax, %rax\n"
+	"	jz 1f\n"
+	"	testb $8, 0x4000(%rax,%rdi,2)\n"      /* classes[port]: write class POSTED */
+	"	jz 1f\n"
+	"	pushq %rcx\n"
+	"	movl 20(%rax), %ecx\n"              /* header.count */
+	"	incl 20(%rax)\n"
+	"	shll $4, %ecx\n"                     /* sizeof(struct pvio_entry) */
+	"	movw %di, 0x100(%rax,%rcx)\n"
+	"	movb %sil, 0x100+2(%rax,%rcx)\n"
+	"	movb $1, 0x100+3(%rax,%rcx)\n"
+	"	movl %edx, 0x100+4(%rax,%rcx)\n"
+	"	movl 20(%rax), %ecx\n"
+	"	cmpl 24(%rax), %ecx\n"              /* header.threshold */
+	"	jae 2f\n"
+	"3:	popq %rcx\n"
+	"	popq %rax\n"
+	"	" PVIO_ARCH_ASM_IRQ_RESTORE "\n"
+	"	ret\n"
+	"1:	popq %rax\n"
+	"	" PVIO_ARCH_ASM_IRQ_RESTORE "\n"
+	"	jmp pvio_out_slow\n"
+	"2:	pushq %rdi\n"
+	"	movq %rax, %rdi\n"
+	"	call pvio_flush_locked\n"
+	"	popq %rdi\n"
+	"	jmp 3b\n"
+	"	.size pvio_out, . - pvio_out\n");
+_Static_assert(__builtin_offsetof(struct pvio_area, header.count) == 20, "count offset in pvio_out");
+_Static_assert(__builtin_offsetof(struct pvio_area, header.threshold) == 24, "threshold offset in pvio_out");
+_Static_assert(sizeof(struct pvio_entry) == 16, "entry size in pvio_out");
+_Static_assert(PVIO_OFF_ENTRIES == 0x100 && PVIO_OFF_CLASSES == 0x4000 && PVIO_OP_OUT == 1, "pvio_out constants");
+_Static_assert((PVIO_CLASS_POSTED << PVIO_CLS_WRITE_SHIFT) == 8 && (PVIO_CLASS_DOORBELL & PVIO_CLASS_POSTED) == 0,
+	       "pvio_out tests bit 3 of the class word for a posted write");
+#else
+PVIO_BACKEND void pvio_out(pvio_u16 port, unsigned size, pvio_u32 value)
+{
+	unsigned long fl = pvio_arch_irq_save();
+	struct pvio_area *a = pvio_cur();
+
+	if (__builtin_expect(a != 0, 1) && (a->classes[port] & (PVIO_CLASS_POSTED << PVIO_CLS_WRITE_SHIFT))) {
+		struct pvio_entry *e = &a->entries[a->header.count];
+
+		e->port = port;
+		e->size = (pvio_u8)size;
+		e->op = PVIO_OP_OUT;
+		e->value = value;
+		if (__builtin_expect(++a->header.count >= a->header.threshold, 0))
+			pvio_flush_locked(a);
+		pvio_arch_irq_restore(fl);
+		return;
+	}
+	pvio_arch_irq_restore(fl);
+	pvio_out_slow(port, size, value);
+}
+#endif
+
+/* Queue a string access as entries over physically contiguous runs of guest memory, then flush (the monitor
+ * reads or writes the memory during that exit, so the buffer may be reused as soon as we return).  Returns the
+ * number of elements not queued: an element that straddles a discontiguous page boundary, left to the caller. */
+PVIO_HELPER unsigned long pvio_string(struct pvio_area *a, unsigned op, pvio_u16 port, unsigned size,
+				      unsigned long p, unsigned long count)
+{
+	while (count) {
+		pvio_u64 gpa = pvio_arch_virt_to_phys((const void *)p);
+		unsigned long want = count * size, run = PVIO_PAGE_SIZE - (p & (PVIO_PAGE_SIZE - 1));
+		unsigned long n;
+		struct pvio_entry *e;
+
+		if (want > PVIO_MAX_STRING_BYTES)
+			want = PVIO_MAX_STRING_BYTES;
+		while (run < want && pvio_arch_virt_to_phys((const void *)(p + run)) == gpa + run)
+			run += PVIO_PAGE_SIZE;
+		n = (run < want ? run : want) / size;
+		if (n == 0)
+			break;
+		e = pvio_push(a, port, size, op);
+		e->value = (pvio_u32)n;
+		e->gpa = gpa;
+		pvio_push_done(a);
+		p += n * size;
+		count -= n;
+	}
+	pvio_flush_pending(a);
+	return count;
+}
+
+PVIO_BACKEND void pvio_outs(pvio_u16 port, unsigned size, const void *src, unsigned long count)
+{
+	struct pvio_area *a = pvio_cur();
+	unsigned long fl, left;
+	pvio_u32 w, wc;
+
+	if (!a) {
+		pvio_arch_outs(port, size, src, count);
+		return;
+	}
+	fl = pvio_arch_irq_save();
+	w = a->classes[port];
+	wc = (w >> PVIO_CLS_WRITE_SHIFT) & PVIO_CLS_CLASS_MASK;
+	while (count) {
+		if (wc == PVIO_CLASS_STRICT && !(w & PVIO_CLS_OWNED)) {
+			pvio_flush_pending(a);
+			a->header.strict++;
+			pvio_arch_outs(port, size, src, count);
+			break;
+		}
+		left = pvio_string(a, PVIO_OP_OUTS, port, size, (unsigned long)src, count);
+		src = (const char *)src + (count - left) * size;
+		count = left;
+		if (count) {    /* one element across discontiguous pages: the real instruction */
+			a->header.strict++;
+			pvio_arch_outs(port, size, src, 1);
+			src = (const char *)src + size;
+			count--;
+		}
+	}
+	pvio_arch_irq_restore(fl);
+}
+
+PVIO_BACKEND void pvio_ins(pvio_u16 port, unsigned size, void *dst, unsigned long count)
+{
+	struct pvio_area *a = pvio_cur();
+	unsigned long fl, left;
+	pvio_u32 w;
+	struct pvio_fifo *f;
+
+	if (!a) {
+		pvio_arch_ins(port, size, dst, count);
+		return;
+	}
+	fl = pvio_arch_irq_save();
+	w = a->classes[port];
+	f = &a->fifo;
+	/* Values the monitor already fetched come first, in order. */
+	if (((w >> PVIO_CLS_READ_SHIFT) & PVIO_CLS_CLASS_MASK) == PVIO_CLASS_FIFO && f->port == port &&
+	    f->size == size) {
+		while (count && f->head < f->count) {
+			pvio_u32 v = a->fifo_values[f->head++];
+
+			if (size == 1)
+				*(pvio_u8 *)dst = (pvio_u8)v;
+			else if (size == 2)
+				*(pvio_u16 *)dst = (pvio_u16)v;
+			else
+				*(pvio_u32 *)dst = v;
+			a->header.fifo_hits++;
+			dst = (char *)dst + size;
+			count--;
+		}
+	}
+	while (count) {
+		if (!(w & PVIO_CLS_OWNED)) {
+			pvio_flush_pending(a);
+			a->header.strict++;
+			pvio_arch_ins(port, size, dst, count);
+			break;
+		}
+		left = pvio_string(a, PVIO_OP_INS, port, size, (unsigned long)dst, count);
+		dst = (char *)dst + (count - left) * size;
+		count = left;
+		if (count) {
+			a->header.strict++;
+			pvio_arch_ins(port, size, dst, 1);
+			dst = (char *)dst + size;
+			count--;
+		}
+	}
+	pvio_arch_irq_restore(fl);
+}
+
+PVIO_BACKEND void pvio_hlt(void)
+{
+	struct pvio_area *a = pvio_cur();
+
+	if (a) {
+		unsigned long fl = pvio_arch_irq_save();
+
+		pvio_flush_pending(a);
+		pvio_arch_irq_restore(fl);
+	}
+	pvio_arch_hlt();
+}
+
+/* --- C API for the environment (ordinary calling convention) --------------------------------------------- */
+
+/* The timer flush trigger: called from the guest's timer interrupt (harness) or an hrtimer (Linux module).
+ * Flushes queued entries, and also exits when shadows were served since the last refresh, so a guest polling a
+ * shadow sees device changes within one tick. */
+void pvio_tick(void)
+{
+	struct pvio_area *a = pvio_cur();
+	unsigned long fl;
+
+	if (!a)
+		return;
+	fl = pvio_arch_irq_save();
+	if (a->header.count || a->header.shadow_since_tick)
+		pvio_flush_locked(a);
+	pvio_arch_irq_restore(fl);
+}
+
+void pvio_flush(void)
+{
+	struct pvio_area *a = pvio_cur();
+	unsigned long fl;
+
+	if (!a)
+		return;
+	fl = pvio_arch_irq_save();
+	pvio_flush_pending(a);
+	pvio_arch_irq_restore(fl);
+}
+
+/* Flush when `n` entries are queued; clamped to 1..PVIO_ENTRY_CAPACITY.  Returns the value in effect. */
+unsigned pvio_set_threshold(unsigned n)
+{
+	struct pvio_area *a = pvio_cur();
+	unsigned long fl;
+
+	if (n < 1)
+		n = 1;
+	if (n > PVIO_ENTRY_CAPACITY)
+		n = PVIO_ENTRY_CAPACITY;
+	if (!a)
+		return n;
+	fl = pvio_arch_irq_save();
+	a->header.threshold = n;
+	if (a->header.count >= n)
+		pvio_flush_locked(a);
+	pvio_arch_irq_restore(fl);
+	return n;
+}
+
+/* The current CPU's area, or 0 while no monitor has activated one (statistics are in its header). */
+const struct pvio_area *pvio_area(void)
+{
+	return pvio_cur();
+}
+
+/* Register `mem` (PVIO_AREA_SIZE bytes, page aligned, physically contiguous) as the current CPU's area.
+ * Returns 0 when the monitor activated it; a negative value when the runtime stays direct:
+ * -1 bad memory, -2 no monitor answers the probe, -3 the monitor refused the area. */
+int pvio_init(void *mem, unsigned long size)
+{
+	struct pvio_area *a = mem;
+	unsigned cpu = pvio_arch_cpu();
+	pvio_u64 gpa;
+	unsigned long i, fl;
+	int rc = 0;
+
+	if (!mem || size < PVIO_AREA_SIZE || ((unsigned long)mem & (PVIO_PAGE_SIZE - 1)) ||
+	    cpu >= PVIO_ARCH_MAX_CPUS)
+		return -1;
+	gpa = pvio_arch_virt_to_phys(mem);
+	if (gpa & (PVIO_PAGE_SIZE - 1) || (gpa >> 12) > 0xffffffffull)
+		return -1;
+	fl = pvio_arch_irq_save();
+	if (pvio_arch_in(PVIO_CTRL_REGISTER, 4) != PVIO_MAGIC) {
+		rc = -2;
+		goto out;
+	}
+	for (i = 0; i < sizeof(a->header); i++)
+		((volatile pvio_u8 *)&a->header)[i] = 0;
+	a->header.magic = PVIO_MAGIC;
+	a->header.version = PVIO_VERSION;
+	a->header.state = PVIO_STATE_INACTIVE;
+	a->header.area_size = PVIO_AREA_SIZE;
+	a->header.capacity = PVIO_ENTRY_CAPACITY;
+	a->header.threshold = PVIO_DEFAULT_THRESHOLD;
+	a->fifo.count = a->fifo.head = 0;
+	pvio_arch_exit(PVIO_CTRL_REGISTER, (pvio_u32)(gpa >> 12));
+	if (*(volatile pvio_u32 *)&a->header.state != PVIO_STATE_ACTIVE) {
+		rc = -3;
+		goto out;
+	}
+	pvio_areas[cpu] = a;
+out:
+	pvio_arch_irq_restore(fl);
+	return rc;
+}
