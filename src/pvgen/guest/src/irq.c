@@ -1,0 +1,119 @@
+/* irq.c - CPL3 interrupt upcalls: registration, soft masking, the dispatcher, idle, and the PIC mask. */
+#include "hx_internal.h"
+
+volatile unsigned long hx_irq_pending;
+volatile unsigned int hx_irq_soft_disabled;
+volatile hx_u64 hx_jiffies;
+
+/* The batching runtime's timer flush, when it is linked in (docs/thunk-abi.md, issue 3). */
+extern void pvio_tick(void) __attribute__((weak));
+
+static struct { hx_irq_fn fn; void *arg; } handlers[16];
+static unsigned char pic_mask[2] = { 0xfa, 0xff };
+
+void hx_pic_set_mask(int irq, int masked)
+{
+	int chip = irq >> 3, bit = 1 << (irq & 7);
+	if (masked)
+		pic_mask[chip] |= bit;
+	else
+		pic_mask[chip] &= ~bit;
+	hx_outb(chip ? 0xa1 : 0x21, pic_mask[chip]);
+}
+
+int hx_irq_register(int irq, hx_irq_fn fn, void *arg)
+{
+	if (irq < 0 || irq > 15 || irq == 2 || !fn || handlers[irq].fn)
+		return -1;
+	unsigned long f = hx_irq_save();
+	handlers[irq].arg = arg;
+	handlers[irq].fn = fn;
+	if (irq)
+		hx_pic_set_mask(irq, 0);
+	hx_irq_restore(f);
+	return 0;
+}
+
+void hx_irq_unregister(int irq)
+{
+	if (irq < 0 || irq > 15)
+		return;
+	unsigned long f = hx_irq_save();
+	if (irq && irq != 2)
+		hx_pic_set_mask(irq, 1);
+	handlers[irq].fn = 0;
+	handlers[irq].arg = 0;
+	hx_irq_restore(f);
+}
+
+/* Runs the handlers of every pending IRQ; called with upcalls soft-disabled. */
+static void dispatch_pending(void)
+{
+	unsigned long p;
+	while ((p = __atomic_exchange_n(&hx_irq_pending, 0, __ATOMIC_SEQ_CST)) != 0) {
+		while (p) {
+			int irq = __builtin_ctzl(p);
+			p &= p - 1;
+			if (irq == 0) {
+				void (*volatile tick)(void) = pvio_tick;
+				if (tick)
+					tick();
+			}
+			if (handlers[irq].fn)
+				handlers[irq].fn(irq, handlers[irq].arg);
+		}
+	}
+}
+
+/* Entered from hx_upcall_entry (boot.S) with hx_irq_soft_disabled already set by the CPL0 entry. */
+void hx_irq_upcall(void)
+{
+	for (;;) {
+		dispatch_pending();
+		hx_barrier();
+		hx_irq_soft_disabled = 0;
+		hx_barrier();
+		if (!hx_irq_pending)
+			return;
+		hx_irq_soft_disabled = 1;
+		hx_barrier();
+	}
+}
+
+unsigned long hx_irq_save(void)
+{
+	unsigned long old = hx_irq_soft_disabled;
+	hx_irq_soft_disabled = 1;
+	hx_barrier();
+	return old;
+}
+
+void hx_irq_restore(unsigned long flags)
+{
+	hx_barrier();
+	if (flags) {
+		hx_irq_soft_disabled = 1;
+		return;
+	}
+	hx_irq_soft_disabled = 0;
+	hx_barrier();
+	if (hx_irq_pending) {
+		hx_irq_soft_disabled = 1;
+		hx_irq_upcall();
+	}
+}
+
+void hx_irq_enable(void) { hx_irq_restore(0); }
+void hx_irq_disable(void) { (void)hx_irq_save(); }
+int hx_irqs_disabled(void) { return hx_irq_soft_disabled != 0; }
+
+void hx_idle(void)
+{
+	if (!hx_irq_soft_disabled && hx_irq_pending) {
+		hx_irq_restore(0);
+		return;
+	}
+	__asm__ volatile("ud2" ::: "memory");	/* the CPL0 #UD entry does sti; hlt (boot.S) */
+	if (!hx_irq_soft_disabled)
+		hx_irq_restore(0);
+}

@@ -1,0 +1,140 @@
+/* run.c - run control (exit, panic, cmdline), measurement marks, time (TSC), memory (bump allocator), libc. */
+#include "hx_internal.h"
+
+const char *hx_cmdline(void) { return (const char *)hx_phys_to_virt(hx_bootinfo->cmdline_gpa); }
+
+void hx_exit(int code)
+{
+	hx_outl(HX_PORT_EXIT, (unsigned int)code);
+	for (;;)
+		__asm__ volatile("pause");
+}
+
+void hx_panic(const char *fmt, ...)
+{
+	char buf[512];
+	hx_va_list ap;
+	__builtin_va_start(ap, fmt);
+	hx_vsnprintf(buf, sizeof(buf), fmt, ap);
+	__builtin_va_end(ap);
+	hx_puts("PANIC: ");
+	hx_puts(buf);
+	hx_putc('\n');
+	hx_outb(HX_PORT_PANIC, 1);
+	hx_exit(255);
+}
+
+void hx_mark(int id) { hx_outb(HX_PORT_MARK, (unsigned char)id); }
+
+/* Time: ns = tsc * (1e6 / tsc_khz), as a 32.32 fixed-point multiplier computed once. */
+static hx_u64 ns_mult;
+
+static inline hx_u64 rdtsc(void)
+{
+	unsigned int lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((hx_u64)hi << 32) | lo;
+}
+
+void hx_time_init(void)
+{
+	hx_u64 khz = hx_bootinfo->tsc_khz ? hx_bootinfo->tsc_khz : 1000000;
+	ns_mult = (1000000ULL << 32) / khz;
+}
+
+hx_u64 hx_nsec(void) { return (hx_u64)(((unsigned __int128)rdtsc() * ns_mult) >> 32); }
+
+void hx_udelay(unsigned long usec)
+{
+	hx_u64 end = hx_nsec() + (hx_u64)usec * 1000;
+	while (hx_nsec() < end)
+		__asm__ volatile("pause");
+}
+
+/* Memory: bump allocation over [heap_start, ram_size); blocks come back as kernel-map addresses. */
+static hx_u64 heap_next;
+
+void *hx_alloc(hx_size_t size, hx_size_t align)
+{
+	if (!align)
+		align = 16;
+	unsigned long f = hx_irq_save();
+	if (!heap_next)
+		heap_next = hx_bootinfo->heap_start;
+	hx_u64 pa = (heap_next + align - 1) & ~(hx_u64)(align - 1);
+	if (pa + size > hx_bootinfo->ram_size || pa + size < pa) {
+		hx_irq_restore(f);
+		return 0;
+	}
+	heap_next = pa + size;
+	hx_irq_restore(f);
+	char *p = hx_phys_to_virt(pa);
+	for (hx_size_t i = 0; i < size; i++)
+		p[i] = 0;
+	return p;
+}
+
+void hx_free(void *p) { (void)p; }
+
+hx_u64 hx_virt_to_phys(const void *p)
+{
+	unsigned long v = (unsigned long)p;
+	return v >= HX_KERNEL_BASE ? v - HX_KERNEL_BASE : v;
+}
+
+void *hx_phys_to_virt(hx_u64 pa) { return pa < 0x80000000UL ? (void *)(pa + HX_KERNEL_BASE) : (void *)pa; }
+
+/* libc: weak, so a driver environment may bring its own. */
+__attribute__((weak)) void *memcpy(void *d, const void *s, hx_size_t n)
+{
+	char *dd = d;
+	const char *ss = s;
+	while (n--)
+		*dd++ = *ss++;
+	return d;
+}
+
+__attribute__((weak)) void *memmove(void *d, const void *s, hx_size_t n)
+{
+	char *dd = d;
+	const char *ss = s;
+	if (dd < ss)
+		while (n--)
+			*dd++ = *ss++;
+	else
+		while (n--)
+			dd[n] = ss[n];
+	return d;
+}
+
+__attribute__((weak)) void *memset(void *d, int c, hx_size_t n)
+{
+	char *dd = d;
+	while (n--)
+		*dd++ = (char)c;
+	return d;
+}
+
+__attribute__((weak)) int memcmp(const void *a, const void *b, hx_size_t n)
+{
+	const unsigned char *x = a, *y = b;
+	for (; n; n--, x++, y++)
+		if (*x != *y)
+			return *x - *y;
+	return 0;
+}
+
+__attribute__((weak)) hx_size_t strlen(const char *s)
+{
+	hx_size_t n = 0;
+	while (s[n])
+		n++;
+	return n;
+}
+
+__attribute__((weak)) int strcmp(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return (unsigned char)*a - (unsigned char)*b;
+}
