@@ -1,0 +1,545 @@
+"""ATA PIO disk on the primary channel: command block 0x1F0..+8, control block 0x3F6, IRQ 14.
+
+Behaviour follows ATA/ATAPI-6 (T13/1410D): register descriptions in section 7, the PIO data-in and data-out
+protocols in 9.5/9.6, the software reset protocol and signature in 9.2/9.12, and the single-device
+configuration rules in 9.16 (device 1 absent: Status and Alternate Status read 00h when it is selected).
+The IDENTIFY DEVICE page is built in ata_identify.py. The model runs synchronously: a command completes, or its
+first DRQ block is ready, before the command write returns; BSY is visible only while SRST is asserted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pvgen.devices.ata_identify import HEADS, SECTORS_PER_TRACK, identify_page
+from pvgen.devices.diskimage import SECTOR_SIZE, DiskBackend
+from pvgen.protocol import PortClass
+
+# Command block register offsets (ATA/ATAPI-6 7.1, Linux ata_ioports names).
+ATA_REG_DATA = 0
+ATA_REG_ERR = 1       # read: Error
+ATA_REG_FEATURE = 1   # write: Features
+ATA_REG_NSECT = 2
+ATA_REG_LBAL = 3
+ATA_REG_LBAM = 4
+ATA_REG_LBAH = 5
+ATA_REG_DEVICE = 6
+ATA_REG_STATUS = 7    # read: Status (clears a pending interrupt)
+ATA_REG_CMD = 7       # write: Command
+# Control block (one port at 0x3F6): read Alternate Status, write Device Control.
+ATA_REG_ALTSTATUS = 0
+ATA_REG_CTL = 0
+
+# Status bits (7.15.6).
+ATA_BUSY = 0x80
+ATA_DRDY = 0x40
+ATA_DF = 0x20
+ATA_DSC = 0x10
+ATA_DRQ = 0x08
+ATA_ERR = 0x01
+# Error bits (7.9.6).
+ATA_IDNF = 0x10
+ATA_ABORTED = 0x04
+# Device control bits (7.8).
+ATA_NIEN = 0x02
+ATA_SRST = 0x04
+ATA_HOB = 0x80
+# Device register bits (7.10).
+ATA_LBA = 0x40
+ATA_DEV1 = 0x10
+
+# Command opcodes (names as in Linux include/linux/ata.h).
+ATA_CMD_RESTORE = 0x10
+ATA_CMD_PIO_READ = 0x20
+ATA_CMD_PIO_READ_EXT = 0x24
+ATA_CMD_READ_NATIVE_MAX_EXT = 0x27
+ATA_CMD_READ_MULTI_EXT = 0x29
+ATA_CMD_PIO_WRITE = 0x30
+ATA_CMD_PIO_WRITE_EXT = 0x34
+ATA_CMD_WRITE_MULTI_EXT = 0x39
+ATA_CMD_VERIFY = 0x40
+ATA_CMD_VERIFY_EXT = 0x42
+ATA_CMD_EDD = 0x90
+ATA_CMD_INIT_DEV_PARAMS = 0x91
+ATA_CMD_READ_MULTI = 0xC4
+ATA_CMD_WRITE_MULTI = 0xC5
+ATA_CMD_SET_MULTI = 0xC6
+ATA_CMD_WRITE_MULTI_FUA_EXT = 0xCE
+ATA_CMD_STANDBYNOW1 = 0xE0
+ATA_CMD_IDLEIMMEDIATE = 0xE1
+ATA_CMD_STANDBY = 0xE2
+ATA_CMD_IDLE = 0xE3
+ATA_CMD_CHK_POWER = 0xE5
+ATA_CMD_FLUSH = 0xE7
+ATA_CMD_FLUSH_EXT = 0xEA
+ATA_CMD_ID_ATA = 0xEC
+ATA_CMD_SET_FEATURES = 0xEF
+ATA_CMD_READ_NATIVE_MAX = 0xF8
+
+# SET FEATURES subcommands (Features register).
+SETFEATURES_WC_ON = 0x02
+SETFEATURES_XFER = 0x03
+SETFEATURES_RA_OFF = 0x55
+SETFEATURES_DEFAULTS_OFF = 0x66
+SETFEATURES_WC_OFF = 0x82
+SETFEATURES_RA_ON = 0xAA
+SETFEATURES_DEFAULTS_ON = 0xCC
+XFER_PIO_0, XFER_PIO_4 = 0x08, 0x0C
+
+MAX_MULTIPLE = 16
+# (read?, 48-bit?, multiple?) for each PIO data command
+_RW_COMMANDS = {
+    ATA_CMD_PIO_READ: (True, False, False), ATA_CMD_PIO_READ_EXT: (True, True, False),
+    ATA_CMD_READ_MULTI: (True, False, True), ATA_CMD_READ_MULTI_EXT: (True, True, True),
+    ATA_CMD_PIO_WRITE: (False, False, False), ATA_CMD_PIO_WRITE_EXT: (False, True, False),
+    ATA_CMD_WRITE_MULTI: (False, False, True), ATA_CMD_WRITE_MULTI_EXT: (False, True, True),
+    ATA_CMD_WRITE_MULTI_FUA_EXT: (False, True, True),
+}
+_NOOP_COMMANDS = {ATA_CMD_RESTORE, ATA_CMD_INIT_DEV_PARAMS, ATA_CMD_STANDBYNOW1, ATA_CMD_IDLEIMMEDIATE,
+                  ATA_CMD_STANDBY, ATA_CMD_IDLE}
+
+
+@dataclass
+class AtaDisk:
+    """Device 0 of an ATA channel (device 1 absent). Host storage is the backend passed in."""
+
+    backend: DiskBackend
+    irq: Callable[[bool], None] = lambda level: None
+    model: str = "PVGEN ATA DISK"
+    serial: str = "PVGEN0001"
+    firmware: str = "1.0"
+    name: str = "ata0"
+    # Task file: each of these registers is a two-deep FIFO (current, previous) for 48-bit commands.
+    feature: int = 0
+    hob_feature: int = 0
+    nsect: int = 0
+    hob_nsect: int = 0
+    lbal: int = 0
+    hob_lbal: int = 0
+    lbam: int = 0
+    hob_lbam: int = 0
+    lbah: int = 0
+    hob_lbah: int = 0
+    device: int = 0
+    status: int = 0
+    error: int = 0
+    devctl: int = 0
+    intrq: bool = False
+    multiple_count: int = MAX_MULTIPLE
+    write_cache: bool = True
+    pio_mode: int = 4
+    # The current PIO transfer: the DRQ block buffer and what remains after it.
+    buf: bytearray = field(default_factory=bytearray)
+    pos: int = 0
+    data_in: bool = False          # direction of the current DRQ block
+    xfer_lba: int = 0              # first sector of the current block
+    xfer_remaining: int = 0        # sectors left, including the current block
+    xfer_block: int = 1            # sectors per DRQ block
+    metrics: Counter = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.control = AtaControl(self)
+        self.reset()
+
+    # -- reset and signature ------------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Power-on: every register at its reset value, device 0 selected, the ATA signature loaded."""
+        self.devctl = 0
+        self.multiple_count = MAX_MULTIPLE
+        self.write_cache = True
+        self.pio_mode = 4
+        self._signature()
+        self.intrq = False
+        self.update_irq()
+
+    def _signature(self) -> None:
+        """The ATA device signature after reset or EXECUTE DEVICE DIAGNOSTIC (9.12): 01h 01h 00h 00h, error 01h."""
+        self._end_transfer()
+        self.feature = self.hob_feature = self.hob_nsect = self.hob_lbal = self.hob_lbam = self.hob_lbah = 0
+        self.nsect, self.lbal, self.lbam, self.lbah = 1, 1, 0, 0
+        self.device = 0
+        self.error = 0x01   # diagnostic code: device 0 passed, device 1 absent
+        self.status = ATA_DRDY | ATA_DSC
+
+    def _end_transfer(self) -> None:
+        self.buf, self.pos, self.xfer_remaining = bytearray(), 0, 0
+
+    # -- interrupt line ----------------------------------------------------------------------------------------
+
+    def _dev1_selected(self) -> bool:
+        return bool(self.device & ATA_DEV1)
+
+    def update_irq(self) -> None:
+        """INTRQ is driven by the selected device when nIEN is clear (7.8, 5.2.9)."""
+        self.irq(self.intrq and not self.devctl & ATA_NIEN and not self._dev1_selected())
+
+    # -- register reads ----------------------------------------------------------------------------------------
+
+    def _status_value(self) -> int:
+        return 0x00 if self._dev1_selected() else self.status
+
+    def shadow_read(self, offset: int, size: int = 1) -> int:
+        """Status without side effects (the value a SHADOW read serves)."""
+        if offset == ATA_REG_STATUS:
+            return self._status_value()
+        self.metrics["shadow_read_not_shadow"] += 1
+        return (1 << (8 * size)) - 1
+
+    def io_read(self, offset: int, size: int) -> int:
+        ones = (1 << (8 * size)) - 1
+        if offset == ATA_REG_DATA:
+            return self._data_read(size)
+        if size != 1:
+            self.metrics["bad_size"] += 1
+            return ones
+        if offset == ATA_REG_STATUS:
+            value = self._status_value()
+            if not self._dev1_selected():
+                self.intrq = False   # reading Status acknowledges the interrupt (7.15)
+                self.update_irq()
+            return value
+        if self.status & ATA_BUSY:
+            return self.status   # while BSY, every command block register reads as Status (7.1)
+        hob = bool(self.devctl & ATA_HOB)
+        if offset == ATA_REG_ERR:
+            return self.hob_feature if hob else self.error
+        if offset == ATA_REG_NSECT:
+            return self.hob_nsect if hob else self.nsect
+        if offset == ATA_REG_LBAL:
+            return self.hob_lbal if hob else self.lbal
+        if offset == ATA_REG_LBAM:
+            return self.hob_lbam if hob else self.lbam
+        if offset == ATA_REG_LBAH:
+            return self.hob_lbah if hob else self.lbah
+        if offset == ATA_REG_DEVICE:
+            return self.device
+        self.metrics["bad_offset"] += 1
+        return ones
+
+    def read_altstatus(self) -> int:
+        return self._status_value()
+
+    # -- register writes ---------------------------------------------------------------------------------------
+
+    def io_write(self, offset: int, size: int, value: int) -> None:
+        if offset == ATA_REG_DATA:
+            self._data_write(size, value)
+        elif size != 1:
+            self.metrics["bad_size"] += 1
+        elif self.status & ATA_BUSY:
+            self.metrics["write_while_busy"] += 1   # ignored while BSY=1 (7.1)
+        elif 1 <= offset <= 7:
+            self.devctl &= ~ATA_HOB   # a write to any command block register clears HOB (7.8)
+            value &= 0xFF
+            if offset == ATA_REG_FEATURE:
+                self.hob_feature, self.feature = self.feature, value
+            elif offset == ATA_REG_NSECT:
+                self.hob_nsect, self.nsect = self.nsect, value
+            elif offset == ATA_REG_LBAL:
+                self.hob_lbal, self.lbal = self.lbal, value
+            elif offset == ATA_REG_LBAM:
+                self.hob_lbam, self.lbam = self.lbam, value
+            elif offset == ATA_REG_LBAH:
+                self.hob_lbah, self.lbah = self.lbah, value
+            elif offset == ATA_REG_DEVICE:
+                self.device = value
+            else:
+                self._command(value)
+        else:
+            self.metrics["bad_offset"] += 1
+        self.update_irq()
+
+    def write_devctl(self, value: int) -> None:
+        """Device Control (7.8): nIEN, SRST (reset on the 1 -> 0 edge), HOB."""
+        old = self.devctl
+        self.devctl = value & (ATA_HOB | ATA_SRST | ATA_NIEN)
+        if value & ATA_SRST and not old & ATA_SRST:
+            self._end_transfer()
+            self.status = ATA_BUSY
+            self.intrq = False
+        elif old & ATA_SRST and not value & ATA_SRST:
+            self._signature()   # also selects device 0
+            self.intrq = False
+        self.update_irq()
+
+    # -- data port ---------------------------------------------------------------------------------------------
+
+    def _data_read(self, size: int) -> int:
+        ones = (1 << (8 * size)) - 1
+        if size not in (2, 4):
+            self.metrics["bad_size"] += 1
+            return ones
+        if self._dev1_selected() or not (self.status & ATA_DRQ and self.data_in):
+            self.metrics["data_read_without_drq"] += 1
+            return ones
+        take = min(size, len(self.buf) - self.pos)
+        if take < size:
+            self.metrics["data_past_block"] += 1
+        value = int.from_bytes(self.buf[self.pos:self.pos + take], "little") | (ones & ~((1 << (8 * take)) - 1))
+        self.pos += take
+        if self.pos >= len(self.buf):
+            self._block_done()
+        self.update_irq()
+        return value
+
+    def _data_write(self, size: int, value: int) -> None:
+        if size not in (2, 4):
+            self.metrics["bad_size"] += 1
+            return
+        if self._dev1_selected() or not (self.status & ATA_DRQ and not self.data_in):
+            self.metrics["data_write_without_drq"] += 1
+            return
+        take = min(size, len(self.buf) - self.pos)
+        if take < size:
+            self.metrics["data_past_block"] += 1
+        self.buf[self.pos:self.pos + take] = value.to_bytes(size, "little")[:take]
+        self.pos += take
+        if self.pos >= len(self.buf):
+            self._block_done()
+        self.update_irq()
+
+    def fifo_read(self, offset: int, size: int, max_count: int) -> list[int]:
+        """Up to max_count data reads the guest is certain to make next, never past the current DRQ block."""
+        if offset != ATA_REG_DATA or size not in (2, 4) or self._dev1_selected() \
+                or not (self.status & ATA_DRQ and self.data_in):
+            return []
+        n = min(max_count, (len(self.buf) - self.pos) // size)
+        return [self._data_read(size) for _ in range(n)]
+
+    def words_left_in_block(self) -> int:
+        """16-bit words that remain in the current DRQ block (0 when no data transfer is pending)."""
+        return (len(self.buf) - self.pos) // 2 if self.status & ATA_DRQ else 0
+
+    # -- commands ----------------------------------------------------------------------------------------------
+
+    def _complete(self, error: int = 0) -> None:
+        self._end_transfer()
+        self.error = error
+        self.status = ATA_DRDY | ATA_DSC | (ATA_ERR if error else 0)
+        self.intrq = True
+
+    def _abort(self, why: str) -> None:
+        self.metrics[why] += 1
+        self._complete(ATA_ABORTED)
+
+    def _command(self, cmd: int) -> None:
+        if self._dev1_selected():
+            self.metrics["command_to_absent_device"] += 1   # device 0 ignores commands for device 1 (9.16)
+            return
+        if self.status & ATA_DRQ:
+            self.metrics["command_during_drq"] += 1   # the transfer in progress is abandoned
+            self._end_transfer()
+        self.metrics[f"cmd_{cmd:02x}"] += 1
+        if cmd in _RW_COMMANDS:
+            self._start_rw(cmd, *_RW_COMMANDS[cmd])
+        elif cmd == ATA_CMD_ID_ATA:
+            page = identify_page(self.backend.sectors, model=self.model, serial=self.serial,
+                                 firmware=self.firmware, multiple_count=self.multiple_count,
+                                 write_cache=self.write_cache, pio_mode=self.pio_mode)
+            self._start_block(bytearray(page), data_in=True, lba=0, remaining=1, block=1)
+        elif cmd == ATA_CMD_SET_MULTI:
+            n = self.nsect
+            if n == 0 or (n <= MAX_MULTIPLE and n & (n - 1) == 0):
+                self.multiple_count = n
+                self._complete()
+            else:
+                self._abort("bad_multiple_count")
+        elif cmd == ATA_CMD_SET_FEATURES:
+            self._set_features()
+        elif cmd in (ATA_CMD_FLUSH, ATA_CMD_FLUSH_EXT):
+            try:
+                self.backend.flush()
+            except OSError:
+                self._abort("backend_error")
+                return
+            self._complete()
+        elif cmd == ATA_CMD_CHK_POWER:
+            self._complete()
+            self.nsect = 0xFF   # active or idle
+        elif cmd in _NOOP_COMMANDS:
+            self._complete()
+        elif cmd in (ATA_CMD_VERIFY, ATA_CMD_VERIFY_EXT):
+            lba, count = self._address(cmd == ATA_CMD_VERIFY_EXT)
+            if lba is None or lba + count > self.backend.sectors:
+                self._idnf()
+            else:
+                self._complete()
+        elif cmd in (ATA_CMD_READ_NATIVE_MAX, ATA_CMD_READ_NATIVE_MAX_EXT):
+            self._read_native_max(cmd == ATA_CMD_READ_NATIVE_MAX_EXT)
+        elif cmd == ATA_CMD_EDD:
+            self._signature()
+            self.intrq = True
+        else:
+            self._abort("unknown_command")
+
+    def _set_features(self) -> None:
+        sub = self.feature
+        if sub == SETFEATURES_XFER:
+            mode = self.nsect
+            if mode in (0x00, 0x01):
+                self.pio_mode = 2   # PIO default mode
+            elif XFER_PIO_0 <= mode <= XFER_PIO_4:
+                self.pio_mode = mode - XFER_PIO_0
+            else:
+                self._abort("unsupported_transfer_mode")   # no DMA modes
+                return
+        elif sub in (SETFEATURES_WC_ON, SETFEATURES_WC_OFF):
+            self.write_cache = sub == SETFEATURES_WC_ON
+        elif sub not in (SETFEATURES_RA_ON, SETFEATURES_RA_OFF, SETFEATURES_DEFAULTS_ON, SETFEATURES_DEFAULTS_OFF):
+            self._abort("unknown_feature")
+            return
+        self._complete()
+
+    def _address(self, lba48: bool) -> tuple[int | None, int]:
+        """(first LBA, sector count) from the task file; LBA None for an invalid CHS address."""
+        if lba48:
+            lba = (self.hob_lbah << 40 | self.hob_lbam << 32 | self.hob_lbal << 24
+                   | self.lbah << 16 | self.lbam << 8 | self.lbal)
+            count = (self.hob_nsect << 8 | self.nsect) or 65536
+            return lba, count
+        count = self.nsect or 256
+        if self.device & ATA_LBA:
+            return (self.device & 0x0F) << 24 | self.lbah << 16 | self.lbam << 8 | self.lbal, count
+        cyl, head, sector = self.lbah << 8 | self.lbam, self.device & 0x0F, self.lbal
+        if sector == 0 or sector > SECTORS_PER_TRACK:
+            return None, count
+        return (cyl * HEADS + head) * SECTORS_PER_TRACK + sector - 1, count
+
+    def _idnf(self) -> None:
+        self.metrics["lba_out_of_range"] += 1
+        self._complete(ATA_IDNF)
+
+    def _read_native_max(self, lba48: bool) -> None:
+        top = max(self.backend.sectors - 1, 0)
+        self._complete()
+        self.lbal, self.lbam, self.lbah = top & 0xFF, top >> 8 & 0xFF, top >> 16 & 0xFF
+        if lba48:
+            self.hob_lbal, self.hob_lbam, self.hob_lbah = top >> 24 & 0xFF, top >> 32 & 0xFF, top >> 40 & 0xFF
+        else:
+            self.device = (self.device & 0xF0) | (top >> 24 & 0x0F)
+
+    def _start_rw(self, cmd: int, read: bool, lba48: bool, multiple: bool) -> None:
+        if multiple and self.multiple_count == 0:
+            self._abort("multiple_not_set")
+            return
+        if not read and getattr(self.backend, "readonly", False):
+            self._abort("write_to_readonly")
+            return
+        lba, count = self._address(lba48)
+        if lba is None or lba + count > self.backend.sectors:
+            self._idnf()
+            return
+        block = self.multiple_count if multiple else 1
+        self._start_block(None, data_in=read, lba=lba, remaining=count, block=block)
+
+    def _start_block(self, page: bytearray | None, *, data_in: bool, lba: int, remaining: int,
+                     block: int) -> None:
+        """Enter the DRQ state for the first block: data-in raises INTRQ now, data-out waits for the data."""
+        self.data_in, self.xfer_lba, self.xfer_remaining, self.xfer_block = data_in, lba, remaining, block
+        self.error = 0
+        if page is not None:
+            self.buf, self.pos = page, 0
+            self.status = ATA_DRDY | ATA_DSC | ATA_DRQ
+            self.intrq = True
+            return
+        self._load_block()
+        if data_in:
+            self.intrq = True
+
+    def _load_block(self) -> None:
+        n = min(self.xfer_block, self.xfer_remaining)
+        self.pos = 0
+        if self.data_in:
+            try:
+                self.buf = bytearray(self.backend.read(self.xfer_lba, n))
+            except OSError:
+                self._abort("backend_error")
+                return
+        else:
+            self.buf = bytearray(n * SECTOR_SIZE)
+        self.status = ATA_DRDY | ATA_DSC | ATA_DRQ
+
+    def _block_done(self) -> None:
+        """The guest moved the last byte of a DRQ block (9.5 / 9.6)."""
+        n = len(self.buf) // SECTOR_SIZE or 1
+        if not self.data_in:
+            try:
+                self.backend.write(self.xfer_lba, bytes(self.buf))
+            except OSError:
+                self._abort("backend_error")
+                return
+        self.xfer_lba += n
+        self.xfer_remaining -= n
+        if self.xfer_remaining > 0:
+            self._load_block()
+            self.intrq = True
+        elif self.data_in:
+            self._end_transfer()
+            self.status = ATA_DRDY | ATA_DSC   # data-in: no interrupt after the last block
+        else:
+            self._complete()
+
+    # -- port classes (DESIGN.md batch protocol; docs/devices.md explains each choice) ----------------------
+
+    def port_classes(self) -> dict[int, tuple[PortClass, PortClass]]:
+        classes = {ATA_REG_DATA: (PortClass.FIFO, PortClass.POSTED)}
+        for off in (ATA_REG_FEATURE, ATA_REG_NSECT, ATA_REG_LBAL, ATA_REG_LBAM, ATA_REG_LBAH, ATA_REG_DEVICE):
+            classes[off] = (PortClass.STRICT, PortClass.POSTED)
+        classes[ATA_REG_STATUS] = (PortClass.SHADOW, PortClass.DOORBELL)
+        return classes
+
+    def shadow_stale_after(self) -> set[int]:
+        """Offsets whose POSTED writes can change a SHADOW value: flush before serving a shadow after these."""
+        return {ATA_REG_DATA, ATA_REG_DEVICE}   # the last word of a DRQ block; selecting device 1
+
+
+@dataclass
+class AtaControl:
+    """The control block port (0x3F6) of a channel: Alternate Status / Device Control."""
+
+    disk: AtaDisk
+    name: str = "ata0-ctl"
+
+    def reset(self) -> None:
+        self.disk.reset()
+
+    def update_irq(self) -> None:
+        self.disk.update_irq()
+
+    def io_read(self, offset: int, size: int) -> int:
+        if offset != ATA_REG_ALTSTATUS or size != 1:
+            self.disk.metrics["bad_size" if offset == 0 else "bad_offset"] += 1
+            return (1 << (8 * size)) - 1
+        return self.disk.read_altstatus()   # does not acknowledge the interrupt
+
+    def io_write(self, offset: int, size: int, value: int) -> None:
+        if offset != ATA_REG_CTL or size != 1:
+            self.disk.metrics["bad_size" if offset == 0 else "bad_offset"] += 1
+            self.update_irq()
+            return
+        self.disk.write_devctl(value)
+
+    def shadow_read(self, offset: int, size: int = 1) -> int:
+        if offset == ATA_REG_ALTSTATUS:
+            return self.disk.read_altstatus()
+        return (1 << (8 * size)) - 1
+
+    def port_classes(self) -> dict[int, tuple[PortClass, PortClass]]:
+        return {ATA_REG_ALTSTATUS: (PortClass.SHADOW, PortClass.DOORBELL)}
+
+    def shadow_stale_after(self) -> set[int]:
+        return set()   # its shadow is the channel's status; see AtaDisk.shadow_stale_after
+
+
+ATA_PRIMARY_CMD = 0x1F0
+ATA_PRIMARY_CTL = 0x3F6
+ATA_PRIMARY_IRQ = 14
+
+
+def attach_primary(bus, disk: AtaDisk) -> None:
+    """Register disk on the legacy primary channel: 0x1F0..+8 and 0x3F6..+1."""
+    bus.register(ATA_PRIMARY_CMD, 8, disk)
+    bus.register(ATA_PRIMARY_CTL, 1, disk.control)

@@ -1,0 +1,432 @@
+"""NE2000 NIC: a DP8390D core with 16 KiB of buffer memory behind the NE2000 ASIC (data port 0x10, reset 0x1F).
+
+Register names and bits follow the National DP8390D datasheet ("Register descriptions", pages 0-2, and
+"Remote DMA", "Buffer memory ring"); the RTL8029AS additions are its page-0 ID bytes. The page is folded into the
+dispatch once, with separate read and write tables, because one offset names different registers per page and
+direction. The model is synchronous: a transmit or a remote-DMA start completes inside the CR write.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pvgen.protocol import PortClass
+
+# Offsets in the NE2000's 32-port window.
+CR = 0x00            # command register, every page
+NE_DATAPORT = 0x10   # ASIC remote-DMA data port (8/16/32-bit)
+NE_RESET = 0x1F      # ASIC reset port: a read resets the card
+NE_IO_EXTENT = 0x20
+
+# Page 0, read.
+CLDA0, CLDA1, BNRY, TSR, NCR, FIFO, ISR, CRDA0, CRDA1 = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09
+RTL8029_ID0, RTL8029_ID1, RSR, CNTR0, CNTR1, CNTR2 = 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F
+# Page 0, write.
+PSTART, PSTOP, TPSR, TBCR0, TBCR1 = 0x01, 0x02, 0x04, 0x05, 0x06
+RSAR0, RSAR1, RBCR0, RBCR1, RCR, TCR, DCR, IMR = 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F
+# Page 1, read/write.
+PAR0, CURR, MAR0 = 0x01, 0x07, 0x08
+
+# CR bits.
+CR_STP, CR_STA, CR_TXP = 0x01, 0x02, 0x04
+CR_RD_READ, CR_RD_WRITE, CR_RD_SEND, CR_RD_ABORT = 1, 2, 3, 4   # RD2..RD0 field values
+# ISR/IMR bits.
+ISR_PRX, ISR_PTX, ISR_RXE, ISR_TXE, ISR_OVW, ISR_CNT, ISR_RDC, ISR_RST = 1, 2, 4, 8, 0x10, 0x20, 0x40, 0x80
+# DCR, RCR, TCR, TSR, RSR bits.
+DCR_WTS = 0x01
+RCR_AR, RCR_AB, RCR_AM, RCR_PRO, RCR_MON = 0x02, 0x04, 0x08, 0x10, 0x20
+TCR_LB = 0x06
+TSR_PTX, TSR_ABT = 0x01, 0x08
+RSR_PRX, RSR_MPA, RSR_PHY = 0x01, 0x10, 0x20
+
+# NE2000 buffer memory and station-address PROM (the PROM is decoded, repeated, below MEM_START).
+MEM_START, MEM_END = 0x4000, 0x8000
+PROM_SIZE = 32
+MIN_FRAME, MAX_FRAME = 60, 1518
+RX_HEADER = 4
+
+
+def multicast_hash_index(mac: bytes) -> int:
+    """The DP8390 multicast filter index: top 6 bits of the big-endian CRC-32 of the address (Linux make_mc_bits)."""
+    crc_le = (~zlib.crc32(mac)) & 0xFFFF_FFFF          # CRC-32 register, no final inversion, reflected
+    crc_be = int(f"{crc_le:032b}"[::-1], 2)            # bit-reversed: the value Linux's ether_crc returns
+    return crc_be >> 26
+
+
+@dataclass
+class Ne2000:
+    """DP8390 registers (one field per register) plus the NE2000 buffer memory; the packet backend is passed in."""
+
+    mac: bytes = bytes.fromhex("525400123456")
+    backend: object | None = None            # has send(frame); see netpeer.py
+    irq: Callable[[bool], None] = lambda level: None
+    name: str = "ne2000"
+    page: int = 0
+    rd: int = CR_RD_ABORT          # remote DMA command as written (RD2..RD0)
+    started: bool = False          # STA/STP state
+    txp: bool = False
+    pstart: int = 0
+    pstop: int = 0
+    bnry: int = 0
+    tpsr: int = 0
+    tbcr: int = 0
+    isr: int = ISR_RST
+    imr: int = 0
+    rsar: int = 0
+    crda: int = 0
+    rbcr: int = 0
+    rcr: int = 0
+    tcr: int = 0
+    dcr: int = 0
+    tsr: int = 0
+    ncr: int = 0
+    rsr: int = 0
+    cntr: list[int] = field(default_factory=lambda: [0, 0, 0])
+    par: bytearray = field(default_factory=lambda: bytearray(6))
+    curr: int = 0
+    mar: bytearray = field(default_factory=lambda: bytearray(8))
+    clda: int = 0
+    mem: bytearray = field(default_factory=lambda: bytearray(MEM_END))
+    prom: bytes = b""
+    metrics: Counter = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        # Station address PROM: 16 bytes (MAC, then 0x57 0x57 at 14-15: "word-wide NE2000"), each byte doubled.
+        raw = bytearray(16)
+        raw[0:6] = self.mac
+        raw[14] = raw[15] = 0x57
+        self.prom = bytes(b for x in raw for b in (x, x))
+        self.reset()
+
+    def reset(self) -> None:
+        """Hardware reset (power-on or a read of the reset port): DP8390 "Initialization procedures"."""
+        self.page, self.rd, self.started, self.txp = 0, CR_RD_ABORT, False, False
+        self.isr, self.imr = ISR_RST, 0
+        self.dcr, self.tcr, self.rcr = 0, 0, 0
+        self.rbcr, self.rsar, self.crda = 0, 0, 0
+        self.update_irq()
+
+    def update_irq(self) -> None:
+        """IRQ = ISR & IMR (bit 7, RST, is status, not an interrupt)."""
+        self.irq(bool(self.isr & self.imr & 0x7F))
+
+    # -- command register --------------------------------------------------------------------------------------
+
+    def cr_value(self) -> int:
+        return (self.page << 6 | self.rd << 3 | (CR_TXP if self.txp else 0)
+                | (CR_STA if self.started else CR_STP))
+
+    def _write_cr(self, v: int) -> None:
+        self.page = v >> 6 & 3
+        if v & CR_STP:
+            self.started = False
+            self.isr |= ISR_RST
+        elif v & CR_STA:
+            self.started = True
+            self.isr &= ~ISR_RST
+        rd = v >> 3 & 7
+        if rd == 0:
+            self.metrics["cr_rd_zero"] += 1   # "not allowed" by the datasheet; keeps the current DMA state
+        elif rd & CR_RD_ABORT:
+            self.rd = CR_RD_ABORT
+        elif rd in (CR_RD_READ, CR_RD_WRITE):
+            self.rd, self.crda = rd, self.rsar
+            if self.rbcr == 0:
+                self.metrics["dma_zero_count"] += 1
+                self.isr |= ISR_RDC
+        else:
+            self.metrics["send_packet_unsupported"] += 1
+            self.rd = CR_RD_ABORT
+        if v & CR_TXP:
+            self._transmit()
+
+    # -- register dispatch: separate read and write tables per page -----------------------------------------------
+
+    def _peek(self, off: int) -> int:
+        """The register at off on the current page, without side effects."""
+        p = self.page
+        if off == CR:
+            return self.cr_value()
+        if p == 0:
+            return {CLDA0: self.clda & 0xFF, CLDA1: self.clda >> 8, BNRY: self.bnry, TSR: self.tsr, NCR: self.ncr,
+                    FIFO: 0, ISR: self.isr, CRDA0: self.crda & 0xFF, CRDA1: self.crda >> 8 & 0xFF,
+                    RTL8029_ID0: 0x50, RTL8029_ID1: 0x43, RSR: self.rsr, CNTR0: self.cntr[0],
+                    CNTR1: self.cntr[1], CNTR2: self.cntr[2]}[off]
+        if p == 1:
+            if off < CURR:
+                return self.par[off - PAR0]
+            return self.curr if off == CURR else self.mar[off - MAR0]
+        if p == 2:
+            return {PSTART: self.pstart, PSTOP: self.pstop, 0x03: self._next_ring_page(self.crda >> 8),
+                    TPSR: self.tpsr, 0x05: self.curr, 0x06: self.clda >> 8, 0x07: self.clda & 0xFF,
+                    RCR: self.rcr | 0xC0, TCR: self.tcr | 0xE0, DCR: self.dcr | 0x80,
+                    IMR: self.imr | 0x80}.get(off, 0xFF)
+        return 0   # page 3 (RTL8029 configuration): not modelled, reads as zero
+
+    def _read_reg(self, off: int) -> int:
+        value = self._peek(off)
+        if self.page == 0 and CNTR0 <= off <= CNTR2:
+            self.cntr[off - CNTR0] = 0   # tally counters clear on read
+        return value
+
+    def _write_reg(self, off: int, v: int) -> None:
+        p = self.page
+        if p == 0:
+            if off == PSTART:
+                self.pstart = v
+            elif off == PSTOP:
+                self.pstop = v
+            elif off == BNRY:
+                self.bnry = v
+            elif off == TPSR:
+                self.tpsr = v
+            elif off == TBCR0:
+                self.tbcr = (self.tbcr & 0xFF00) | v
+            elif off == TBCR1:
+                self.tbcr = (self.tbcr & 0xFF) | v << 8
+            elif off == ISR:
+                self.isr &= ~(v & 0x7F)   # write 1 to clear; RST cannot be cleared this way
+            elif off == RSAR0:
+                self.rsar = (self.rsar & 0xFF00) | v
+            elif off == RSAR1:
+                self.rsar = (self.rsar & 0xFF) | v << 8
+            elif off == RBCR0:
+                self.rbcr = (self.rbcr & 0xFF00) | v
+            elif off == RBCR1:
+                self.rbcr = (self.rbcr & 0xFF) | v << 8
+            elif off == RCR:
+                self.rcr = v & 0x3F
+            elif off == TCR:
+                self.tcr = v & 0x1F
+            elif off == DCR:
+                self.dcr = v & 0x7F
+            elif off == IMR:
+                self.imr = v & 0x7F
+        elif p == 1:
+            if off < CURR:
+                self.par[off - PAR0] = v
+            elif off == CURR:
+                self.curr = v
+            else:
+                self.mar[off - MAR0] = v
+        else:
+            self.metrics[f"page{p}_write"] += 1   # page 2 is read-only; page 3 is not modelled
+
+    # -- bus interface -------------------------------------------------------------------------------------------
+
+    def io_read(self, offset: int, size: int) -> int:
+        ones = (1 << (8 * size)) - 1
+        if offset == NE_DATAPORT:
+            value = self._data_read(size)
+        elif offset == NE_RESET:
+            self.reset()
+            value = 0
+        elif offset <= 0x0F and size == 1:
+            value = self._read_reg(offset)
+        else:
+            self.metrics["bad_size" if offset <= 0x0F else "bad_offset"] += 1
+            value = ones
+        return value & ones
+
+    def io_write(self, offset: int, size: int, value: int) -> None:
+        if offset == NE_DATAPORT:
+            self._data_write(size, value)
+        elif offset == NE_RESET:
+            pass   # the reset happens on the read; the write that follows it in every driver is harmless
+        elif offset <= 0x0F and size == 1:
+            if offset == CR:
+                self._write_cr(value & 0xFF)
+            else:
+                self._write_reg(offset, value & 0xFF)
+        else:
+            self.metrics["bad_size" if offset <= 0x0F else "bad_offset"] += 1
+        self.update_irq()
+
+    def shadow_read(self, offset: int, size: int = 1) -> int:
+        """CR and offset 7 (ISR on page 0, CURR on page 1) without side effects: the SHADOW values."""
+        if offset in (CR, ISR) and size == 1:
+            return self._peek(offset)
+        self.metrics["shadow_read_not_shadow"] += 1
+        return (1 << (8 * size)) - 1
+
+    # -- remote DMA through the data port ------------------------------------------------------------------------
+
+    def _unit(self, size: int) -> int:
+        """Bytes one data-port access moves: the DCR word mode moves 2 even on a byte access (RTL8029 PROM read)."""
+        if size not in (1, 2, 4):
+            return 0
+        if self.dcr & DCR_WTS:
+            return 4 if size == 4 else 2
+        if size != 1:
+            self.metrics["word_access_in_byte_mode"] += 1
+        return size
+
+    def _mem_read(self, addr: int) -> int:
+        if addr < MEM_START:
+            return self.prom[addr % PROM_SIZE]
+        if addr < MEM_END:
+            return self.mem[addr]
+        self.metrics["dma_out_of_range"] += 1
+        return 0xFF
+
+    def _mem_write(self, addr: int, v: int) -> None:
+        if MEM_START <= addr < MEM_END:
+            self.mem[addr] = v
+        else:
+            self.metrics["dma_out_of_range"] += 1
+
+    def _advance(self) -> None:
+        self.crda = (self.crda + 1) & 0xFFFF
+        if self.pstart < self.pstop and self.crda == self.pstop << 8:
+            self.crda = self.pstart << 8   # remote DMA wraps at the end of the receive ring
+
+    def _count(self, n: int) -> None:
+        if self.rbcr == 0:
+            self.metrics["dma_past_count"] += 1
+            return
+        self.rbcr = max(self.rbcr - n, 0)
+        if self.rbcr == 0:
+            self.isr |= ISR_RDC
+
+    def _data_read(self, size: int) -> int:
+        unit = self._unit(size)
+        if unit == 0 or self.rd != CR_RD_READ:
+            self.metrics["data_read_without_dma" if unit else "bad_size"] += 1
+            return (1 << (8 * size)) - 1
+        value = 0
+        for i in range(unit):
+            value |= self._mem_read(self.crda) << (8 * i)
+            self._advance()
+        self._count(unit)
+        self.update_irq()
+        return value
+
+    def _data_write(self, size: int, value: int) -> None:
+        unit = self._unit(size)
+        if unit == 0 or self.rd != CR_RD_WRITE:
+            self.metrics["data_write_without_dma" if unit else "bad_size"] += 1
+            return
+        for i in range(unit):
+            self._mem_write(self.crda, value >> (8 * i) & 0xFF)
+            self._advance()
+        self._count(unit)
+
+    def fifo_read(self, offset: int, size: int, max_count: int) -> list[int]:
+        """Up to max_count data-port reads the guest is certain to make next, within the remote byte count."""
+        unit = self._unit(size) if offset == NE_DATAPORT else 0
+        if unit == 0 or self.rd != CR_RD_READ:
+            return []
+        n = min(max_count, self.rbcr // unit)
+        return [self._data_read(size) for _ in range(n)]
+
+    # -- transmit ----------------------------------------------------------------------------------------------
+
+    def _transmit(self) -> None:
+        if not self.started:
+            self.metrics["tx_while_stopped"] += 1
+            return
+        start, n = self.tpsr << 8, self.tbcr
+        if n == 0 or n > MAX_FRAME or start < MEM_START or start + n > MEM_END:
+            self.metrics["tx_bad_buffer"] += 1
+            self.tsr, self.txp = TSR_ABT, False
+            self.isr |= ISR_TXE
+            return
+        frame = bytes(self.mem[start:start + n])
+        if self.tcr & TCR_LB:
+            self.metrics["tx_loopback"] += 1   # loopback: not put on the wire
+        else:
+            self.metrics["tx_frames"] += 1
+            if self.backend is not None:
+                self.backend.send(frame)
+        self.tsr, self.ncr, self.txp = TSR_PTX, 0, False
+        self.isr |= ISR_PTX
+
+    # -- receive (asynchronous, called by the monitor) -----------------------------------------------------------
+
+    def _accepts(self, frame: bytes) -> bool:
+        dest = frame[:6]
+        if dest == b"\xff" * 6:
+            return bool(self.rcr & RCR_AB)
+        if dest[0] & 1:
+            if not self.rcr & RCR_AM:
+                return False
+            idx = multicast_hash_index(dest)
+            return bool(self.mar[idx >> 3] >> (idx & 7) & 1)
+        return bool(self.rcr & RCR_PRO) or dest == bytes(self.par)
+
+    def _next_ring_page(self, page: int) -> int:
+        page += 1
+        return self.pstart if page >= self.pstop else page
+
+    def receive(self, frame: bytes) -> bool:
+        """A frame from the wire. True if it was stored in the ring (and ISR.PRX raised)."""
+        accepted = self._receive(bytes(frame))
+        self.update_irq()
+        return accepted
+
+    def _receive(self, frame: bytes) -> bool:
+        if not self.started or self.rcr & RCR_MON or self.tcr & TCR_LB:
+            self.metrics["rx_not_receiving"] += 1
+            return False
+        if len(frame) < 6 or len(frame) > MAX_FRAME:
+            self.metrics["rx_bad_length"] += 1
+            return False
+        if not self._accepts(frame):
+            self.metrics["rx_filtered"] += 1
+            return False
+        if not (MEM_START >> 8 <= self.pstart < self.pstop <= MEM_END >> 8
+                and self.pstart <= self.curr < self.pstop):
+            self.metrics["rx_bad_ring"] += 1
+            return False
+        if len(frame) < MIN_FRAME:
+            frame += bytes(MIN_FRAME - len(frame))   # the sender's padding to the Ethernet minimum
+        total = RX_HEADER + len(frame)
+        pages = (total + 255) >> 8
+        ring = self.pstop - self.pstart
+        free = (self.bnry - self.curr) % ring if self.pstart <= self.bnry < self.pstop else ring
+        if free == 0:
+            free = ring   # BNRY == CURR: nothing stored
+        if pages >= free:
+            self.metrics["rx_overflow"] += 1
+            self.isr |= ISR_OVW
+            self.rsr = RSR_MPA
+            self._tally(2)
+            return False
+        nxt = self.curr + pages
+        if nxt >= self.pstop:
+            nxt -= ring
+        status = RSR_PRX | (RSR_PHY if frame[0] & 1 else 0)
+        addr = self.curr << 8
+        for b in bytes([status, nxt, total & 0xFF, total >> 8]) + frame:
+            self.mem[addr] = b
+            addr += 1
+            if addr == self.pstop << 8:
+                addr = self.pstart << 8
+        self.rsr, self.curr, self.clda = status, nxt, addr
+        self.isr |= ISR_PRX
+        self.metrics["rx_frames"] += 1
+        return True
+
+    def _tally(self, which: int) -> None:
+        """Tally counters saturate at 0xFF; ISR.CNT is set when one reaches 0x80 (its MSB)."""
+        self.cntr[which] = min(self.cntr[which] + 1, 0xFF)
+        if self.cntr[which] & 0x80:
+            self.isr |= ISR_CNT
+
+    # -- port classes (docs/devices.md) ------------------------------------------------------------------------
+
+    def port_classes(self) -> dict[int, tuple[PortClass, PortClass]]:
+        classes = {CR: (PortClass.SHADOW, PortClass.DOORBELL),
+                   ISR: (PortClass.SHADOW, PortClass.DOORBELL),
+                   IMR: (PortClass.STRICT, PortClass.DOORBELL),
+                   NE_DATAPORT: (PortClass.FIFO, PortClass.POSTED)}
+        for off in range(0x01, 0x0F):
+            classes.setdefault(off, (PortClass.STRICT, PortClass.POSTED))
+        return classes
+
+    def shadow_stale_after(self) -> set[int]:
+        """POSTED writes that can change a SHADOW value: the last data-port byte of a remote write sets ISR.RDC."""
+        return {NE_DATAPORT}

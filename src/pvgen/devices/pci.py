@@ -1,0 +1,281 @@
+"""PCI configuration space: mechanism #1 on 0xCF8/0xCFC, a host bridge, and functions with BARs and INTx.
+
+References: PCI Local Bus Specification 3.0, section 3.2.2.3.2 (configuration mechanism #1) and
+section 6 (configuration space header type 0, BAR sizing in 6.2.5.1).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pvgen.devices.bus import BusError, PortBus, PortDevice
+from pvgen.protocol import PortClass
+
+# Configuration header registers (PCI 3.0, 6.1), names as in Linux include/uapi/linux/pci_regs.h.
+PCI_VENDOR_ID = 0x00
+PCI_DEVICE_ID = 0x02
+PCI_COMMAND = 0x04
+PCI_STATUS = 0x06
+PCI_REVISION_ID = 0x08
+PCI_CLASS_PROG = 0x09
+PCI_CLASS_DEVICE = 0x0A
+PCI_CACHE_LINE_SIZE = 0x0C
+PCI_LATENCY_TIMER = 0x0D
+PCI_HEADER_TYPE = 0x0E
+PCI_BASE_ADDRESS_0 = 0x10
+PCI_SUBSYSTEM_VENDOR_ID = 0x2C
+PCI_SUBSYSTEM_ID = 0x2E
+PCI_ROM_ADDRESS = 0x30
+PCI_CAPABILITY_LIST = 0x34
+PCI_INTERRUPT_LINE = 0x3C
+PCI_INTERRUPT_PIN = 0x3D
+
+PCI_COMMAND_IO = 0x0001
+PCI_COMMAND_MEMORY = 0x0002
+PCI_COMMAND_MASTER = 0x0004
+PCI_COMMAND_PARITY = 0x0040
+PCI_COMMAND_SERR = 0x0100
+PCI_COMMAND_INTX_DISABLE = 0x0400
+PCI_COMMAND_WRITABLE = (PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_PARITY
+                        | PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE)
+PCI_STATUS_INTERRUPT = 0x0008
+
+PCI_BASE_ADDRESS_SPACE_IO = 0x01
+PCI_BASE_ADDRESS_MEM_TYPE_32 = 0x00
+
+# CONFIG_ADDRESS (0xCF8) layout: enable bit 31, bus 23:16, device 15:11, function 10:8, register 7:2.
+CONFIG_ADDRESS_ENABLE = 0x8000_0000
+CONFIG_ADDRESS_MASK = 0x80FF_FFFC
+
+CONFIG_ADDRESS_PORT = 0xCF8   # where the monitor registers PciHost (length 8)
+
+
+@dataclass
+class Bar:
+    """One base address register: an I/O range decoded onto the PortBus, or a 32-bit memory range (sized only)."""
+
+    index: int
+    size: int                      # power of two; I/O BARs at least 4, memory BARs at least 16
+    io: bool = True
+    device: PortDevice | None = None   # what the range decodes to (I/O BARs)
+    base: int = 0
+    mapped_at: int | None = None   # where the device currently sits on the bus
+
+    def value(self) -> int:
+        flags = PCI_BASE_ADDRESS_SPACE_IO if self.io else PCI_BASE_ADDRESS_MEM_TYPE_32
+        return (self.base & ~(self.size - 1) & 0xFFFF_FFFF) | flags
+
+    def write(self, value: int) -> None:
+        self.base = value & ~(self.size - 1) & (0xFFFF_FFFC if self.io else 0xFFFF_FFF0)
+
+
+@dataclass
+class PciFunction:
+    """A type-0 configuration header. Writable fields are masked per register; BARs answer size probes."""
+
+    name: str
+    vendor_id: int
+    device_id: int
+    class_code: int                       # 24 bits: base class, subclass, programming interface
+    revision: int = 0
+    subsystem_vendor_id: int = 0
+    subsystem_id: int = 0
+    interrupt_pin: int = 0                # 0 none, 1 INTA# .. 4 INTD#
+    interrupt_line: int = 0xFF            # firmware's routing, as the monitor pre-assigns it
+    header_type: int = 0x00
+    bars: list[Bar] = field(default_factory=list)
+    command: int = 0
+    status: int = 0
+    cache_line_size: int = 0
+    latency_timer: int = 0
+    intx_level: bool = False
+    platform_irq: Callable[[bool], None] | None = None   # the interrupt controller input for interrupt_line
+    bus: PortBus | None = None
+    metrics: Counter = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._reset_values = (self.command, [b.base for b in self.bars], self.interrupt_line)
+
+    def reset(self) -> None:
+        self.command, bases, self.interrupt_line = self._reset_values[0], self._reset_values[1], \
+            self._reset_values[2]
+        for bar, base in zip(self.bars, bases):
+            bar.base = base
+        self.status, self.cache_line_size, self.latency_timer, self.intx_level = 0, 0, 0, False
+        self.update_decoding()
+        self.update_irq()
+
+    # -- INTx (PCI 3.0, 6.2.2 Command bit 10, 6.2.3 Status bit 3) --------------------------------------------
+
+    def irq(self, level: bool) -> None:
+        """The device's INTx# pin; pass this bound method to the device model as its irq callable."""
+        self.intx_level = bool(level)
+        self.update_irq()
+
+    def update_irq(self) -> None:
+        self.status = (self.status & ~PCI_STATUS_INTERRUPT) | (PCI_STATUS_INTERRUPT if self.intx_level else 0)
+        if self.platform_irq is not None:
+            self.platform_irq(self.intx_level and not self.command & PCI_COMMAND_INTX_DISABLE)
+
+    # -- decoding: I/O BARs move the device on the PortBus -----------------------------------------------------
+
+    def update_decoding(self) -> None:
+        """Place each I/O BAR's device on the bus where the BAR says, or take it off when decoding is disabled."""
+        for bar in self.bars:
+            if not bar.io or bar.device is None or self.bus is None:
+                continue
+            want = bar.base if (self.command & PCI_COMMAND_IO and 0 < bar.base
+                                and bar.base + bar.size <= 0x10000) else None
+            if want == bar.mapped_at:
+                continue
+            if bar.mapped_at is not None:
+                self.bus.unregister(bar.mapped_at, bar.device)
+                bar.mapped_at = None
+            if want is not None:
+                try:
+                    self.bus.register(want, bar.size, bar.device)
+                    bar.mapped_at = want
+                except BusError:
+                    self.metrics["bar_conflict"] += 1
+
+    # -- configuration space as dwords ---------------------------------------------------------------------------
+
+    def _bar_at(self, reg: int) -> Bar | None:
+        for bar in self.bars:
+            if reg == PCI_BASE_ADDRESS_0 + 4 * bar.index:
+                return bar
+        return None
+
+    def read_dword(self, reg: int) -> int:
+        if reg == PCI_VENDOR_ID:
+            return self.vendor_id | self.device_id << 16
+        if reg == PCI_COMMAND:
+            return self.command | self.status << 16
+        if reg == PCI_REVISION_ID:
+            return self.revision | self.class_code << 8
+        if reg == PCI_CACHE_LINE_SIZE:
+            return self.cache_line_size | self.latency_timer << 8 | self.header_type << 16
+        if PCI_BASE_ADDRESS_0 <= reg < PCI_SUBSYSTEM_VENDOR_ID - 4:
+            bar = self._bar_at(reg)
+            return bar.value() if bar else 0
+        if reg == PCI_SUBSYSTEM_VENDOR_ID:
+            return self.subsystem_vendor_id | self.subsystem_id << 16
+        if reg == PCI_INTERRUPT_LINE:
+            return self.interrupt_line | self.interrupt_pin << 8
+        return 0   # ROM BAR, capability pointer, device-specific space: not implemented, read as zero
+
+    def write_dword(self, reg: int, value: int, byte_mask: int) -> None:
+        """Write the bytes of value selected by byte_mask (bit i = byte i) to the dword register reg."""
+        old = self.read_dword(reg)
+        wmask = 0
+        for i in range(4):
+            if byte_mask >> i & 1:
+                wmask |= 0xFF << (8 * i)
+        merged = (old & ~wmask) | (value & wmask)
+        if reg == PCI_COMMAND:
+            if byte_mask & 0x3:
+                self.command = merged & PCI_COMMAND_WRITABLE
+            # status bits are RW1C for error bits; this model raises no errors, so status writes change nothing
+            self.update_decoding()
+        elif reg == PCI_CACHE_LINE_SIZE:
+            self.cache_line_size = merged & 0xFF
+            self.latency_timer = merged >> 8 & 0xFF
+        elif PCI_BASE_ADDRESS_0 <= reg < PCI_SUBSYSTEM_VENDOR_ID - 4:
+            bar = self._bar_at(reg)
+            if bar is not None:
+                bar.write(merged)
+                self.update_decoding()
+        elif reg == PCI_INTERRUPT_LINE:
+            self.interrupt_line = merged & 0xFF
+        else:
+            self.metrics["readonly_write"] += 1
+        self.update_irq()
+
+
+def host_bridge() -> PciFunction:
+    """Function 00:00.0, an i440FX host bridge: Linux's pci_sanity_check looks for a host bridge on bus 0."""
+    return PciFunction("host-bridge", vendor_id=0x8086, device_id=0x1237, class_code=0x060000, revision=0x02)
+
+
+@dataclass
+class PciHost:
+    """Configuration mechanism #1: CONFIG_ADDRESS at offset 0 (dword only), CONFIG_DATA at offsets 4..7."""
+
+    name: str = "pci-conf1"
+    config_address: int = 0
+    functions: dict[tuple[int, int, int], PciFunction] = field(default_factory=dict)
+    metrics: Counter = field(default_factory=Counter)
+
+    def reset(self) -> None:
+        self.config_address = 0
+        for fn in self.functions.values():
+            fn.reset()
+
+    def add(self, device: int, function: int, fn: PciFunction) -> PciFunction:
+        """Plug fn in at bus 0, device, function; the monitor assigns BARs and the interrupt line beforehand."""
+        self.functions[(0, device, function)] = fn
+        fn.update_decoding()
+        fn.update_irq()
+        return fn
+
+    def update_irq(self) -> None:
+        """The host bridge raises no interrupt of its own (functions drive their INTx lines)."""
+
+    def _target(self) -> tuple[PciFunction | None, int]:
+        a = self.config_address
+        if not a & CONFIG_ADDRESS_ENABLE:
+            return None, 0
+        key = (a >> 16 & 0xFF, a >> 11 & 0x1F, a >> 8 & 0x7)
+        return self.functions.get(key), a & 0xFC
+
+    def io_read(self, offset: int, size: int) -> int:
+        ones = (1 << (8 * size)) - 1
+        if offset == 0 and size == 4:
+            return self.config_address
+        if offset < 4:
+            self.metrics["address_not_dword"] += 1
+            return ones
+        off = offset - 4
+        if size not in (1, 2, 4) or off % size:
+            self.metrics["bad_data_access"] += 1
+            return ones
+        fn, reg = self._target()
+        if fn is None:
+            return ones   # absent function or disabled mechanism: all-ones (master abort)
+        return fn.read_dword(reg) >> (8 * off) & ones
+
+    def io_write(self, offset: int, size: int, value: int) -> None:
+        if offset == 0 and size == 4:
+            self.config_address = value & CONFIG_ADDRESS_MASK
+        elif offset < 4:
+            self.metrics["address_not_dword"] += 1   # e.g. Linux's type-1 probe writes 0x01 to 0xCFB
+        else:
+            off = offset - 4
+            if size not in (1, 2, 4) or off % size:
+                self.metrics["bad_data_access"] += 1
+            else:
+                fn, reg = self._target()
+                if fn is None:
+                    self.metrics["absent_write"] += 1
+                else:
+                    fn.write_dword(reg, value << (8 * off), ((1 << size) - 1) << off)
+        self.update_irq()
+
+    def port_classes(self) -> dict[int, tuple[PortClass, PortClass]]:
+        """CONFIG_ADDRESS writes only select a register: posted. Data accesses may remap BARs: strict."""
+        return {0: (PortClass.STRICT, PortClass.POSTED)}
+
+
+def ne2000_function(nic: PortDevice, *, io_base: int = 0xC000, irq_line: int = 11,
+                    platform_irq: Callable[[bool], None] | None = None, bus: PortBus | None = None,
+                    enabled: bool = True) -> PciFunction:
+    """A RealTek RTL-8029 (10ec:8029, class 0x020000) with BAR0 = 32 I/O ports, INTA#, pre-assigned like firmware."""
+    fn = PciFunction("ne2k-pci", vendor_id=0x10EC, device_id=0x8029, class_code=0x020000,
+                     subsystem_vendor_id=0x10EC, subsystem_id=0x8029, interrupt_pin=1,
+                     interrupt_line=irq_line, bars=[Bar(0, 32, io=True, device=nic, base=io_base)],
+                     command=PCI_COMMAND_IO if enabled else 0, platform_irq=platform_irq, bus=bus)
+    if hasattr(nic, "irq"):
+        nic.irq = fn.irq   # the NIC's interrupt output becomes this function's INTA#
+    return fn
