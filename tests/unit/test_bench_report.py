@@ -53,7 +53,7 @@ def test_table_shows_every_variant_and_verdict():
     out = buf.getvalue()
     for name in ("original", "coalesced", "generated-batch", "generated", "pv-ideal"):
         assert name in out
-    assert "unavailable: runtime: pvbatch device missing" in out
+    assert "generated: unavailable: runtime: pvbatch device missing" in out
     assert "NO" in out and "failed generated-batch: frame 3 differs" in out
     assert "400.000" in out                       # original tx exits/op
     assert "80.00×" in out                        # pv-ideal tx throughput over original

@@ -12,6 +12,7 @@ from rich.table import Table
 from pvgen.bench.results import REFERENCES, Phase, VariantResult, ratios
 
 SCHEMA = "pvgen-bench/1"
+SHORT = {"original": "orig", "coalesced": "coal", "pv-ideal": "pv-ideal"}   # throughput-ratio columns
 
 
 def _num(x: float | int | None, fmt: str = "{:,.0f}") -> str:
@@ -45,17 +46,16 @@ def verdict(r: VariantResult) -> str:
 def table(results: dict[str, VariantResult], workload: str) -> Table:
     t = Table(title=f"pvgen bench {workload}: KVM statistics of the measured phases", title_justify="left")
     for col, just in (("variant", "left"), ("phase", "left"), ("ops", "right"), ("exits", "right"),
-                      ("io_exits", "right"), ("exits/op", "right"), ("ops/s", "right")):
+                      ("io_exits", "right"), ("run io", "right"), ("exits/op", "right"), ("ops/s", "right")):
         t.add_column(col, justify=just, no_wrap=True)
     for ref in REFERENCES:
-        t.add_column(f"ops/s ×{ref}", justify="right", no_wrap=True)
+        t.add_column(f"×{SHORT[ref]}", justify="right", no_wrap=True)
     t.add_column("verified", justify="center", no_wrap=True)
     names = phase_names(results)
     for name, r in results.items():
         style = {"ok": None, "failed": "red", "unavailable": "dim"}[r.status]
         if not r.measured:
-            t.add_row(name, "–", *["–"] * 5, *["–"] * len(REFERENCES),
-                      f"{verdict(r)}: {r.reason}" if r.reason else verdict(r), style=style)
+            t.add_row(name, "–", *["–"] * 6, *["–"] * len(REFERENCES), verdict(r), style=style, end_section=True)
             continue
         for i, ph in enumerate(names):
             p = r.phase(ph)
@@ -64,7 +64,7 @@ def table(results: dict[str, VariantResult], workload: str) -> Table:
             rat = ratios(results, name, ph)
             last = i == len(names) - 1
             t.add_row(name if i == 0 else "", ph, _num(p.ops), _num(p.exits), _num(p.io_exits),
-                      _num(p.exits_per_op, "{:,.3f}"), _num(p.ops_per_s),
+                      _num(p.io_returns), _num(p.exits_per_op, "{:,.3f}"), _num(p.ops_per_s),
                       *[_ratio(rat[ref]["throughput"]) for ref in REFERENCES],
                       verdict(r) if i == 0 else "", style=style, end_section=last)
     return t
@@ -78,6 +78,11 @@ def failures(results: dict[str, VariantResult]) -> list[str]:
 def print_report(results: dict[str, VariantResult], workload: str, console: Console | None = None) -> None:
     console = console or Console()
     console.print(table(results, workload))
+    console.print("exits, io_exits: KVM statistics; run io: KVM_RUN returns with reason IO; ×orig/×coal/×pv-ideal: "
+                  "ops/s of the variant over the reference's (exit ratios are in the JSON)", style="dim")
+    for name, r in results.items():
+        if r.status == "unavailable":
+            console.print(f"[dim]{name}: unavailable: {r.reason}[/dim]")
     for name, r in results.items():
         for line in r.checks:
             if line.startswith("FAIL"):
@@ -87,7 +92,7 @@ def print_report(results: dict[str, VariantResult], workload: str, console: Cons
 
 
 def _phase_json(p: Phase) -> dict:
-    return {"ops": p.ops, "exits": p.exits, "io_exits": p.io_exits, "wall_s": p.wall_s,
+    return {"ops": p.ops, "exits": p.exits, "io_exits": p.io_exits, "io_returns": p.io_returns, "wall_s": p.wall_s,
             "exits_per_op": _finite(p.exits_per_op), "io_exits_per_op": _finite(p.io_exits_per_op),
             "ops_per_s": _finite(p.ops_per_s)}
 

@@ -22,6 +22,11 @@ class Phase:
     breakdown: dict[str, int] = field(default_factory=dict)  # exits by reason/port, when the monitor gives them
 
     @property
+    def io_returns(self) -> int | None:
+        """KVM_RUN returns with exit reason IO counted by the monitor (what reached user space as a port access)."""
+        return self.breakdown.get("IO", 0) if self.breakdown or self.exits == 0 else None
+
+    @property
     def exits_per_op(self) -> float:
         return self.exits / self.ops if self.ops else float("nan")
 
@@ -56,8 +61,12 @@ class VariantResult:
 
     def total(self) -> Phase:
         """All phases together: ops, exits and wall time summed."""
+        brk: dict[str, int] = {}
+        for p in self.phases:
+            for k, v in p.breakdown.items():
+                brk[k] = brk.get(k, 0) + v
         return Phase("total", sum(p.ops for p in self.phases), sum(p.exits for p in self.phases),
-                     sum(p.io_exits for p in self.phases), sum(p.wall_s for p in self.phases))
+                     sum(p.io_exits for p in self.phases), sum(p.wall_s for p in self.phases), {}, brk)
 
     def phase(self, name: str) -> Phase | None:
         if name == "total":

@@ -1,0 +1,90 @@
+"""`pvgen bench net|disk`: run the variants on one workload, print the table, write JSON and the plot."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from pvgen.bench import workload as wl
+from pvgen.bench.diskbench import DiskHost
+from pvgen.bench.kits import KITS
+from pvgen.bench.machine import run_guest
+from pvgen.bench.netbench import NetHost
+from pvgen.bench.report import failures, print_report, write_json
+from pvgen.bench.results import VariantResult
+from pvgen.bench.runner import run_variant
+from pvgen.bench.variants import select
+from pvgen.errors import PvgenError
+
+DEFAULT_OPS = {"net": 500, "disk": 400}
+DEFAULT_PV_BATCH = 8
+
+
+def run_bench(workload: str, ops: int, variants: str | None, seed: int, pv_batch: int,
+              console: Console | None = None) -> dict[str, VariantResult]:
+    """Every selected variant, in order, on the same workload and seed; a fresh peer or disk image for each."""
+    if workload == "disk" and ops < 4:
+        raise PvgenError("disk needs --ops >= 4 (four quarters: seq write, seq read, random write, random read)")
+    if ops < 1 or ops > 1_000_000:
+        raise PvgenError(f"--ops {ops} is outside 1..1000000")
+    if not 1 <= pv_batch <= 256:
+        raise PvgenError(f"--pv-batch {pv_batch} is outside 1..256")
+    chosen = select(variants)
+    params = wl.Params(workload, ops, seed=seed, batch=pv_batch)
+    console = console or Console(stderr=True)
+    results: dict[str, VariantResult] = {}
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} variants"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task(f"bench {workload}", total=len(chosen))
+        for v in chosen:
+            progress.update(task, description=f"bench {workload} --ops {ops}: {v.name}")
+            host = NetHost(seed, ops) if workload == "net" else DiskHost(seed, ops)
+            results[v.name] = run_variant(v, KITS[v.driver], run_guest, params, host)
+            progress.advance(task)
+    return results
+
+
+def _command(workload: str) -> click.Command:
+    @click.command(workload, help=f"Measure the {workload} workload: exits/op and ops/s per variant (docs/bench.md).")
+    @click.option("--ops", type=int, default=DEFAULT_OPS[workload], show_default=True,
+                  help="operations (frames each way for net, 4 KiB requests for disk)")
+    @click.option("--variants", default="", metavar="a,b,...",
+                  help="original, coalesced, generated-batch, generated, pv-ideal (default: all five)")
+    @click.option("--seed", type=int, default=1, show_default=True, help="workload seed (frames, blocks, data)")
+    @click.option("--pv-batch", type=int, default=DEFAULT_PV_BATCH, show_default=True,
+                  help="pv-ideal: requests per doorbell (1 = one doorbell per request)")
+    @click.option("--json", "json_path", required=True, type=click.Path(dir_okay=False), help="write the JSON here")
+    @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="write a PNG plot here")
+    def cmd(ops: int, variants: str, seed: int, pv_batch: int, json_path: str, plot_path: str | None) -> None:
+        results = run_bench(workload, ops, variants or None, seed, pv_batch)
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=140)
+        print_report(results, workload, out)
+        write_json(json_path, results, workload, {"ops": ops, "seed": seed, "pv_batch": pv_batch})
+        if plot_path:
+            from pvgen.bench.plot import plot
+
+            plot(results, workload, plot_path)
+        if failures(results):
+            sys.exit(1)
+        if not any(r.status == "ok" for r in results.values()):
+            click.echo("pvgen: no variant could run (see the reasons in the table)", err=True)
+            sys.exit(2)
+
+    return cmd
+
+
+@click.group("bench")
+def bench() -> None:
+    """Benchmarks: exits and throughput of original vs pvgen-generated drivers, measured with KVM statistics."""
+
+
+bench.add_command(_command("net"))
+bench.add_command(_command("disk"))
+
+COMMANDS = [bench]

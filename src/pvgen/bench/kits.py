@@ -1,0 +1,66 @@
+"""Kits: how each kind of guest is built and attached — pv-ideal (here, end to end) and the Linux driver environment."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pvgen.bench import workload as wl
+from pvgen.bench.runner import DeviceSpec, GuestSpec, Kit, Unavailable
+from pvgen.bench.variants import Variant
+from pvgen.devices import pvring
+
+PVIDEAL_DIR = Path(__file__).resolve().parents[1] / "guest" / "pvideal"
+
+
+def _guest_build():
+    try:
+        from pvgen.guest import build
+    except ImportError as exc:
+        raise Unavailable(f"guest harness: {exc}") from None
+    return build
+
+
+class PvIdealKit:
+    """The hand-written PV driver (guest/pvideal/pvideal.c) linked with the harness, and the pvring device."""
+
+    base = pvring.DEFAULT_BASE
+    irq_line = 11
+
+    def image(self) -> Path:
+        build = _guest_build()
+        obj = build.compile_source(PVIDEAL_DIR / "pvideal.c", list(build.CFLAGS), include_dirs=[PVIDEAL_DIR])
+        digest = hashlib.sha256(Path(obj).read_bytes()).hexdigest()[:16]
+        out = build.cache_dir() / f"pvideal-{digest}.elf"
+        # the harness objects may have changed under the same workload object: link every time (cheap)
+        return build.link_image([obj], out)
+
+    def spec(self, variant: Variant, params: wl.Params, host) -> GuestSpec:
+        image = self.image()
+        if params.workload == "net":
+            factory = lambda mem, irq: pvring.PvRing(mem, net=host.peer, irq=irq, mac=wl.GUEST_MAC)  # noqa: E731
+        else:
+            disk = pvring.BytesDisk(host.image)
+            factory = lambda mem, irq: pvring.PvRing(mem, disk=disk, irq=irq)  # noqa: E731
+        cmd = params.cmdline() + f" pvring={self.base:#x}"
+        return GuestSpec(image, cmd, [DeviceSpec(self.base, pvring.PORTS, factory, self.irq_line)])
+
+
+class LinuxKit:
+    """The real Linux ne2k-pci/8390 and libata objects in the driver environment (guest/linux), original or rewritten.
+
+    Uses `pvgen.guest.linux.bench.guest_spec(variant, params, host)` once the driver-environment stage provides it;
+    until then every Linux variant reports what is missing."""
+
+    def spec(self, variant: Variant, params: wl.Params, host) -> GuestSpec:
+        try:
+            from pvgen.guest.linux import bench as linux_bench
+        except ImportError as exc:
+            raise Unavailable(f"Linux driver environment: {exc.name or exc} not available yet") from None
+        make = getattr(linux_bench, "guest_spec", None)
+        if make is None:
+            raise Unavailable("Linux driver environment: pvgen.guest.linux.bench.guest_spec missing")
+        return make(variant, params, host)
+
+
+KITS: dict[str, Kit] = {"pvideal": PvIdealKit(), "linux": LinuxKit()}

@@ -1,0 +1,38 @@
+"""`pvgen bench net|disk` on /dev/kvm with the variants that are available: table, JSON, plot, exit status."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from pvgen.cli import cli
+
+pytestmark = pytest.mark.kvm
+
+
+@pytest.mark.parametrize("workload", ["net", "disk"])
+def test_bench_command_pv_ideal(kvm, tmp_path, workload):
+    out, png = tmp_path / "r.json", tmp_path / "r.png"
+    res = CliRunner().invoke(cli, ["bench", workload, "--ops", "32", "--variants", "pv-ideal,original",
+                                   "--json", str(out), "--plot", str(png)], obj={})
+    assert res.exit_code == 0, res.output
+    assert "pv-ideal" in res.output and "exits/op" in res.output
+    data = json.loads(out.read_text())
+    assert list(data["variants"]) == ["pv-ideal", "original"]
+    pv = data["variants"]["pv-ideal"]
+    assert pv["status"] == "ok" and pv["verified"]
+    phase = "disk" if workload == "disk" else "total"
+    assert pv["phases"][phase]["ops"] == (32 if workload == "disk" else 64)
+    assert pv["phases"][phase]["exits_per_op"] <= 1.0
+    assert data["variants"]["original"]["status"] in ("ok", "unavailable", "failed")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_rejects_bad_arguments(tmp_path):
+    res = CliRunner().invoke(cli, ["bench", "disk", "--ops", "2", "--json", str(tmp_path / "x.json")], obj={})
+    assert res.exit_code == 1 and "--ops >= 4" in res.output
+    res = CliRunner().invoke(cli, ["bench", "net", "--variants", "bogus", "--json", str(tmp_path / "x.json")],
+                             obj={})
+    assert res.exit_code == 1 and "unknown variant" in res.output
