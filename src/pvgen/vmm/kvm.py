@@ -144,7 +144,8 @@ KVM_CAP_GET_TSC_KHZ = 61
 KVM_CAP_COALESCED_PIO = 162
 KVM_CAP_BINARY_STATS_FD = 203
 
-KVM_COALESCED_MMIO_PAGE_OFFSET = 1   # pages into the vCPU mmap (x86)
+KVM_PIO_PAGE_OFFSET = 1              # pages into the vCPU mmap (arch/x86/include/uapi/asm/kvm.h)
+KVM_COALESCED_MMIO_PAGE_OFFSET = 2
 KVM_PIT_SPEAKER_DUMMY = 1
 
 # --- exit reasons (linux/kvm.h) ---------------------------------------------------------------------------------

@@ -3,8 +3,20 @@
 
 const char *hx_cmdline(void) { return (const char *)hx_phys_to_virt(hx_bootinfo->cmdline_gpa); }
 
+/* The batching runtime's flush, when it is linked: marks and exit first push queued I/O to the devices, so a
+ * phase between two marks counts its own flushes and nothing queued is lost at exit. */
+extern void pvio_flush(void) __attribute__((weak));
+
+static void flush_runtime(void)
+{
+	void (*volatile flush)(void) = pvio_flush;
+	if (flush)
+		flush();
+}
+
 void hx_exit(int code)
 {
+	flush_runtime();
 	hx_outl(HX_PORT_EXIT, (unsigned int)code);
 	for (;;)
 		__asm__ volatile("pause");
@@ -24,7 +36,11 @@ void hx_panic(const char *fmt, ...)
 	hx_exit(255);
 }
 
-void hx_mark(int id) { hx_outb(HX_PORT_MARK, (unsigned char)id); }
+void hx_mark(int id)
+{
+	flush_runtime();
+	hx_outb(HX_PORT_MARK, (unsigned char)id);
+}
 
 /* Time: ns = tsc * (1e6 / tsc_khz), as a 32.32 fixed-point multiplier computed once. */
 static hx_u64 ns_mult;

@@ -1,0 +1,172 @@
+"""`pvgen bench micro`: N posted `outb` then one strict read, as original / coalesced / generated code, and the
+raw cost of a KVM_RUN round trip and of a full dispatch per exit."""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pvgen.errors import PvgenError
+from pvgen.guest import build
+from pvgen.vmm import kvm
+from pvgen.vmm.hxdev import SINK_PORT_BASE
+from pvgen.vmm.machine import Machine
+
+WORKLOADS = Path(build.__file__).resolve().parent / "workloads"
+MICRO_SRC = WORKLOADS / "micro.c"
+POSTED_PORT, STRICT_PORT = SINK_PORT_BASE, SINK_PORT_BASE + 1
+RESULT = re.compile(r"PVGEN-MICRO outs=(\d+) strict_read=(\d+) expected=(\d+)")
+VARIANTS = ("original", "coalesced", "generated")
+
+
+class Unavailable(PvgenError):
+    """A variant whose pieces (rewriter, batching runtime, pvbatch device) are not there yet."""
+
+
+@dataclass
+class Images:
+    original: Path
+    generated: Path | None
+    generated_reason: str = ""
+    threshold: int | None = None
+
+
+def build_original(workdir: Path) -> Path:
+    obj = build.compile_source(MICRO_SRC, build.CFLAGS, include_dirs=[WORKLOADS])
+    return build.link_image([obj], workdir / "micro-original.elf")
+
+
+def build_generated(workdir: Path) -> tuple[Path, int | None]:
+    """gcc -S, pvgen.rewrite.rewrite_text, as, then link with the batching runtime (issue 3)."""
+    try:
+        from pvgen.rewrite import rewrite_text
+    except ImportError as exc:
+        raise Unavailable(f"rewriter: {exc}") from None
+    try:
+        from pvgen.runtime import build as rt_build
+    except ImportError as exc:
+        raise Unavailable(f"batching runtime build (pvgen.runtime.build): {exc}") from None
+    asm = build.compile_to_asm(MICRO_SRC, workdir / "micro.s", build.CFLAGS + [f"-I{WORKLOADS}"])
+    result = rewrite_text(asm.read_text(), str(asm))
+    if not any(getattr(s, "rewritten", True) for s in result.sites):
+        raise Unavailable("the rewriter found no site in micro.s")
+    pv = workdir / "micro.pv.s"
+    pv.write_text(result.text)
+    obj = build.assemble(pv, workdir / "micro.pv.o")
+    rt = rt_build.build("x86_64", "batch", workdir / "pvio-x86_64-batch.o")
+    from pvgen import protocol
+
+    threshold = getattr(protocol, "DEFAULT_THRESHOLD", None)
+    return build.link_image([obj, rt], workdir / "micro-generated.elf"), threshold
+
+
+def _attach_pvbatch(m: Machine):
+    try:
+        from pvgen.devices.pvbatch import PvBatch
+    except ImportError as exc:
+        raise Unavailable(f"pvbatch device: {exc}") from None
+    from pvgen import protocol
+
+    dev = PvBatch(m.ports, m.mem)
+    m.ports.register(protocol.CTRL_BASE, protocol.CTRL_LEN, dev)
+    return dev
+
+
+def run_variant(variant: str, image: Path, outs: int, timeout: float = 60.0) -> dict:
+    with Machine() as m:
+        if variant == "coalesced":
+            m.add_coalesced_pio(POSTED_PORT, 1)
+        pvb = _attach_pvbatch(m) if variant == "generated" else None
+        m.boot(image, f"outs={outs} port={POSTED_PORT:#x} strict={STRICT_PORT:#x}")
+        res = m.run(timeout=timeout)
+        sink_count = m.sink.count
+        pvb_stats = vars(pvb.stats).copy() if pvb is not None else None
+    if res.stop != "exit":
+        raise PvgenError(f"micro {variant}: guest stopped ({res.stop}): {res.message}")
+    phase = res.phase(1, 2)
+    found = RESULT.search(res.console.decode("utf-8", "replace"))
+    verified = bool(found) and res.code == 0 and sink_count == outs
+    return {
+        "variant": variant,
+        "outs": outs,
+        "exits": phase.stats.get("exits", 0),
+        "io_exits": phase.stats.get("io_exits", 0),
+        "kvm_run_io": phase.run_exits.get("IO", 0),
+        "kvm_run_exits": phase.run_exits,
+        "wall_s": phase.wall_s,
+        "ns_per_out": phase.wall_s * 1e9 / max(outs, 1),
+        "verified": verified,
+        "sink_count": sink_count,
+        "coalesced_entries": res.report.extra.get("coalesced_entries"),
+        "pvbatch": pvb_stats,
+        "console": res.console.decode("utf-8", "replace")[-400:],
+        "stats": {k: v for k, v in phase.stats.items() if v},
+    }
+
+
+def roundtrip(image: Path, n: int = 20000) -> dict:
+    """Per-exit costs on this host, from a CPL3 guest that does `outb` forever:
+    - ioctl_us: KVM_RUN with kvm_run.immediate_exit set (the syscall, no guest entry);
+    - kvm_run_us: KVM_RUN returning one KVM_EXIT_IO each, the loop only reads the exit reason;
+    - dispatch_us: the monitor's full exit path (exit reason, counters, handle_io, port bus, device)."""
+    with Machine() as m:
+        m.boot(image, f"spin=1 port={POSTED_PORT:#x}")
+        fd, run_mm = m.vcpu.fd, m.vcpu.run_mm
+        libc = ctypes.CDLL(None, use_errno=True)
+        run_mm[1] = 1
+        t = time.perf_counter()
+        for _ in range(n):
+            libc.ioctl(fd, kvm.KVM_RUN, 0)
+        ioctl_s = time.perf_counter() - t
+        run_mm[1] = 0
+        m.vcpu.run_once()   # first entry: boot to the loop (not timed)
+        req = kvm.KVM_RUN
+        t = time.perf_counter()
+        for _ in range(n):
+            fcntl.ioctl(fd, req, 0)
+            run_mm[8]
+        bare_s = time.perf_counter() - t
+        before = m.sink.count
+        run_once, counts, handlers = m.vcpu.run_once, m.run_exits, m._handlers
+        t = time.perf_counter()
+        for _ in range(n):
+            reason = run_once()
+            counts[reason & 63] += 1
+            handlers[reason]()
+        full_s = time.perf_counter() - t
+        delivered = m.sink.count - before
+    return {"n": n, "ioctl_us": ioctl_s * 1e6 / n, "kvm_run_us": bare_s * 1e6 / n,
+            "dispatch_us": full_s * 1e6 / n, "dispatch_delivered": delivered}
+
+
+def micro(outs: int, variants: list[str], workdir: Path, rt_n: int = 20000) -> dict:
+    workdir.mkdir(parents=True, exist_ok=True)
+    original = build_original(workdir)
+    out: dict = {"schema": "pvgen-micro/1", "outs": outs, "variants": {}}
+    for v in variants:
+        try:
+            if v == "generated":
+                image, threshold = build_generated(workdir)
+                res = run_variant(v, image, outs)
+                res["threshold"] = threshold
+                if threshold:
+                    res["bound"] = math.ceil(outs / threshold)
+            else:
+                res = run_variant(v, original, outs)
+            res["status"] = "ok" if res["verified"] else "failed"
+        except Unavailable as exc:
+            res = {"variant": v, "status": "unavailable", "reason": str(exc)}
+        out["variants"][v] = res
+    base = out["variants"].get("original", {})
+    for v, res in out["variants"].items():
+        if res.get("status") == "ok" and base.get("status") == "ok" and v != "original":
+            res["exit_reduction"] = base["exits"] / max(res["exits"], 1)
+            res["speedup"] = base["wall_s"] / res["wall_s"] if res["wall_s"] else None
+    if rt_n:
+        out["roundtrip"] = roundtrip(original, rt_n)
+    return out
