@@ -3,6 +3,7 @@
 #include <linux/moduleparam.h>
 #include <linux/spinlock.h>
 #include <linux/ioport.h>
+#include <linux/io.h>
 #include <linux/crc32.h>
 #include <linux/cc_platform.h>
 #include "lx_env.h"
@@ -171,3 +172,9 @@ u32 __pure crc32_le(u32 crc, unsigned char const *p, size_t len)
 #define R4(n) R2(n), R2(n + 2 * 16), R2(n + 1 * 16), R2(n + 3 * 16)
 #define R6(n) R4(n), R4(n + 2 * 4), R4(n + 1 * 4), R4(n + 3 * 4)
 const u8 byte_rev_table[256] = { R6(0), R6(2), R6(1), R6(3) };
+
+void refcount_warn_saturate(refcount_t *r, enum refcount_saturation_type t)
+{
+	refcount_set(r, REFCOUNT_SATURATED);
+	_printk(KERN_WARNING "lxenv: refcount_t %p: saturation event %d\n", r, t);
+}

@@ -55,7 +55,7 @@ void ether_setup(struct net_device *dev)
 	dev->min_mtu = ETH_MIN_MTU;
 	dev->max_mtu = ETH_DATA_LEN;
 	dev->addr_len = ETH_ALEN;
-	dev->tx_queue_len = DEFAULT_TX_QUEUE_LEN;
+	dev->tx_queue_len = 1000   /* DEFAULT_TX_QUEUE_LEN, net/core/dev.c */;
 	dev->flags = IFF_BROADCAST | IFF_MULTICAST;
 	dev->priv_flags |= IFF_TX_SKB_SHARING;
 	eth_broadcast_addr(dev->broadcast);
@@ -327,4 +327,10 @@ struct sk_buff *lx_rx_dequeue(void)
 unsigned long lx_rx_queued(void)
 {
 	return READ_ONCE(rx_count);
+}
+
+void netif_tx_stop_all_queues(struct net_device *dev)
+{
+	for (unsigned int i = 0; i < dev->num_tx_queues; i++)
+		netif_tx_stop_queue(netdev_get_tx_queue(dev, i));
 }
