@@ -31,7 +31,7 @@ STDIN = "-"
 
 # A superset of the mnemonics the rewriter turns into thunk calls (in/out/ins/outs with any suffix, hlt). The
 # rewriter's own `may_have_sites` refines it; this only decides whether the rewriter is imported at all.
-_CANDIDATE = re.compile(rb"(?<![\w.$])(?:in|out|ins|outs)[bwl]?(?![\w.$])|(?<![\w.$])hlt(?![\w.$])", re.I)
+_CANDIDATE = re.compile(rb"(?<![\w.$])(?:in|out|ins|outs)[bwld]?(?![\w.$])|(?<![\w.$])hlt(?![\w.$])", re.I)
 
 
 class Invocation:
@@ -193,10 +193,8 @@ def _memfd(data: bytes) -> int:
 
 def rewrite_input(path: str, data: bytes, mode: int) -> tuple[bytes | None, list]:
     """Rewrite one input; (None, sites) when nothing changes. Raises PvgenError on malformed input."""
-    try:
-        from pvgen.rewrite import may_have_sites, rewrite_text
-    except ImportError:  # the rewriter is not installed yet: pass through
-        return None, []
+    from pvgen.rewrite import may_have_sites, rewrite_text
+
     text = data.decode("utf-8", "surrogateescape")
     if not may_have_sites(text):
         return None, []
@@ -207,10 +205,7 @@ def rewrite_input(path: str, data: bytes, mode: int) -> tuple[bytes | None, list
 
 
 def _site_record(site, obj: str) -> dict:
-    import dataclasses
-
-    rec = dataclasses.asdict(site) if dataclasses.is_dataclass(site) else dict(vars(site))
-    rec = {k: (v.value if hasattr(v, "value") and not isinstance(v, (int, str)) else v) for k, v in rec.items()}
+    rec = site.to_json()
     rec["object"] = obj
     return rec
 
@@ -236,6 +231,17 @@ def write_sites(sites_dir: str, inv: Invocation, sites: list, rewritten: bool) -
     os.replace(tmp, os.path.join(sites_dir, name))
 
 
+def _excluded(output: str) -> bool:
+    """$PVGEN_AS_EXCLUDE: colon-separated glob patterns of object names assembled without rewriting."""
+    pats = os.environ.get("PVGEN_AS_EXCLUDE")
+    if not pats:
+        return False
+    from fnmatch import fnmatchcase
+
+    name = os.path.basename(output)
+    return any(fnmatchcase(name, p) for p in pats.split(":") if p)
+
+
 def run(argv: list[str], argv0: str = "pvgen-as") -> int:
     """Rewrite the inputs named by an `as` command line and exec the real `as`; returns only on error."""
     real_as = find_real_as(argv0)
@@ -246,6 +252,8 @@ def run(argv: list[str], argv0: str = "pvgen-as") -> int:
     if inv.early_exit:
         os.execv(real_as, [real_as, *inv.args])
     args = list(inv.args)
+    if _excluded(inv.output):
+        os.execv(real_as, [real_as, *args])
     sites_dir = os.environ.get("PVGEN_SITES_DIR")
     all_sites: list = []
     changed = False

@@ -1,0 +1,91 @@
+"""The corpus check: a driver built with pvgen has no port I/O left outside the runtime, and one site per instruction."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pvgen.toolchain.kbuild import PLAIN, PVGEN, TARGETS, BuildResult, Module, build
+from pvgen.toolchain.objscan import IoHit, count_kinds, is_runtime_symbol, scan, undefined_symbols
+
+
+@dataclass
+class ModuleCheck:
+    """The verification of one module: unmodified build against the pvgen build."""
+
+    target: str
+    module: str
+    plain_io: Counter  # I/O instructions by kind in the unmodified .ko
+    sites: Counter  # sites pvgen-as rewrote in the driver object, by kind
+    not_rewritten: list[dict] = field(default_factory=list)  # I/O sites pvgen-as recorded but left alone
+    report_only: int = 0
+    leftover: list[IoHit] = field(default_factory=list)  # I/O outside the runtime in the pvgen .ko
+    runtime_io: int = 0  # I/O instructions inside the runtime's symbols (expected: the direct back end)
+    undefined_pvio: list[str] = field(default_factory=list)  # pvgen symbols modpost could not resolve
+    ko: Path | None = None
+
+    @property
+    def counts_equal(self) -> bool:
+        return self.plain_io == self.sites
+
+    @property
+    def ok(self) -> bool:
+        return not self.leftover and self.counts_equal and not self.undefined_pvio and not self.not_rewritten
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.leftover:
+            out.append(f"{len(self.leftover)} I/O instruction(s) left outside the runtime, first: {self.leftover[0]}")
+        if not self.counts_equal:
+            out.append(f"sites {dict(self.sites)} != I/O instructions of the unmodified build {dict(self.plain_io)}")
+        if self.not_rewritten:
+            s = self.not_rewritten[0]
+            out.append(f"{len(self.not_rewritten)} site(s) not rewritten, first: {s.get('text')} ({s.get('reason')})")
+        if self.undefined_pvio:
+            out.append(f"undefined pvgen symbols: {', '.join(self.undefined_pvio)}")
+        return out
+
+
+def _module_sites(result: BuildResult, mod: Module) -> list[dict]:
+    obj = str(result.driver_object(mod))
+    return [s for s in result.sites if s.get("object") == obj]
+
+
+def check_module(plain: BuildResult, pv: BuildResult, mod: Module) -> ModuleCheck:
+    plain_hits = scan(plain.modules[mod.name])
+    pv_ko = pv.modules[mod.name]
+    pv_hits = scan(pv_ko)
+    recs = _module_sites(pv, mod)
+    io_recs = [s for s in recs if s.get("kind") != "report-only"]
+    return ModuleCheck(
+        target=plain.target.name,
+        module=mod.name,
+        plain_io=count_kinds(plain_hits),
+        sites=Counter(s["kind"] for s in io_recs if s.get("rewritten")),
+        not_rewritten=[s for s in io_recs if not s.get("rewritten")],
+        report_only=len(recs) - len(io_recs),
+        leftover=[h for h in pv_hits if not is_runtime_symbol(h.symbol)],
+        runtime_io=sum(1 for h in pv_hits if is_runtime_symbol(h.symbol)),
+        undefined_pvio=[n for n in undefined_symbols(pv_ko) if is_runtime_symbol(n)],
+        ko=pv_ko,
+    )
+
+
+def check_target(name: str, *, force: bool = False) -> tuple[list[ModuleCheck], BuildResult, BuildResult]:
+    """Build the target twice (cached) and verify every module."""
+    target = TARGETS[name]
+    plain = build(target, PLAIN, force=force)
+    pv = build(target, PVGEN, force=force)
+    return [check_module(plain, pv, m) for m in target.modules], plain, pv
+
+
+def site_table(pv: BuildResult) -> dict[str, Counter]:
+    """Rewritten and report-only site counts per driver object (file), per kind."""
+    out: dict[str, Counter] = {}
+    for mod in pv.target.modules:
+        c: Counter = Counter()
+        for s in _module_sites(pv, mod):
+            c[s["kind"] if s.get("rewritten") or s["kind"] == "report-only" else f"{s['kind']} (kept)"] += 1
+        out[Path(mod.source).name] = c
+    return out
