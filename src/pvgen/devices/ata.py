@@ -181,12 +181,15 @@ class AtaDisk:
     def _status_value(self) -> int:
         return 0x00 if self._dev1_selected() else self.status
 
-    def shadow_read(self, offset: int, size: int = 1) -> int:
-        """Status without side effects (the value a SHADOW read serves)."""
-        if offset == ATA_REG_STATUS:
+    def shadow_read(self, offset: int, size: int = 1) -> int | None:
+        """Status without side effects (the value a SHADOW read serves); None where there is no shadow."""
+        if offset == ATA_REG_STATUS and size == 1:
             return self._status_value()
-        self.metrics["shadow_read_not_shadow"] += 1
-        return (1 << (8 * size)) - 1
+        return None
+
+    def read_side_effects(self, offset: int) -> bool:
+        """Whether a read has side effects the monitor must replay: Status acknowledges INTRQ."""
+        return offset in (ATA_REG_DATA, ATA_REG_STATUS)
 
     def io_read(self, offset: int, size: int) -> int:
         ones = (1 << (8 * size)) - 1
@@ -522,10 +525,13 @@ class AtaControl:
             return
         self.disk.write_devctl(value)
 
-    def shadow_read(self, offset: int, size: int = 1) -> int:
-        if offset == ATA_REG_ALTSTATUS:
+    def shadow_read(self, offset: int, size: int = 1) -> int | None:
+        if offset == ATA_REG_ALTSTATUS and size == 1:
             return self.disk.read_altstatus()
-        return (1 << (8 * size)) - 1
+        return None
+
+    def read_side_effects(self, offset: int) -> bool:
+        return False   # Alternate Status never acknowledges the interrupt
 
     def port_classes(self) -> dict[int, tuple[PortClass, PortClass]]:
         return {ATA_REG_ALTSTATUS: (PortClass.SHADOW, PortClass.DOORBELL)}

@@ -245,12 +245,15 @@ class Ne2000:
             self.metrics["bad_size" if offset <= 0x0F else "bad_offset"] += 1
         self.update_irq()
 
-    def shadow_read(self, offset: int, size: int = 1) -> int:
+    def shadow_read(self, offset: int, size: int = 1) -> int | None:
         """CR and offset 7 (ISR on page 0, CURR on page 1) without side effects: the SHADOW values."""
         if offset in (CR, ISR) and size == 1:
             return self._peek(offset)
-        self.metrics["shadow_read_not_shadow"] += 1
-        return (1 << (8 * size)) - 1
+        return None
+
+    def read_side_effects(self, offset: int) -> bool:
+        """Reads with side effects: the data port, the reset port, and (page 0) the tally counters."""
+        return offset in (NE_DATAPORT, NE_RESET) or CNTR0 <= offset <= CNTR2
 
     # -- remote DMA through the data port ------------------------------------------------------------------------
 
