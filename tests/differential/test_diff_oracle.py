@@ -1,0 +1,139 @@
+"""The differential oracle: original vs rewritten code under unicorn, with the direct runtime linked in."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).parent))
+import pvio_gen as G  # noqa: E402
+import pvio_oracle as O  # noqa: E402
+
+from pvgen.rewrite import rewrite_text  # noqa: E402
+
+# PVGEN_HYPOTHESIS_PROFILE=long (make test-long): 2 x 5000 rewriter cases + 2 x 500 hand-rewritten = 11 000.
+PROFILE = os.environ.get("PVGEN_HYPOTHESIS_PROFILE", "default")
+EXAMPLES = {"default": 150, "long": 5000}.get(PROFILE, 150)
+HAND_EXAMPLES = {"default": 40, "long": 500}.get(PROFILE, 40)
+
+# Initial flags: IF plus nothing / DF / all arithmetic flags / all arithmetic flags and DF.
+FLAGS = st.sampled_from([0x202, 0x602, 0x2D7 | 0x200, 0xAD7 | 0x200, 0x8D5 | 0x200])
+
+
+def _settings(n: int):
+    return settings(max_examples=n, deadline=None, derandomize=PROFILE != "long",
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _check(bits: int, lines, seed: int, eflags: int, via_rewriter: bool) -> None:
+    mode = O.MODES[bits]
+    original = G.render(lines, bits, rewrite=False)
+    if via_rewriter:
+        result = rewrite_text(f".code{bits}\n{original}", mode=bits)
+        expected = [s.thunk for _, s in lines if s]
+        got = [s.thunk for s in result.sites if s.rewritten]
+        assert got == expected, f"rewriter chose other thunks:\n{original}\n{result.sites}"
+        rewritten = result.text.split("\n", 1)[1]
+    else:
+        rewritten = G.render(lines, bits, rewrite=True)
+    diff = O.compare(mode, original, rewritten, O.Machine.make(mode, seed, eflags=eflags))
+    assert not diff, "\n".join(["original:", original, "rewritten:", rewritten, "differences:", *diff])
+
+
+@pytest.mark.parametrize("bits", [64, 32])
+def test_rewriter_output_behaves_like_original(bits: int) -> None:
+    @_settings(EXAMPLES)
+    @given(lines=G.sequence(bits), seed=st.integers(0, 2**32 - 1), eflags=FLAGS)
+    def run(lines, seed, eflags):
+        _check(bits, lines, seed, eflags, via_rewriter=True)
+
+    run()
+
+
+@pytest.mark.parametrize("bits", [64, 32])
+def test_abi_call_sequence_behaves_like_original(bits: int) -> None:
+    """The runtime alone, against docs/thunk-abi.md's call sequence (independent of the rewriter)."""
+
+    @_settings(HAND_EXAMPLES)
+    @given(lines=G.sequence(bits), seed=st.integers(0, 2**32 - 1), eflags=FLAGS)
+    def run(lines, seed, eflags):
+        _check(bits, lines, seed, eflags, via_rewriter=False)
+
+    run()
+
+
+def _site(text: str, bits: int) -> G.Line:
+    s = next(x for x in G.site_spellings(bits) if x.text == text.replace("$0x80", "$PORT"))
+    if s.port_form == "imm":
+        s = G.Site(text, s.kind, s.width, s.port_form, s.rep, 0x80)
+    return (text, s)
+
+
+# A sequence that exercises every kind of thunk, DF both ways, a zero count, flags kept across sites.
+def _workout(bits: int) -> list[G.Line]:
+    cx, ax = ("%rcx", "%rax") if bits == 64 else ("%ecx", "%eax")
+    return [("mov $0x1f0,%dx", None), ("cmpl $1,%eax", None), _site("inb %dx,%al", bits),
+            ("pushf", None), (f"push {ax}", None),             # flags and the rest of %rax kept across inb
+            _site("inw $0x80,%ax", bits), _site("outl %eax,%dx", bits), _site("outb %al,$0x80", bits),
+            ("movl $3,%ecx", None), _site("rep insw", bits),
+            (f"push {cx}", None),                              # %rcx is 0 after rep
+            ("std", None), ("movl $2,%ecx", None), _site("rep outsb", bits), _site("insl", bits),
+            ("movl $0,%ecx", None), _site("rep insb", bits), ("cld", None), ("stc", None), _site("outsw", bits),
+            ("pushf", None),                                   # CF kept across outsw
+            _site("inl %dx,%eax", bits), _site("hlt", bits), ("adc $0,%eax", None)]
+
+
+# Each mutation breaks one promise of the thunks; the oracle must notice every one.
+MUTATIONS = {
+    64: [("\tpopfq\n\tPVIO_RET\n\tint3\n1:", "\taddq $8, %rsp\n\tPVIO_RET\n\tint3\n1:"),   # flags lost (STR1)
+         ("\tmovl %eax, %eax\n", "\tmovl %eax, %eax\n\txorl %ebx, %ebx\n"),          # clobbers %rbx (inl)
+         ("\tsubq $\\size, %rdx\n", "\taddq $\\size, %rdx\n"),                          # DF=1 goes up
+         ("\txorl %ecx, %ecx\n", ""),                                                     # rep leaves %rcx
+         ("\t\\mov \\acc, (%rsp)\n", "\tmovw %ax, (%rsp)\n"),                               # inb writes %ah
+         ("\tlea", "\tlea")],                                                             # (control: no change)
+    32: [("\tpopfl\n\tPVIO_RET\n\tint3\n1:", "\taddl $4, %esp\n\tPVIO_RET\n\tint3\n1:"),
+         ("\tcall pvio_in\n\t\\epi", "\tcall pvio_in\n\txorl %ebx, %ebx\n\t\\epi"),
+         ("\tsubl $\\size, \\ptr\n", "\taddl $\\size, \\ptr\n"),
+         ("\txorl %ecx, %ecx\n", ""),
+         ("\t\\mov \\acc, (%esp)\n", "\tmovw %ax, (%esp)\n"),
+         ("\tpushl", "\tpushl")],
+}
+
+
+@pytest.mark.parametrize("bits", [64, 32])
+@pytest.mark.parametrize("k", range(6))
+def test_oracle_catches_broken_thunks(bits: int, k: int, tmp_path: Path) -> None:
+    old, new = MUTATIONS[bits][k]
+    src = (O.RUNTIME / O.THUNKS[bits]).read_text()
+    assert old in src, f"mutation {k} no longer applies to {O.THUNKS[bits]}"
+    (tmp_path / "thunks.S").write_text(src.replace(old, new))
+    runtime = O.build_runtime(O.MODES[bits], tmp_path / "thunks.S")
+    lines = _workout(bits)
+    mode = O.MODES[bits]
+    diff = O.compare(mode, G.render(lines, bits, False), G.render(lines, bits, True), O.Machine.make(mode, 7),
+                     runtime)
+    if old == new:
+        assert diff == []
+    else:
+        assert diff, f"mutation {k} went unnoticed"
+
+
+@pytest.mark.parametrize("bits", [64, 32])
+def test_workout_trace_is_complete(bits: int) -> None:
+    """The oracle really sees string I/O, both DF directions and hlt (unicorn reports ins/outs per element)."""
+    mode = O.MODES[bits]
+    lines = _workout(bits)
+    img = O.link_pair(mode, G.render(lines, bits, False), G.render(lines, bits, True))
+    m = O.Machine.make(mode, 7, regs={"eax" if bits == 32 else "rax": 5})
+    a = O.run(mode, img, img.symbols["orig_start"], img.symbols["orig_end"], m)
+    b = O.run(mode, img, img.symbols["rw_start"], img.symbols["rw_end"], m)
+    kinds = [e[0] for e in a.trace]
+    # inb, inw, outl, outb, 3 x insw, 2 x outsb, insl, (rep insb with %ecx = 0: nothing), outsw, inl, hlt
+    assert kinds == ["in", "in", "out", "out", "in", "in", "in", "out", "out", "in", "out", "in", "hlt"]
+    assert [e[:3] for e in a.trace[4:7]] == [("in", 0x1F0, 2)] * 3
+    assert O.differences(a, b, img.symbols["orig_end"], img.symbols["rw_end"]) == []
