@@ -24,6 +24,7 @@ extern unsigned long pvio_host_ram_base;
 static __attribute__((used)) unsigned long pvio_host_irq_mask;
 
 /* For the hand-scheduled pvio_out in batch.c. */
+#define PVIO_ARCH_ASM_RET "ret"
 #define PVIO_ARCH_ASM_IRQ_SAVE "incq pvio_host_irq_mask(%rip)"
 #define PVIO_ARCH_ASM_IRQ_RESTORE "decq pvio_host_irq_mask(%rip)"
 #define PVIO_ARCH_ASM_LOAD_AREA(reg, fail) "movq pvio_areas(%rip), " reg

@@ -17,6 +17,7 @@ extern unsigned long long slow_virt_to_phys(void *p);   /* EXPORT_SYMBOL_GPL, wa
 
 /* For the hand-scheduled pvio_out in batch.c: interrupts masked by pushfq/cli ... popfq (the flags word sits
  * on the stack below the saved registers); the area of the current CPU, bounds-checked. */
+#define PVIO_ARCH_ASM_RET "jmp __x86_return_thunk"   /* CONFIG_RETHUNK */
 #define PVIO_ARCH_ASM_IRQ_SAVE "pushfq; cli"
 #define PVIO_ARCH_ASM_IRQ_RESTORE "popfq"
 #define PVIO_ARCH_ASM_LOAD_AREA(reg, fail) \

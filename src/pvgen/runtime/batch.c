@@ -198,7 +198,7 @@ __asm__(
 	"3:	popq %rcx\n"
 	"	popq %rax\n"
 	"	" PVIO_ARCH_ASM_IRQ_RESTORE "\n"
-	"	ret\n"
+	"	" PVIO_ARCH_ASM_RET "\n"
 	"1:	popq %rax\n"
 	"	" PVIO_ARCH_ASM_IRQ_RESTORE "\n"
 	"	jmp pvio_out_slow\n"
@@ -418,6 +418,20 @@ unsigned pvio_set_threshold(unsigned n)
 const struct pvio_area *pvio_area(void)
 {
 	return pvio_cur();
+}
+
+/* Flush and forget the current CPU's area: from now on every access runs the original instruction. */
+void pvio_fini(void)
+{
+	unsigned cpu = pvio_arch_cpu();
+	unsigned long fl;
+
+	if (cpu >= PVIO_ARCH_MAX_CPUS || !pvio_areas[cpu])
+		return;
+	fl = pvio_arch_irq_save();
+	pvio_flush_pending(pvio_areas[cpu]);
+	pvio_areas[cpu] = 0;
+	pvio_arch_irq_restore(fl);
 }
 
 /* Register `mem` (PVIO_AREA_SIZE bytes, page aligned, physically contiguous) as the current CPU's area.

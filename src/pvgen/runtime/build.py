@@ -1,0 +1,102 @@
+"""Build the guest runtime (thunks + a back end) for a target: Linux module, freestanding x86-64/i386, or host."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pvgen.errors import EnvironmentMissing, PvgenError
+
+RUNTIME_DIR = Path(__file__).resolve().parent
+
+# Warnings are errors everywhere; the back end must use general registers only (no_caller_saved_registers).
+COMMON = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-mgeneral-regs-only", "-fno-stack-protector",
+          "-fno-strict-aliasing", "-fno-asynchronous-unwind-tables", f"-I{RUNTIME_DIR}"]
+KERNEL64 = ["-ffreestanding", "-fno-pic", "-mcmodel=kernel", "-mno-red-zone", "-mpreferred-stack-boundary=3"]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    cflags: tuple[str, ...]
+    asflags: tuple[str, ...]
+    thunks: str
+    glue: tuple[str, ...]          # extra C files of the target layer (batch back end only)
+    link: str                      # "relocatable" (ld -r) or "shared" (a host .so for ctypes)
+    doc: str
+    file_flags: tuple[tuple[str, tuple[str, ...]], ...] = ()   # (source name, extra flags)
+
+
+TARGETS: dict[str, Target] = {
+    "linux-module": Target(
+        "linux-module",
+        (*KERNEL64, "-DPVIO_TARGET_LINUX", "-mindirect-branch=thunk-extern", "-mfunction-return=thunk-extern",
+         "-mindirect-branch-register", "-fno-jump-tables"),
+        ("-DPVIO_RETHUNK",), "thunks64.S", (), "relocatable",
+        "x86-64 Linux kernel module object (-mcmodel=kernel, -mno-red-zone, RETHUNK returns)"),
+    "x86_64": Target(
+        "x86_64", tuple(KERNEL64), (), "thunks64.S", ("arch_hx.c",), "relocatable",
+        "x86-64 freestanding for the CPL3 guest harness (harness.h supplies the hooks)"),
+    "i386": Target(
+        "i386", ("-m32", "-ffreestanding", "-fno-pic"), ("-m32",), "thunks32.S", (), "relocatable",
+        "i386 freestanding (the environment supplies pvio_arch_virt_to_phys/irq_save/irq_restore)"),
+    "host": Target(
+        "host", ("-fPIC", "-DPVIO_TARGET_HOST", "-mpreferred-stack-boundary=3"), (), "thunks64.S",
+        ("arch_host.c", "arch_host_drive.c"), "shared",
+        "x86-64 user-mode shared library for tests: the exit and real instructions are test doubles (ctypes)",
+        # The test doubles call into Python, which needs the ABI's 16-byte stack alignment: they realign.
+        (("arch_host.c", ("-mpreferred-stack-boundary=4", "-mincoming-stack-boundary=3")),)),
+}
+BACKENDS = ("direct", "batch")
+
+
+def _run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        first = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+        raise PvgenError(f"{Path(cmd[0]).name} failed: {first[0] if first else 'exit ' + str(proc.returncode)}"
+                         f" ({' '.join(cmd)})")
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise EnvironmentMissing(tool, "install build-essential (and gcc-multilib for i386)")
+    return path
+
+
+def sources(target: str, backend: str) -> list[Path]:
+    t = TARGETS[target]
+    files = [t.thunks, "batch.c", *t.glue] if backend == "batch" else [t.thunks, "direct.c"]
+    return [RUNTIME_DIR / f for f in files]
+
+
+def build(target: str, backend: str, out: Path, *, extra_cflags: tuple[str, ...] = ()) -> Path:
+    """Compile and link the runtime for target with the given back end into out; returns out."""
+    if target not in TARGETS:
+        raise PvgenError(f"unknown runtime target {target!r}: expected one of {', '.join(TARGETS)}")
+    if backend not in BACKENDS:
+        raise PvgenError(f"unknown runtime back end {backend!r}: expected one of {', '.join(BACKENDS)}")
+    t = TARGETS[target]
+    gcc = _need("gcc")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pvgen-rt-") as tmp:
+        objs = []
+        for src in sources(target, backend):
+            if not src.exists():
+                raise PvgenError(f"runtime source {src.name} is missing from {RUNTIME_DIR}")
+            obj = Path(tmp) / (src.name + ".o")
+            flags = [*t.cflags, *t.asflags] if src.suffix == ".S" else list(t.cflags)
+            flags += [f for name, extra in t.file_flags if name == src.name for f in extra]
+            _run([gcc, *COMMON, *flags, *extra_cflags, "-c", str(src), "-o", str(obj)])
+            objs.append(str(obj))
+        if t.link == "shared":
+            _run([gcc, "-shared", "-Wl,-Bsymbolic", "-Wl,-z,noexecstack", "-o", str(out), *objs])
+        else:
+            ld = _need("ld")
+            _run([ld, "-r", *(["-m", "elf_i386"] if target == "i386" else []), "-o", str(out), *objs])
+    return out

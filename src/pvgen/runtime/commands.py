@@ -1,0 +1,49 @@
+"""`pvgen runtime ...`: build the guest runtime for a target, and generate or check the protocol header."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pvgen import protocol
+from pvgen.errors import PvgenError
+from pvgen.runtime.build import BACKENDS, RUNTIME_DIR, TARGETS, build
+
+HEADER_PATH = RUNTIME_DIR / "pvio_protocol.h"
+
+
+@click.group("runtime")
+def runtime() -> None:
+    """The guest runtime: thunks and a direct or batching back end."""
+
+
+@runtime.command("build")
+@click.option("--target", type=click.Choice(list(TARGETS)), required=True, help="Where the runtime runs.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="batch", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Output: a relocatable object (.o), or a shared library for --target host.")
+def build_cmd(target: str, backend: str, output: Path) -> None:
+    """Compile thunks + back end for TARGET (warnings are errors)."""
+    out = build(target, backend, output)
+    click.echo(f"{out}: {backend} runtime, {TARGETS[target].doc}")
+
+
+@runtime.command("header")
+@click.option("--check", is_flag=True, help="Fail if the checked-in header differs from a fresh generation.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=HEADER_PATH,
+              show_default=True)
+def header_cmd(check: bool, output: Path) -> None:
+    """Generate pvio_protocol.h from pvgen.protocol (the single source of truth)."""
+    text = protocol.c_header()
+    if check:
+        have = output.read_text() if output.exists() else ""
+        if have != text:
+            raise PvgenError(f"{output} is stale: run `pvgen runtime header`")
+        click.echo(f"{output}: current")
+        return
+    output.write_text(text)
+    click.echo(f"{output}: written")
+
+
+COMMANDS = [runtime]

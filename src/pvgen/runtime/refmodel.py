@@ -1,0 +1,255 @@
+"""A Python reference model of the batching runtime (what batch.c does, op by op) and a small device set to test it.
+
+`RefRuntime` implements the guest side of docs/protocol.md on a GuestMemory, against the same monitor handler
+(PvBatch), so the C runtime can be compared with it exit for exit.  `immediate()` is the oracle: every access
+executed at once on the devices.  `LabDevice` exercises every port class with an observable trace.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from pvgen import protocol as P
+from pvgen.devices.bus import PortBus
+from pvgen.devices.pvbatch import PvBatch
+from pvgen.protocol import Op, PortClass
+
+_H = P.HEADER.offsets()
+_FIFO = struct.Struct("<HBBIII")
+
+
+def mask(size: int, v: int) -> int:
+    return v & ((1 << (8 * size)) - 1)
+
+
+# --- a device with one register of each class, recording what it sees -------------------------------------------
+
+BLOCK = 8   # FIFO transfer block: fifo_read never hands values past its end
+
+
+@dataclass
+class Trace:
+    events: list[tuple[str, int, int, int]] = field(default_factory=list)   # (r|w, port, size, value)
+
+
+@dataclass
+class LabDevice:
+    """offset 0-3 posted regs; 4 doorbell; 5 shadow (pure); 6 shadow (read clears); 8 FIFO; 10 strict; 12 posted
+    data port (for outs); others strict.  Every write and every effectful read lands in the trace."""
+
+    base: int
+    trace: Trace
+    name: str = "lab"
+    regs: list[int] = field(default_factory=lambda: [0] * 16)
+    rung: int = 0
+    pending: int = 0
+    stream: int = 0
+
+    def port_classes(self) -> dict[int, tuple[PortClass, PortClass]]:
+        S, Po, D, Sh, F = PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL, PortClass.SHADOW, PortClass.FIFO
+        return {0: (S, Po), 1: (S, Po), 2: (S, Po), 3: (S, Po), 4: (S, D), 5: (Sh, S), 6: (Sh, S), 8: (F, S),
+                12: (S, Po)}
+
+    def _status(self, off: int) -> int:
+        if off == 5:
+            return (sum(self.regs) * 7 + self.rung) & 0xFFFFFFFF
+        if off == 6:
+            return self.pending
+        return self.regs[off]
+
+    def _next(self) -> int:
+        v = (self.stream * 2654435761 + 12345) & 0xFFFFFFFF
+        self.stream += 1
+        return v
+
+    def io_read(self, off: int, size: int) -> int:
+        if off == 8:
+            v = mask(size, self._next())
+        else:
+            v = mask(size, self._status(off))
+            if off == 6:
+                self.pending = 0
+        if off != 5:
+            self.trace.events.append(("r", self.base + off, size, v))
+        return v
+
+    def io_write(self, off: int, size: int, value: int) -> None:
+        self.trace.events.append(("w", self.base + off, size, value))
+        self.regs[off] = value
+        if off == 4:
+            self.rung += 1
+            self.pending += 1
+
+    def shadow_read(self, off: int, size: int) -> int:
+        return mask(size, self._status(off))
+
+    def read_side_effects(self, off: int) -> bool:
+        return off != 5
+
+    def fifo_read(self, off: int, size: int, max_count: int) -> list[int]:
+        n = min(max_count, BLOCK - self.stream % BLOCK)
+        return [self.io_read(off, size) for _ in range(n)]
+
+
+def lab_bus(trace: Trace, base: int = 0x100) -> tuple[PortBus, LabDevice]:
+    bus = PortBus()
+    dev = LabDevice(base, trace)
+    bus.register(base, 16, dev)
+    return bus, dev
+
+
+# --- the reference runtime ----------------------------------------------------------------------------------------
+
+class RefRuntime:
+    """The guest side of the protocol in Python, mirroring batch.c; `exits` counts flush exits."""
+
+    def __init__(self, mem, gpa: int, monitor: PvBatch, strict_read, strict_write):
+        self.mem, self.gpa, self.mon = mem, gpa, monitor
+        self.sread, self.swrite = strict_read, strict_write
+        self.active, self.exits = False, 0
+
+    def _h(self, name: str) -> int:
+        size = P._SIZES[next(f.ctype for f in P.HEADER.fields if f.name == name)]
+        return int.from_bytes(self.mem.read(self.gpa + _H[name], size), "little")
+
+    def _hset(self, name: str, v: int) -> None:
+        size = P._SIZES[next(f.ctype for f in P.HEADER.fields if f.name == name)]
+        self.mem.write(self.gpa + _H[name], mask(size, v).to_bytes(size, "little"))
+
+    def init(self) -> int:
+        if self.sread(P.CTRL_REGISTER, 4) != P.MAGIC:
+            return -2
+        self.mem.write(self.gpa, P.HEADER.pack(magic=P.MAGIC, version=P.VERSION, area_size=P.AREA_SIZE,
+                                               capacity=P.ENTRY_CAPACITY, threshold=P.DEFAULT_THRESHOLD))
+        self.mem.write(self.gpa + P.OFF_FIFO, bytes(P.FIFO.size))
+        self.mon.io_write(P.CTRL_REGISTER - P.CTRL_BASE, 4, self.gpa >> 12)
+        self.active = self._h("state") == P.State.ACTIVE
+        return 0 if self.active else -3
+
+    def _word(self, port: int) -> int:
+        return int.from_bytes(self.mem.read(self.gpa + P.OFF_CLASSES + 2 * port, 2), "little")
+
+    def _flush(self) -> None:
+        self.exits += 1
+        self.mon.io_write(P.CTRL_FLUSH - P.CTRL_BASE, 4, self._h("slot"))
+        self._hset("count", 0)
+        self._hset("shadow_since_tick", 0)
+
+    def _push(self, port: int, size: int, op: Op, value: int = 0, gpa: int = 0) -> int:
+        n = self._h("count")
+        self.mem.write(self.gpa + P.OFF_ENTRIES + n * P.ENTRY.size,
+                       P.Entry(op, port, size, value, gpa).encode())
+        self._hset("count", n + 1)
+        return n
+
+    def _push_done(self) -> None:
+        if self._h("count") >= self._h("threshold"):
+            self._flush()
+
+    def _in_exit(self, port: int, size: int) -> int:
+        n = self._push(port, size, Op.IN)
+        self._flush()
+        off = self.gpa + P.OFF_ENTRIES + n * P.ENTRY.size + 4
+        return mask(size, int.from_bytes(self.mem.read(off, 4), "little"))
+
+    def _flush_pending(self) -> None:
+        if self._h("count"):
+            self._flush()
+
+    def inp(self, port: int, size: int) -> int:
+        if not self.active:
+            return self.sread(port, size)
+        rc, _, owned, effect, slot = P.split_class_word(self._word(port))
+        if rc == PortClass.FIFO:
+            fport, fsize, _, count, head, _ = _FIFO.unpack(self.mem.read(self.gpa + P.OFF_FIFO, P.FIFO.size))
+            if fport == port and fsize == size and head < count:
+                v = int.from_bytes(self.mem.read(self.gpa + P.OFF_FIFO_VALUES + 4 * head, 4), "little")
+                self.mem.write(self.gpa + P.OFF_FIFO + 8, (head + 1).to_bytes(4, "little"))
+                return mask(size, v)
+            return self._in_exit(port, size)
+        if rc == PortClass.SHADOW:
+            raw = self.mem.read(self.gpa + P.OFF_SHADOWS + slot * P.SHADOW.size, P.SHADOW.size)
+            s = P.SHADOW.unpack(raw)
+            i = size >> 1
+            if self._h("count") == 0 and s["valid"] & (1 << i):
+                self._hset("shadow_since_tick", self._h("shadow_since_tick") + 1)
+                if effect:
+                    self._push(port, size, Op.IN_DISCARD)
+                    self._push_done()
+                return mask(size, s["val"][i])  # type: ignore[index]
+            return self._in_exit(port, size)
+        if owned:
+            return self._in_exit(port, size)
+        self._flush_pending()
+        return self.sread(port, size)
+
+    def out(self, port: int, size: int, value: int) -> None:
+        value = mask(size, value)
+        if not self.active:
+            return self.swrite(port, size, value)
+        _, wc, owned, _, _ = P.split_class_word(self._word(port))
+        if wc == PortClass.POSTED:
+            self._push(port, size, Op.OUT, value)
+            self._push_done()
+        elif wc == PortClass.DOORBELL or owned:
+            self._push(port, size, Op.OUT, value)
+            self._flush()
+        else:
+            self._flush_pending()
+            self.swrite(port, size, value)
+
+    def string(self, op: Op, port: int, size: int, gpa: int, count: int) -> None:
+        """OUTS/INS of count elements at gpa (guest RAM is contiguous here)."""
+        if count == 0:
+            return
+        if not self.active:
+            return self._strict_string(op, port, size, gpa, count)
+        rc, _, owned, _, _ = P.split_class_word(self._word(port))
+        if op == Op.INS and rc == PortClass.FIFO:
+            while count and self.inp_fifo_hit(port, size):
+                v = self.inp(port, size)
+                self.mem.write(gpa, v.to_bytes(size, "little"))
+                gpa, count = gpa + size, count - 1
+        if count == 0:
+            return
+        if not owned:
+            self._flush_pending()
+            return self._strict_string(op, port, size, gpa, count)
+        while count:
+            n = min(count, P.MAX_STRING_BYTES // size)
+            self._push(port, size, op, n, gpa)
+            self._push_done()
+            gpa, count = gpa + n * size, count - n
+        self._flush_pending()
+
+    def inp_fifo_hit(self, port: int, size: int) -> bool:
+        fport, fsize, _, count, head, _ = _FIFO.unpack(self.mem.read(self.gpa + P.OFF_FIFO, P.FIFO.size))
+        return fport == port and fsize == size and head < count
+
+    def _strict_string(self, op: Op, port: int, size: int, gpa: int, count: int) -> None:
+        for k in range(count):
+            if op == Op.OUTS:
+                self.swrite(port, size, int.from_bytes(self.mem.read(gpa + k * size, size), "little"))
+            else:
+                self.mem.write(gpa + k * size, self.sread(port, size).to_bytes(size, "little"))
+
+    def tick(self) -> None:
+        if self.active and (self._h("count") or self._h("shadow_since_tick")):
+            self._flush()
+
+    def hlt(self) -> None:
+        if self.active:
+            self._flush_pending()
+
+    def flush(self) -> None:
+        if self.active:
+            self._flush_pending()
+
+    def set_threshold(self, n: int) -> int:
+        n = max(1, min(P.ENTRY_CAPACITY, n))
+        if self.active:
+            self._hset("threshold", n)
+            if self._h("count") >= n:
+                self._flush()
+        return n
