@@ -67,9 +67,21 @@ def check_module(plain: BuildResult, pv: BuildResult, mod: Module) -> ModuleChec
         report_only=len(recs) - len(io_recs),
         leftover=[h for h in pv_hits if not is_runtime_symbol(h.symbol)],
         runtime_io=sum(1 for h in pv_hits if is_runtime_symbol(h.symbol)),
-        undefined_pvio=[n for n in undefined_symbols(pv_ko) if is_runtime_symbol(n)],
+        undefined_pvio=sorted(set(n for n in undefined_symbols(pv_ko) if is_runtime_symbol(n))
+                              | set(_modpost_undefined(pv, mod))),
         ko=pv_ko,
     )
+
+
+def _modpost_undefined(result: BuildResult, mod: Module) -> list[str]:
+    """pvgen symbols modpost reported undefined for this module (`"sym" [path/mod.ko] undefined!`)."""
+    out = []
+    for line in result.log.read_text(errors="replace").splitlines() if result.log.exists() else []:
+        if "undefined!" in line and f"/{mod.name}.ko]" in line:
+            name = line.split('"')[1] if line.count('"') >= 2 else ""
+            if is_runtime_symbol(name):
+                out.append(name)
+    return out
 
 
 def check_target(name: str, *, force: bool = False) -> tuple[list[ModuleCheck], BuildResult, BuildResult]:
