@@ -14,29 +14,80 @@ from pvgen.errors import AsmSyntaxError, RewriteError
 from pvgen.rewrite.emit import call_sequence
 
 
-def _alt(words) -> str:
-    return "|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
+def _trie(words) -> str:
+    """A regex alternation of `words` as a trie (much faster in `re` than a flat alternation)."""
+    root: dict = {}
+    for w in words:
+        node = root
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict) -> str:
+        alts = [re.escape(ch) + emit(sub) for ch, sub in sorted(node.items()) if ch]
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return emit(root)
 
 
-_PFX = _alt(PREFIXES)
-_START = r"(?:^|[;:]|\*/)[ \t]*"
-_SITE_WORDS = _alt(IO_FORMS)
-_ALL_WORDS = _alt(set(IO_FORMS) | set(REPORT_ONLY) | FOREIGN_MNEMONICS)
+_END = r"(?![\w.$])"
+_WORDS = _trie(set(IO_FORMS) | set(REPORT_ONLY) | FOREIGN_MNEMONICS | PREFIXES)
+_SITE_WORDS = _trie(set(IO_FORMS) | PREFIXES)
 _STATE_DIRECTIVES = ("intel_syntax", "att_syntax", "code16gcc", "code16", "code32", "code64", "macro", "endm",
                      "endmacro")
-_DIRECTIVES = _alt(list(_STATE_DIRECTIVES) + [d[1:] for d in FOREIGN_DIRECTIVES])
+_DIRECTIVES = _trie(list(_STATE_DIRECTIVES) + [d[1:] for d in FOREIGN_DIRECTIVES])
 
-# Every line that can hold a site, a report-only instruction, a state change or a foreign-architecture
-# statement matches this; all other lines are copied without being looked at.
-CANDIDATE = re.compile(
-    rf"{_START}(?:(?:{_PFX})[ \t]*;?[ \t]*)*(?:(?:{_ALL_WORDS})(?![\w.$])"
-    rf"|mov[lq]?[ \t][^\n;#]*?%?(?:cr|dr|db)[0-9])"
-    rf"|\.(?:{_DIRECTIVES})(?![\w.$])"
-    rf"|/\*"
-    rf"|{_START}(?:{_PFX})[ \t]*;?[ \t]*(?:$|#)",
-    re.M | re.I,
-)
-_MAY_HAVE_SITES = re.compile(rf"{_START}(?:(?:{_PFX})[ \t]*;?[ \t]*)*(?:{_SITE_WORDS})(?![\w.$])|/\*", re.M | re.I)
+# The fast path: candidate lines are found by a few patterns, each starting with a literal character so
+# that `re` can skip quickly, run over a lower-cased copy of the text. A line matched by none of them
+# holds no site, no report-only instruction and no state change, and is copied without being looked at.
+# An instruction starts a line, or follows `:` (a label), `;` or `*/`.
+_AFTER_NEWLINE = re.compile(rf"\n[ \t]*{_WORDS}{_END}")
+_AT_START = re.compile(rf"[ \t]*{_WORDS}{_END}")
+_AFTER = {lit: re.compile(rf"{re.escape(lit)}[ \t]*{_WORDS}{_END}") for lit in (":", ";", "*/")}
+_DIRECTIVE = re.compile(rf"\.{_DIRECTIVES}{_END}")
+_COMMENT_OPEN = re.compile(r"/\*")
+_SPECIAL_ATT = re.compile(r"%(?:cr|dr|db)[0-9]")
+_SPECIAL_INTEL = re.compile(r"[ \t,](?:cr|dr|db)[0-9]")
+_DANGLING = re.compile(rf"(?:^|[\s;:]){_trie(PREFIXES)}[ \t]*;?[ \t]*(?:#[^\n]*|/\*.*)?$", re.I)
+_MAY_HAVE_SITES = re.compile(rf"(?:^|[\n;:]|\*/)[ \t]*{_SITE_WORDS}{_END}|/\*", re.I)
+
+
+def candidates(text: str) -> list[int]:
+    """Sorted offsets (one or more per candidate line) of everything the rewriter must look at."""
+    low = text.lower() if text.isascii() else None
+    if low is None:  # str.lower() may change the length of non-ASCII text: search case-insensitively
+        return _candidates_slow(text)
+    pos: list[int] = []
+    m = _AT_START.match(low)
+    if m:
+        pos.append(0)
+    pos.extend(m.start() + 1 for m in _AFTER_NEWLINE.finditer(low))
+    extra: list[int] = []
+    for lit, rx in _AFTER.items():
+        if lit in low:
+            extra.extend(m.start() for m in rx.finditer(low))
+    extra.extend(m.start() for m in _DIRECTIVE.finditer(low))
+    if "/*" in low:
+        extra.extend(m.start() for m in _COMMENT_OPEN.finditer(low))
+    if "%cr" in low or "%dr" in low or "%db" in low:
+        extra.extend(m.start() for m in _SPECIAL_ATT.finditer(low))
+    if ".intel_syntax" in low:
+        extra.extend(m.start() for m in _SPECIAL_INTEL.finditer(low))
+    if extra:
+        pos.extend(extra)
+        pos.sort()
+    return pos
+
+
+def _candidates_slow(text: str) -> list[int]:
+    rx = re.compile(
+        rf"(?:^|[\n;:]|\*/)[ \t]*{_WORDS}{_END}|\.{_DIRECTIVES}{_END}|/\*|[%\s,](?:cr|dr|db)[0-9]",
+        re.I,
+    )
+    return [m.start() for m in rx.finditer(text)]
 
 
 def may_have_sites(text: str) -> bool:
@@ -176,6 +227,9 @@ def _special_reg(operands: str) -> bool:
     return _SPECIAL.search(operands) is not None
 
 
+_new_site = object.__new__
+
+
 def rewrite_text(text: str, path: str = "<input>", *, mode=None) -> RewriteResult:
     """Rewrite every port-I/O site of GNU as source `text`; lines without a site are kept byte for byte.
 
@@ -188,30 +242,57 @@ def rewrite_text(text: str, path: str = "<input>", *, mode=None) -> RewriteResul
     pos = 0  # everything before pos has been emitted
     line_no = 1  # line number of pos
     in_comment = False
-    search = CANDIDATE.search
+    # Lines repeat (`inb %dx, %al`): a unit with no directive is rewritten once per (text, state).
+    cache: dict[tuple, tuple[list, list[Site]]] = {}
+    cands = candidates(text)
+    ci, nc = 0, len(cands)
+    count = text.count
     while pos < n:
         if in_comment:
             anchor = text.find("*/", pos)
+            if anchor < 0:
+                break
         else:
-            m = search(text, pos)
-            anchor = -1 if m is None else m.start()
-        if anchor < 0:
-            break
-        ustart = max(pos, text.rfind("\n", 0, anchor) + 1)
+            while ci < nc and cands[ci] < pos:
+                ci += 1
+            if ci == nc:
+                break
+            anchor = cands[ci]
+        ustart = text.rfind("\n", pos, anchor) + 1 or pos
         uend = text.find("\n", anchor)
         uend = n if uend < 0 else uend
         # A line that ends in a bare prefix (`rep` alone) takes the next line along.
-        while uend < n:
-            code, _ = blank_comments(text[ustart:uend], in_comment)
-            stmts = split_statements(code)
+        while uend < n and _DANGLING.search(text, ustart, uend):
+            stmts = split_statements(blank_comments(text[ustart:uend], in_comment)[0])
             if not (stmts and stmts[-1].prefix_only):
                 break
             nxt = text.find("\n", uend + 1)
             uend = n if nxt < 0 else nxt
         out.append(text[pos:ustart])
-        line_no += text.count("\n", pos, ustart)
+        line_no += count("\n", pos, ustart)
         unit = text[ustart:uend]
-        repl, in_comment = rw.unit(unit, in_comment, line_no)
+        key = (unit, in_comment, rw.syntax, rw.mode, rw.macro_depth > 0)
+        hit = cache.get(key)
+        if hit is not None:
+            repl, templates = hit
+            for t in templates:
+                site = _new_site(Site)
+                site.__dict__.update(t.__dict__)
+                site.line += line_no
+                rw.sites.append(site)
+        else:
+            before = len(rw.sites)
+            state = (rw.syntax, rw.mode, rw.macro_depth)
+            repl, in_comment_after = rw.unit(unit, in_comment, line_no)
+            if not in_comment_after and state == (rw.syntax, rw.mode, rw.macro_depth):
+                templates = []
+                for s in rw.sites[before:]:
+                    t = _new_site(Site)
+                    t.__dict__.update(s.__dict__)
+                    t.line -= line_no
+                    templates.append(t)
+                cache[key] = (repl, templates)
+            in_comment = in_comment_after
         if repl:
             last = 0
             for a, b, new in repl:
@@ -221,7 +302,7 @@ def rewrite_text(text: str, path: str = "<input>", *, mode=None) -> RewriteResul
             out.append(unit[last:])
         else:
             out.append(unit)
-        line_no += unit.count("\n")
+        line_no += count("\n", ustart, uend)
         pos = uend
     out.append(text[pos:])
     return RewriteResult("".join(out), rw.sites)

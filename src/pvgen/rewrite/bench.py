@@ -1,0 +1,120 @@
+"""`pvgen bench rewrite`: rewrite time against GNU `as` time on the same file, and a large-file generator."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from pvgen.errors import EnvironmentMissing, PvgenError
+from pvgen.rewrite.core import rewrite_text
+
+# The body of one generated function: gcc -O2-like code; every fourth function does port I/O (3 sites),
+# which gives about one site per 50 lines, the density of a Linux driver's assembly.
+_BODY = """\t.p2align 4
+\t.globl\tf{n}
+\t.type\tf{n}, @function
+f{n}:
+.LFB{n}:
+\t.cfi_startproc
+\tendbr64
+\tpushq\t%rbp
+\t.cfi_def_cfa_offset 16
+\t.cfi_offset 6, -16
+\tmovq\t%rsp, %rbp
+\tmovl\t%edi, -20(%rbp)
+\tmovl\t-20(%rbp), %eax
+\tleal\t1(%rax), %edx
+\tmovzwl\t%di, %edx
+\tinb\t%dx, %al
+\tmovb\t%al, -1(%rbp)\t# tmp{n}
+\tcmpl\t$10, %eax
+\tjle\t.L{n}
+\taddl\t$7, %eax
+\toutb\t%al, $0x80
+\timull\t%eax, %edx
+\tmovq\tglobal_var(%rip), %rcx
+\ttestq\t%rcx, %rcx
+\tje\t.L{n}
+\tmovl\t$256, %ecx
+\tleaq\t(%rcx,%rdx,4), %rdi
+\trep insw
+.L{n}:
+\tmovzbl\t-1(%rbp), %eax
+\tcall\tf{m}
+\txorl\t%edx, %edx
+\tsall\t$3, %eax
+\tpopq\t%rbp
+\t.cfi_def_cfa 7, 8
+\tret
+\t.cfi_endproc
+.LFE{n}:
+\t.size\tf{n}, .-f{n}
+"""
+
+_PLAIN = (_BODY.replace("\tinb\t%dx, %al", "\tmovb\t%dl, %al").replace("\toutb\t%al, $0x80", "\tmovb\t%al, %dl")
+          .replace("\trep insw", "\trep stosw"))
+
+
+def generate(lines: int) -> str:
+    """A valid x86-64 GNU as file of at least `lines` lines, shaped like compiler output."""
+    head = "\t.file\t\"gen.c\"\n\t.text\n\t.comm\tglobal_var,8,8\n"
+    per = _BODY.count("\n")
+    n = max(1, (lines + per - 1) // per)
+    parts = [head]
+    parts += [(_BODY if i % 4 == 0 else _PLAIN).format(n=i, m=(i + 1) % n) for i in range(n)]
+    parts.append('\t.ident\t"pvgen generated"\n\t.section\t.note.GNU-stack,"",@progbits\n')
+    return "".join(parts)
+
+
+def _as_seconds(path: str, as_flags: list[str]) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        proc = subprocess.run(["as", *as_flags, path, "-o", os.path.join(tmp, "x.o")],
+                              capture_output=True, text=True)
+        dt = time.perf_counter() - t0
+    if proc.returncode != 0:
+        first = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        raise PvgenError(f"{path}: GNU as failed: {first}")
+    return dt
+
+
+def bench_rewrite(path: str, runs: int = 5, as_flags: list[str] | None = None) -> dict:
+    """Median rewrite and `as` seconds over `runs` runs (the rewrite includes reading and writing the file)."""
+    from shutil import which
+
+    from pvgen.rewrite.commands import read_source
+
+    if which("as") is None:
+        raise EnvironmentMissing("GNU as", "apt-get install binutils")
+    as_flags = as_flags or ["--64"]
+    text = read_source(path)
+    rw, asm = [], []
+    result = None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.s"
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            result = rewrite_text(read_source(path), path)
+            out.write_text(result.text, errors="surrogateescape")
+            rw.append(time.perf_counter() - t0)
+            asm.append(_as_seconds(path, as_flags))
+    assert result is not None
+    r, a = statistics.median(rw), statistics.median(asm)
+    return {
+        "file": path,
+        "lines": text.count("\n"),
+        "bytes": len(text.encode("utf-8", errors="surrogateescape")),
+        "sites": len(result.sites),
+        "rewritten": len(result.rewritten),
+        "runs": runs,
+        "rewrite_seconds": r,
+        "as_seconds": a,
+        "ratio": r / a if a else None,
+        "goal_ratio": 0.5,
+        "rewrite_seconds_all": rw,
+        "as_seconds_all": asm,
+    }

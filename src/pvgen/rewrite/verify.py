@@ -1,0 +1,384 @@
+"""`pvgen verify`: assemble original and rewritten source, disassemble both, and explain every difference by a site."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from shutil import which
+
+import capstone
+from elftools.elf.elffile import ELFFile
+from elftools.elf.relocation import RelocationSection
+from elftools.elf.sections import SymbolTableSection
+
+from pvgen.errors import EnvironmentMissing, PvgenError, RewriteError
+from pvgen.rewrite.core import RewriteResult
+
+SHF_EXECINSTR = 0x4
+# PC-relative relocation types (their addend is relative to the end of the field's instruction).
+_PCREL = {"EM_X86_64": {2, 4, 9, 13, 15, 24, 41, 42}, "EM_386": {2, 4, 10, 21, 23}}
+# Sections whose contents as regenerates from directives that reference code addresses (.loc, .cfi_*):
+# they change with the code size and are not compared (see docs/rewriter.md, limitations).
+_SKIP_SECTIONS = re.compile(r"^\.(debug_|eh_frame|rela?\.|symtab|strtab|shstrtab|group|note\.gnu\.property)")
+_IO_MNEMONICS = re.compile(r"^(?:rep |repe |repne )?(in|out|ins[bwd]|outs[bwd]|hlt)$")
+_PADDING = re.compile(r"^(?:nop\w*(?: .*)?|xchg ax, ax|lea (\w+), \[\1(?: \+ eiz(?:\*1)?)?(?: \+ 0)?\]|mov (\w+), \2)$")
+_HEX = re.compile(r"-?0x[0-9a-f]+|\b\d+\b")
+_WIDTH = {"al": "b", "ax": "w", "eax": "l", "b": "b", "w": "w", "d": "l"}
+
+
+@dataclass
+class VerifyReport:
+    """What `pvgen verify` checked."""
+
+    path: str
+    bits: int
+    sections: int = 0
+    instructions: int = 0
+    replaced: dict[str, int] = field(default_factory=dict)  # thunk -> instructions replaced by a call to it
+    kept_io: int = 0  # port-I/O instructions left unchanged (sites recorded as not rewritten)
+
+    @property
+    def replaced_total(self) -> int:
+        return sum(self.replaced.values())
+
+
+class Mismatch(RewriteError):
+    """An unexplained difference between the original and the rewritten object."""
+
+
+def assemble(src_text: str, as_flags: list[str], tmp: str, name: str, path: str) -> str:
+    if which("as") is None:
+        raise EnvironmentMissing("GNU as", "apt-get install binutils")
+    s = os.path.join(tmp, name + ".s")
+    o = os.path.join(tmp, name + ".o")
+    with open(s, "wb") as f:
+        f.write(src_text.encode("utf-8", errors="surrogateescape"))
+    proc = subprocess.run(["as", *as_flags, s, "-o", o], capture_output=True, text=True)
+    if proc.returncode != 0:
+        errs = [ln for ln in proc.stderr.splitlines() if "Error" in ln] or proc.stderr.splitlines() or ["?"]
+        first = errs[0].replace(s, path)
+        raise RewriteError(f"{name} file does not assemble: {first}")
+    return o
+
+
+class _Obj:
+    """One relocatable object: sections by (name, ordinal), relocations by section index, symbols."""
+
+    def __init__(self, path: str, bits: int):
+        self.f = open(path, "rb")
+        self.elf = ELFFile(self.f)
+        self.machine = self.elf["e_machine"]
+        self.sections: dict[tuple[str, int], int] = {}
+        seen: dict[str, int] = {}
+        for i, sec in enumerate(self.elf.iter_sections()):
+            k = seen.get(sec.name, 0)
+            seen[sec.name] = k + 1
+            self.sections[(sec.name, k)] = i
+        self.relocs: dict[int, list] = {}
+        self.symtab = None
+        for sec in self.elf.iter_sections():
+            if isinstance(sec, RelocationSection):
+                self.relocs.setdefault(sec["sh_info"], []).extend(sec.iter_relocations())
+            if isinstance(sec, SymbolTableSection):
+                self.symtab = sec
+        md = capstone.Cs(capstone.CS_ARCH_X86, {16: capstone.CS_MODE_16, 32: capstone.CS_MODE_32,
+                                                64: capstone.CS_MODE_64}[bits])
+        md.skipdata = True
+        self.md = md
+
+    def sym(self, idx: int):
+        return self.symtab.get_symbol(idx)
+
+    def reloc_list(self, secidx: int) -> list[tuple[int, int, str, int, bool, int]]:
+        """(offset, type, symbol name, addend, symbol is a section symbol, section index of the symbol)."""
+        out = []
+        for r in self.relocs.get(secidx, []):
+            s = self.sym(r["r_info_sym"])
+            issec = s["st_info"]["type"] == "STT_SECTION"
+            name = self.elf.get_section(s["st_shndx"]).name if issec else s.name
+            add = r["r_addend"] if r.is_RELA() else None
+            shndx = s["st_shndx"] if isinstance(s["st_shndx"], int) else -1
+            out.append((r["r_offset"], r["r_info_type"], name, add, issec, shndx))
+        return sorted(out)
+
+    def insns(self, secidx: int) -> list:
+        data = self.elf.get_section(secidx).data()
+        return [i for i in self.md.disasm(data, 0)]
+
+
+def _is_padding(insn) -> bool:
+    return _PADDING.match(f"{insn.mnemonic} {insn.op_str}".strip()) is not None
+
+
+def _is_io(insn) -> bool:
+    return _IO_MNEMONICS.match(insn.mnemonic) is not None
+
+
+def expected_thunk(insn, bits: int) -> tuple[str, int | None]:
+    """The thunk a port-I/O instruction (as disassembled by capstone, Intel syntax) must become, and its port."""
+    prefix = "__pvio16_" if bits == 16 else "__pvio_"
+    words = insn.mnemonic.split()
+    base, rep = words[-1], words[0].startswith("rep")
+    ops = [o.strip() for o in insn.op_str.split(",")]
+    if base == "hlt":
+        return prefix + "hlt", None
+    if base in ("in", "out"):
+        reg, port = (ops[0], ops[1]) if base == "in" else (ops[1], ops[0])
+        if port == "dx":
+            return f"{prefix}{base}{_WIDTH[reg]}_dx", None
+        return f"{prefix}{base}{_WIDTH[reg]}_imm", int(port, 0)
+    return f"{prefix}{'rep_' if rep else ''}{base[:-1]}{_WIDTH[base[-1]]}", None
+
+
+def _sequence_len(bits: int, port: int | None) -> int:
+    return (2 if bits == 64 else 0) + (1 if port is not None else 0) + 1
+
+
+class _Section:
+    """The aligned instruction streams of one executable section."""
+
+    def __init__(self, name: str, oidx: int, ridx: int, orig: _Obj, rew: _Obj, bits: int):
+        self.name, self.oidx, self.ridx = name, oidx, ridx
+        self.O = [i for i in orig.insns(oidx) if not _is_padding(i)]
+        self.R = [i for i in rew.insns(ridx) if not _is_padding(i)]
+        self.osize = orig.elf.get_section(oidx)["sh_size"]
+        self.rsize = rew.elf.get_section(ridx)["sh_size"]
+        self.amap: dict[int, int] = {}
+        self.pairs: list[tuple[int, int, int]] = []  # (index in O, first index in R, count in R)
+        j = 0
+        for i, o in enumerate(self.O):
+            n = 1
+            if _is_io(o) and not (j < len(self.R) and self.R[j].bytes == o.bytes):
+                n = _sequence_len(bits, expected_thunk(o, bits)[1])
+            self.amap[o.address] = self.R[j].address if j < len(self.R) else self.rsize
+            self.pairs.append((i, j, n))
+            j += n
+        self.extra = self.R[j:]
+        # NOP padding in the original maps to where the rewritten padding starts: the end of the
+        # rewritten counterpart of the previous instruction.
+        rew_end: dict[int, int] = {}
+        for i, j, n in self.pairs:
+            last = j + n - 1
+            rew_end[self.O[i].address] = self.R[last].address + self.R[last].size if last < len(self.R) else self.rsize
+        prev_end = 0
+        for ins in orig.insns(oidx):
+            if ins.address in rew_end:
+                prev_end = rew_end[ins.address]
+            else:
+                self.amap[ins.address] = prev_end
+        self.amap[self.osize] = self.rsize
+
+
+def verify_objects(orig_o: str, rew_o: str, result: RewriteResult, path: str, bits: int) -> VerifyReport:
+    """Compare two objects; raise Mismatch with the first unexplained difference."""
+    orig, rew = _Obj(orig_o, bits), _Obj(rew_o, bits)
+    report = VerifyReport(path=path, bits=bits)
+    pcrel = _PCREL.get(orig.machine, set())
+    code: dict[int, _Section] = {}
+    for key, oidx in orig.sections.items():
+        sec = orig.elf.get_section(oidx)
+        if sec["sh_flags"] & SHF_EXECINSTR and sec["sh_type"] == "SHT_PROGBITS":
+            if key not in rew.sections:
+                raise Mismatch(f"{path}: section {key[0]} is missing from the rewritten object")
+            code[oidx] = _Section(key[0], oidx, rew.sections[key], orig, rew, bits)
+
+    def amap(shndx: int, addr: int, where: str) -> int:
+        sec = code[shndx]
+        if addr not in sec.amap:
+            raise Mismatch(f"{path}: {where}: reference to {sec.name}+{addr:#x}, inside an instruction")
+        return sec.amap[addr]
+
+    def reloc_key(obj: _Obj, secidx: int, rels, base: int, end: int, is_orig: bool, where: str, data: bytes):
+        items = []
+        for off, typ, name, add, issec, shndx in rels:
+            if add is None:  # REL (i386): the addend is in the section contents
+                add = int.from_bytes(data[off : off + 4], "little", signed=True)
+            if is_orig and issec and shndx in code:
+                k = (end - off) if (typ in pcrel and end > base) else 0
+                add = amap(shndx, add + k, where) - k
+            items.append((off - base, typ, name, add))
+        return tuple(items)
+
+    for sec in code.values():
+        report.sections += 1
+        odata = orig.elf.get_section(sec.oidx).data()
+        rdata = rew.elf.get_section(sec.ridx).data()
+        orel, rrel = orig.reloc_list(sec.oidx), rew.reloc_list(sec.ridx)
+
+        def rels_in(rels, a, b):
+            return [r for r in rels if a <= r[0] < b]
+
+        def key(ins, is_orig: bool):
+            obj, rels, data = (orig, orel, odata) if is_orig else (rew, rrel, rdata)
+            where = f"{sec.name}+{ins.address:#x}"
+            end = ins.address + ins.size
+            rr = rels_in(rels, ins.address, end)
+            if rr:
+                return (ins.mnemonic, _HEX.sub("#", ins.op_str),
+                        reloc_key(obj, sec.oidx, rr, ins.address, end, is_orig, where, data))
+            if (ins.mnemonic.startswith(("j", "loop", "call", "xbegin"))) and re.fullmatch(r"0x[0-9a-f]+|\d+",
+                                                                                          ins.op_str):
+                t = int(ins.op_str, 0)
+                return (ins.mnemonic, "->", amap(sec.oidx, t, where) if is_orig else t)
+            m = re.search(r"rip(?: ([+-]) (0x[0-9a-f]+|\d+))?\]", ins.op_str)
+            if m:
+                disp = int(m.group(2), 0) * (-1 if m.group(1) == "-" else 1) if m.group(2) else 0
+                t = end + disp
+                return (ins.mnemonic, _HEX.sub("#", ins.op_str), amap(sec.oidx, t, where) if is_orig else t)
+            return (ins.mnemonic, ins.op_str)
+
+        for i, j, n in sec.pairs:
+            o = sec.O[i]
+            where = f"{path}: {sec.name}+{o.address:#x}"
+            if j + n > len(sec.R):
+                raise Mismatch(f"{where}: original `{o.mnemonic} {o.op_str}` has no counterpart (rewritten code ends)")
+            report.instructions += 1
+            if _is_io(o):
+                if n == 1:
+                    report.kept_io += 1
+                    continue
+                thunk, port = expected_thunk(o, bits)
+                seq = sec.R[j : j + n]
+                _check_sequence(seq, thunk, port, bits, rrel, where, o)
+                report.replaced[thunk] = report.replaced.get(thunk, 0) + 1
+                continue
+            r = sec.R[j]
+            if o.bytes == r.bytes and not rels_in(orel, o.address, o.address + o.size) \
+                    and not rels_in(rrel, r.address, r.address + r.size) and o.address == r.address:
+                continue
+            ko, kr = key(o, True), key(r, False)
+            if ko != kr:
+                raise Mismatch(f"{where}: original `{o.mnemonic} {o.op_str}` but rewritten "
+                               f"`{r.mnemonic} {r.op_str}` at {sec.name}+{r.address:#x} (not a site)")
+        if sec.extra:
+            r = sec.extra[0]
+            raise Mismatch(f"{path}: {sec.name}+{r.address:#x}: extra instruction `{r.mnemonic} {r.op_str}` "
+                           "in the rewritten code")
+
+    _compare_data(orig, rew, code, path, reloc_key)
+    _compare_symbols(orig, rew, code, path)
+    _check_sites(report, result, path)
+    return report
+
+
+def _check_sequence(seq, thunk: str, port: int | None, bits: int, rrel, where: str, o) -> None:
+    k = 0
+    bad = f"{where}: site `{o.mnemonic} {o.op_str}` became `" + "; ".join(
+        f"{s.mnemonic} {s.op_str}" for s in seq) + f"`, not the call sequence of {thunk}"
+    if bits == 64:
+        if (seq[0].mnemonic, seq[0].op_str) != ("lea", "rsp, [rsp - 0x80]") or \
+                (seq[-1].mnemonic, seq[-1].op_str) != ("lea", "rsp, [rsp + 0x80]"):
+            raise Mismatch(bad)
+        k = 1
+    if port is not None:
+        p = seq[k]
+        if p.mnemonic != "push" or (int(p.op_str, 0) & 0xFFFF) != port:
+            raise Mismatch(bad)
+        k += 1
+    call = seq[k]
+    names = [r[2] for r in rrel if call.address <= r[0] < call.address + call.size]
+    if call.mnemonic != "call" or names != [thunk]:
+        raise Mismatch(bad)
+
+
+def _compare_data(orig: _Obj, rew: _Obj, code, path: str, reloc_key) -> None:
+    for key, oidx in orig.sections.items():
+        sec = orig.elf.get_section(oidx)
+        if oidx in code or not key[0] or _SKIP_SECTIONS.match(key[0]):
+            continue
+        if key not in rew.sections:
+            raise Mismatch(f"{path}: section {key[0]} is missing from the rewritten object")
+        rsec = rew.elf.get_section(rew.sections[key])
+        if sec["sh_type"] == "SHT_NOBITS" or sec["sh_type"] != "SHT_PROGBITS":
+            if sec["sh_size"] != rsec["sh_size"]:
+                raise Mismatch(f"{path}: section {key[0]}: size {sec['sh_size']} became {rsec['sh_size']}")
+            continue
+        od, rd = bytearray(sec.data()), bytearray(rsec.data())
+        orl, rrl = orig.reloc_list(oidx), rew.reloc_list(rew.sections[key])
+        if len(od) != len(rd) or len(orl) != len(rrl):
+            raise Mismatch(f"{path}: data section {key[0]} changed size or relocation count")
+        ko = reloc_key(orig, oidx, orl, 0, 0, True, key[0], bytes(od))
+        kr = reloc_key(rew, rew.sections[key], rrl, 0, 0, False, key[0], bytes(rd))
+        if ko != kr:
+            diff = next(((a, b) for a, b in zip(ko, kr) if a != b), (None, None))
+            raise Mismatch(f"{path}: data section {key[0]}: relocation {diff[0]} became {diff[1]}")
+        for off, typ, *_ in orl:
+            w = 8 if typ in (1, 24) and orig.machine == "EM_X86_64" else 4
+            od[off : off + w] = bytes(w)
+            rd[off : off + w] = bytes(w)
+        if od != rd:
+            at = next(i for i in range(len(od)) if od[i] != rd[i])
+            raise Mismatch(f"{path}: data section {key[0]}+{at:#x} differs")
+
+
+def _compare_symbols(orig: _Obj, rew: _Obj, code, path: str) -> None:
+    if orig.symtab is None or rew.symtab is None:
+        return
+    rsyms: dict[str, list] = {}
+    for s in rew.symtab.iter_symbols():
+        rsyms.setdefault(s.name, []).append(s)
+    used: dict[str, int] = {}
+    for s in orig.symtab.iter_symbols():
+        if not s.name or s["st_info"]["type"] in ("STT_SECTION", "STT_FILE"):
+            continue
+        k = used.get(s.name, 0)
+        used[s.name] = k + 1
+        cands = rsyms.get(s.name, [])
+        if k >= len(cands):
+            raise Mismatch(f"{path}: symbol {s.name} is missing from the rewritten object")
+        r = cands[k]
+        v, size = s["st_value"], s["st_size"]
+        if isinstance(s["st_shndx"], int) and s["st_shndx"] in code:
+            m = code[s["st_shndx"]].amap
+            if v not in m or (size and v + size not in m):
+                raise Mismatch(f"{path}: symbol {s.name} does not start/end on an instruction boundary")
+            v, size = m[v], (m[v + size] - m[v]) if size else 0
+        if (v, size) != (r["st_value"], r["st_size"]):
+            raise Mismatch(f"{path}: symbol {s.name}: expected value {v:#x} size {size}, "
+                           f"found {r['st_value']:#x} size {r['st_size']}")
+
+
+def _check_sites(report: VerifyReport, result: RewriteResult, path: str) -> None:
+    thunks = {s.thunk for s in result.sites if s.rewritten}
+    for t in report.replaced:
+        if t not in thunks and not any(s.port_form == "macro" for s in result.sites):
+            raise Mismatch(f"{path}: instructions were replaced by calls to {t}, which no recorded site names")
+    io_sites = [s for s in result.sites if s.kind != "report-only"]
+    expanded = any(s.in_macro for s in io_sites)
+    if not expanded:
+        want = sum(1 for s in io_sites if s.rewritten)
+        if want != report.replaced_total:
+            raise Mismatch(f"{path}: {want} sites were rewritten but {report.replaced_total} instructions "
+                           "were replaced in the object")
+        kept = sum(1 for s in io_sites if not s.rewritten)
+        if kept != report.kept_io:
+            raise Mismatch(f"{path}: {report.kept_io} port-I/O instructions are unchanged in the object, "
+                           f"but {kept} sites are recorded as not rewritten")
+
+
+def _auto_bits(text: str) -> int:
+    if re.search(r"^[ \t]*\.code16", text, re.M):
+        return 16
+    if re.search(r"^[ \t]*\.code32", text, re.M):
+        return 32
+    return 64
+
+
+def verify_text(text: str, path: str, bits: int | None = None) -> tuple[VerifyReport, RewriteResult]:
+    """Rewrite `text`, assemble both versions with GNU as, and check every difference is a recorded site."""
+    from pvgen.rewrite.core import rewrite_text
+
+    bits = bits or _auto_bits(text)
+    mode = {64: "code64", 32: "code32", 16: "code16"}[bits]
+    if bits == 16 and re.search(r"^[ \t]*\.code(32|64)", text, re.M):
+        raise PvgenError(f"{path}: mixes 16-bit with 32/64-bit code; verify handles one code size per file")
+    result = rewrite_text(text, path, mode=mode)
+    as_flags = ["--64"] if bits == 64 else ["--32"]
+    with tempfile.TemporaryDirectory(prefix="pvgen-verify-") as tmp:
+        orig_o = assemble(text, as_flags, tmp, "original", path)
+        rew_o = assemble(result.text, as_flags, tmp, "rewritten", path)
+        report = verify_objects(orig_o, rew_o, result, path, bits)
+    return report, result
