@@ -13,15 +13,15 @@ from typing import Callable
 from elftools.elf.elffile import ELFFile
 from elftools.common.exceptions import ELFError
 
-from pvgen.devices.bus import PortBus
 from pvgen.devices.uart16550 import Uart16550
 from pvgen.errors import KvmError, PvgenError
 from pvgen.vmm import kvm, layout
 from pvgen.vmm.hxdev import HX_PORT_BASE, SINK_PORT_BASE, GuestStop, HarnessDevice, SinkDevice
 from pvgen.vmm.memory import GuestMemory
 from pvgen.vmm.mmio import MmioBus
+from pvgen.vmm.portbus import CachedPortBus
 from pvgen.vmm.stats import ExitReport, StatsFd
-from pvgen.vmm.vcpu import Vcpu
+from pvgen.vmm.vcpu import IO_EXIT as _IO_EXIT, Vcpu
 
 UART_BASE, UART_IRQ = 0x3F8, 4
 TSS_ADDR = 0xFFFBD000
@@ -42,7 +42,7 @@ class GuestImageError(PvgenError):
 class RunResult:
     """How a guest run ended, what it printed, and what it cost in exits."""
 
-    stop: str                      # exit | panic | fault | shutdown | hlt | timeout | system_event
+    stop: str                      # exit | panic | fault | shutdown | hlt | timeout | system_event | paused
     code: int
     message: str = ""
     console: bytes = b""
@@ -83,10 +83,11 @@ class Machine:
         kvm.ioctl(self.kvm_fd, kvm.KVM_GET_SUPPORTED_CPUID, cpuid)
         self.vcpu.set_cpuid(cpuid)
         self.stats = StatsFd(self.vcpu.fd)
+        self._run = self.vcpu.run_mm
         self._irq_level = kvm.kvm_irq_level()
         self.console_out = bytearray()
         self._console_cb = console
-        self.ports = PortBus()
+        self.ports = CachedPortBus()
         self.mmio = MmioBus()
         self.uart = Uart16550(output=self._console, irq=lambda level: self.set_irq(UART_IRQ, level))
         self.hxdev = HarnessDevice(on_mark=self._mark)
@@ -98,6 +99,7 @@ class Machine:
         self.coalesced_entries = 0
         self._coalesced = False
         self.marks: list[tuple[int, dict]] = []
+        self.pause_marks: set[int] = set()   # run() returns at these marks ("paused"); run() again resumes
         self.symbols: list[tuple[int, str]] = []
         self._t0 = 0.0
         self._deadline_hit = False
@@ -136,6 +138,8 @@ class Machine:
         if self._coalesced:
             self.vcpu.drain_coalesced(self._replay_coalesced)
         self.marks.append((mark, self.snapshot()))
+        if mark in self.pause_marks:
+            raise GuestStop("paused", mark)
 
     def snapshot(self) -> dict:
         return {"stats": self.stats.snapshot(), "runs": self.run_exit_counts(), "t": time.perf_counter()}
@@ -270,16 +274,24 @@ class Machine:
     def _stopped(self, stop: GuestStop) -> RunResult:
         if stop.kind == "fault":
             return RunResult("fault", 128, self.describe_fault())
+        if stop.kind == "paused":
+            return RunResult("paused", stop.code)
         if stop.kind == "panic":
             return RunResult("panic", 255, "guest panic")
         return RunResult("exit", stop.code)
 
     def handle_io(self) -> None:
-        direction, size, port, count, off = self.vcpu.io_exit()
-        run = self.vcpu.run_mm
+        direction, size, port, count, off = _IO_EXIT.unpack_from(self._run, kvm.RUN_UNION)
+        run = self._run
         pack = _PACK.get(size)
         if pack is None:
             raise UnhandledExit(f"KVM_EXIT_IO of size {size} at port {port:#x}")
+        if count == 1:
+            if direction == kvm.KVM_EXIT_IO_OUT:
+                self.ports.write(port, size, pack.unpack_from(run, off)[0])
+            else:
+                pack.pack_into(run, off, self.ports.read(port, size))
+            return
         if direction == kvm.KVM_EXIT_IO_OUT:
             write = self.ports.write
             for i in range(count):

@@ -119,9 +119,13 @@ def render_table(report: ExitReport, title: str = "KVM exits", full: bool = Fals
 
 
 def print_table(report: ExitReport, title: str = "KVM exits", full: bool = False, file=None) -> None:
+    import sys
+
     from rich.console import Console
 
-    Console(file=file, stderr=file is None).print(render_table(report, title, full))
+    stream = file or sys.stderr
+    width = None if getattr(stream, "isatty", lambda: False)() else 120
+    Console(file=stream, width=width).print(render_table(report, title, full))
 
 
 def write_json(path: str, payload: dict) -> None:

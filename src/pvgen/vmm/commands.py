@@ -1,0 +1,105 @@
+"""CLI of the monitor: `pvgen run GUEST` and `pvgen bench micro` / `pvgen bench roundtrip`."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from pvgen.vmm.stats import ExitReport, print_table, write_json
+
+
+@click.command("run")
+@click.argument("guest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--arg", "arg", default="", help="Parameter string the guest reads with hx_cmdline().")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the exit report as JSON.")
+@click.option("--ram", "ram_mb", default=128, show_default=True, help="Guest RAM in MiB (multiple of 2).")
+@click.option("--timeout", default=120.0, show_default=True, help="Stop the guest after this many seconds.")
+@click.option("--coalesce", "coalesce", multiple=True,
+              help="Coalesce writes to a port range BASE[:LEN] in KVM's ring (KVM_CAP_COALESCED_PIO).")
+@click.option("--full", is_flag=True, help="Show every non-zero KVM statistic, not only the main ones.")
+def run_cmd(guest: Path, arg: str, json_path: str | None, ram_mb: int, timeout: float, coalesce: tuple[str, ...],
+            full: bool) -> None:
+    """Boot a guest ELF built against the harness, stream its console, print the exit table."""
+    from pvgen.vmm.machine import Machine
+
+    def console(data: bytes) -> None:
+        sys.stdout.write(data.decode("utf-8", "replace"))
+        sys.stdout.flush()
+
+    with Machine(ram_mb=ram_mb, console=console) as m:
+        for spec in coalesce:
+            base, _, length = spec.partition(":")
+            m.add_coalesced_pio(int(base, 0), int(length or "1", 0))
+        m.boot(guest, arg)
+        res = m.run(timeout=timeout)
+    if res.console and not res.console.endswith(b"\n"):
+        sys.stdout.write("\n")
+    click.echo(f"guest stopped: {res.stop}, code {res.code}" + (f": {res.message}" if res.message else ""),
+               err=True)
+    print_table(res.report, title=f"KVM exits: {guest.name}", full=full)
+    if m.ports.unowned_reads or m.ports.unowned_writes:
+        click.echo(f"unowned ports: {m.ports.unowned_reads} reads, {m.ports.unowned_writes} writes", err=True)
+    if json_path:
+        payload = {"schema": "pvgen-run/1", "guest": str(guest), "arg": arg, "stop": res.stop, "code": res.code,
+                   "message": res.message, **res.report.to_json(),
+                   "marks": [{"id": i, "kvm_stats": s["stats"], "kvm_run_exits": s["runs"], "t": s["t"]}
+                             for i, s in res.marks]}
+        write_json(json_path, payload)
+    sys.exit(0 if res.stop == "exit" and res.code == 0 else (res.code if res.stop == "exit" else 1))
+
+
+@click.group("bench")
+def bench() -> None:
+    """Benchmarks."""
+
+
+@bench.command("micro")
+@click.option("--outs", default=10000, show_default=True, help="Number of posted outb before the strict read.")
+@click.option("--variants", default="original,coalesced,generated", show_default=True,
+              help="Comma-separated: original, coalesced, generated.")
+@click.option("--roundtrips", default=20000, show_default=True,
+              help="Exits for the KVM_RUN round-trip measurement (0 to skip).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the results as JSON.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help="Keep the built images here.")
+def micro_cmd(outs: int, variants: str, roundtrips: int, json_path: str | None, workdir: Path | None) -> None:
+    """N `outb` to a posted port, then a strict read: exits and wall time per variant, and their ratios."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pvgen.vmm.bench_micro import VARIANTS, micro
+
+    chosen = [v.strip() for v in variants.split(",") if v.strip()]
+    bad = [v for v in chosen if v not in VARIANTS]
+    if bad:
+        raise click.BadParameter(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(VARIANTS)}")
+    with tempfile.TemporaryDirectory(prefix="pvgen-micro-") as tmp:
+        result = micro(outs, chosen, Path(workdir or tmp), roundtrips)
+    t = Table(title=f"pvgen bench micro: {outs} posted outb + 1 strict inb", title_justify="left")
+    for col in ("variant", "status", "exits", "io_exits", "KVM_RUN IO", "wall ms", "µs/out", "exits ÷",
+                "speed ×", "verified"):
+        t.add_column(col, justify="left" if col in ("variant", "status") else "right")
+    for name, r in result["variants"].items():
+        if r["status"] == "unavailable":
+            t.add_row(name, "unavailable", "", "", "", "", "", "", "", r["reason"][:60])
+            continue
+        t.add_row(name, r["status"], f"{r['exits']:,}", f"{r['io_exits']:,}", f"{r['kvm_run_io']:,}",
+                  f"{r['wall_s'] * 1e3:,.1f}", f"{r['ns_per_out'] / 1e3:.2f}",
+                  f"{r['exit_reduction']:.1f}" if "exit_reduction" in r else "",
+                  f"{r['speedup']:.2f}" if r.get("speedup") else "", "yes" if r["verified"] else "NO")
+    con = Console(width=None if sys.stdout.isatty() else 132)
+    con.print(t)
+    rt = result.get("roundtrip")
+    if rt:
+        con.print(f"per exit ({rt['n']} exits, CPL3 guest): KVM_RUN ioctl without guest entry "
+                  f"{rt['ioctl_us']:.1f} µs; KVM_RUN round trip {rt['kvm_run_us']:.1f} µs; "
+                  f"full dispatch (exit loop + port bus + device) {rt['dispatch_us']:.1f} µs")
+    if json_path:
+        write_json(json_path, result)
+    if any(r["status"] == "failed" for r in result["variants"].values()):
+        sys.exit(1)
+
+
+COMMANDS = [run_cmd, bench]
