@@ -389,9 +389,9 @@ class Ne2000:
         total = RX_HEADER + len(frame)
         pages = (total + 255) >> 8
         ring = self.pstop - self.pstart
-        free = (self.bnry - self.curr) % ring if self.pstart <= self.bnry < self.pstop else ring
-        if free == 0:
-            free = ring   # BNRY == CURR: nothing stored
+        # BNRY outside the ring (Linux writes PSTART-1 for "behind PSTART") is taken modulo the ring
+        bnry = self.pstart + (self.bnry - self.pstart) % ring
+        free = (bnry - self.curr) % ring or ring   # BNRY == CURR: nothing stored yet
         if pages >= free:
             self.metrics["rx_overflow"] += 1
             self.isr |= ISR_OVW
