@@ -14,6 +14,14 @@
 
 #define DF_MASK 0x400
 
+/* PVIO_CLD: the C back end expects DF=0.  In the kernel (-DPVIO_KERNEL) DF is clear at every call (objtool
+ * warns about a call with DF set), so in/out/hlt thunks omit it there; objtool would call it redundant. */
+#ifdef PVIO_KERNEL
+#define PVIO_CLD
+#else
+#define PVIO_CLD cld
+#endif
+
 	.text
 
 .macro PVIO_FUNC name
@@ -25,6 +33,13 @@
 
 .macro PVIO_END name
 	.size \name, . - \name
+.endm
+
+/* Clear DF when it is known to be set (string thunks, DF=1 path), without a cld objtool would track. */
+.macro CLEAR_DF
+	pushfl
+	andl $~DF_MASK, (%esp)
+	popfl
 .endm
 
 .macro EPI_RET
@@ -58,7 +73,7 @@ PVIO_FUNC \name
 	pushl %eax
 	\portload
 	movl $\size, %edx
-	cld
+	PVIO_CLD
 	call pvio_in
 	\mov \acc, (%esp)
 	popl %eax
@@ -73,7 +88,7 @@ PVIO_FUNC \name
 	pushl %edx
 	\portload
 	movl $4, %edx
-	cld
+	PVIO_CLD
 	call pvio_in
 	\epi
 PVIO_END \name
@@ -96,7 +111,7 @@ PVIO_FUNC \name
 	\valload
 	\portload
 	movl $\size, %edx
-	cld
+	PVIO_CLD
 	call pvio_out
 	popl %ecx
 	popl %eax
@@ -123,8 +138,10 @@ PVIO_FUNC \name
 	movl \ptr, %ecx			/* element address */
 	movzwl %dx, %eax		/* port */
 	movl $\size, %edx
-	cld
-	call \fn
+	testl $DF_MASK, 16(%esp)
+	jz 5f
+	CLEAR_DF			/* the back end runs with DF=0 */
+5:	call \fn
 	leal 4(%esp), %esp
 	popl %ecx
 	popl %eax
@@ -163,7 +180,6 @@ PVIO_FUNC \name
 	movl $\size, %edx
 	testl $DF_MASK, 8(%esp)
 	jnz 2f
-	cld
 	pushl %ecx			/* saved count */
 	pushl %ecx			/* count argument */
 	movl \ptr, %ecx
@@ -173,7 +189,7 @@ PVIO_FUNC \name
 	leal (\ptr, %ecx, \size), \ptr
 	xorl %ecx, %ecx
 	jmp 3f
-2:	cld
+2:	CLEAR_DF
 4:	pushl %ecx			/* remaining */
 	pushl $1			/* count argument */
 	movl \ptr, %ecx
@@ -198,7 +214,7 @@ STRREP __pvio_rep_outsl, 4, pvio_outs, %esi
 /* hlt: a flush point; the back end decides whether the real hlt runs. */
 PVIO_FUNC __pvio_hlt
 	pushfl
-	cld
+	PVIO_CLD
 	call pvio_hlt
 	popfl
 	PVIO_RET

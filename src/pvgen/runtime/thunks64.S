@@ -16,6 +16,14 @@
 
 #define DF_MASK 0x400
 
+/* PVIO_CLD: the C back end expects DF=0.  In the kernel (-DPVIO_KERNEL) DF is clear at every call (objtool
+ * warns about a call with DF set), so in/out/hlt thunks omit it there; objtool would call it redundant. */
+#ifdef PVIO_KERNEL
+#define PVIO_CLD
+#else
+#define PVIO_CLD cld
+#endif
+
 	.text
 
 .macro PVIO_FUNC name
@@ -27,6 +35,29 @@
 
 .macro PVIO_END name
 	.size \name, . - \name
+.endm
+
+/* Clear DF when it is known to be set (string thunks, DF=1 path), without a cld objtool would track. */
+.macro CLEAR_DF
+	pushfq
+	andq $~DF_MASK, (%rsp)
+	popfq
+.endm
+
+/* objtool (Linux 6.1, struct unwind_hint): after the _imm epilogue has dropped the port, the stack looks like a
+ * function entry again; say so, or objtool reports "return with modified stack frame". */
+.macro UNWIND_HINT_FUNC
+#ifdef PVIO_KERNEL
+.Lpvio_hint_\@:
+	.pushsection .discard.unwind_hints
+	.long .Lpvio_hint_\@ - .	/* ip */
+	.short 8			/* sp_offset */
+	.byte 5				/* sp_reg: ORC_REG_SP */
+	.byte 3				/* type: UNWIND_HINT_TYPE_FUNC */
+	.byte 0				/* end */
+	.balign 4
+	.popsection
+#endif
 .endm
 
 /* Epilogues: %rdi is the last saved register on the stack, above it the saved flags. */
@@ -44,6 +75,7 @@
 	popq %rdi
 	popfq
 	leaq 8(%rsp), %rsp
+	UNWIND_HINT_FUNC		/* the stack is as at entry to a function: return address on top */
 	PVIO_RET
 #else
 	popq %rdi
@@ -62,7 +94,7 @@ PVIO_FUNC \name
 	pushq %rax
 	\portload
 	movl $\size, %esi
-	cld
+	PVIO_CLD
 	call pvio_in
 	\mov \acc, (%rsp)
 	popq %rax
@@ -79,7 +111,7 @@ PVIO_FUNC \name
 	pushq %rsi
 	\portload
 	movl $4, %esi
-	cld
+	PVIO_CLD
 	call pvio_in
 	movl %eax, %eax
 	popq %rsi
@@ -104,7 +136,7 @@ PVIO_FUNC \name
 	\portload
 	\valload
 	movl $\size, %esi
-	cld
+	PVIO_CLD
 	call pvio_out
 	popq %rdx
 	popq %rsi
@@ -133,8 +165,10 @@ PVIO_FUNC \name
 	movq %rcx, %rdx			/* element address */
 	movl $\size, %esi
 	movl $1, %ecx			/* count */
-	cld
-	call \fn
+	testl $DF_MASK, 32(%rsp)
+	jz 5f
+	CLEAR_DF			/* the back end runs with DF=0 */
+5:	call \fn
 	popq %rcx
 	popq %rdx
 	popq %rsi
@@ -177,8 +211,7 @@ PVIO_FUNC \name
 	movl $\size, %esi
 	testl $DF_MASK, 24(%rsp)
 	jnz 2f
-	cld
-	call \fn			/* count = %rcx, preserved by the back end */
+	call \fn			/* DF=0 here; count = %rcx, preserved by the back end */
 	popq %rdx
 	popq %rsi
 	popq %rdi
@@ -187,7 +220,7 @@ PVIO_FUNC \name
 	popfq
 	PVIO_RET
 	int3
-2:	cld
+2:	CLEAR_DF
 4:	pushq %rcx
 	movl $1, %ecx
 	call \fn
@@ -212,7 +245,7 @@ STRREP __pvio_rep_outsl, 4, pvio_outs, %rsi, 8
 /* hlt: a flush point; the back end decides whether the real hlt runs. */
 PVIO_FUNC __pvio_hlt
 	pushfq
-	cld
+	PVIO_CLD
 	call pvio_hlt
 	popfq
 	PVIO_RET
