@@ -265,3 +265,44 @@ def test_port_classes_and_shadow_fifo_contract():
     assert len(rest) == 246                                          # never past the DRQ block
     assert dev.fifo_read(0, 2, 10) == [] and not dev.shadow_read(7) & A.ATA_DRQ
     assert dev.shadow_read(7, 2) is None
+
+
+def _devchk(bus, device: int) -> bool:
+    """ata_devchk: select, write 55/aa patterns to nsect/lbal, read them back."""
+    bus.write(0x1F6, 1, 0xA0 | (A.ATA_DEV1 if device else 0))
+    altstatus(bus)
+    for a, b in ((0x55, 0xAA), (0xAA, 0x55), (0x55, 0xAA)):
+        bus.write(0x1F2, 1, a)
+        bus.write(0x1F3, 1, b)
+    return (bus.read(0x1F2, 1), bus.read(0x1F3, 1)) == (0x55, 0xAA)
+
+
+def _classify(bus, device: int) -> tuple[str, int]:
+    """ata_sff_dev_classify + ata_port_classify for an SFF port, as in libata 6.1."""
+    bus.write(0x1F6, 1, 0xA0 | (A.ATA_DEV1 if device else 0))
+    st_ = status(bus)
+    err, nsect, lbal, lbam, lbah = (bus.read(0x1F0 + r, 1) for r in (1, 2, 3, 4, 5))
+    if err not in (0, 1) and not (device == 0 and err == 0x81):
+        return "none", err
+    if (lbam, lbah) == (0, 0):
+        return ("ata" if status(bus) != 0 else "none"), err
+    return "unknown", err
+
+
+def test_libata_softreset_probe_finds_one_ata_disk():
+    bus, dev, disk, irq = make()
+    devmask = _devchk(bus, 0) | _devchk(bus, 1) << 1
+    bus.write(0x1F6, 1, 0xA0)
+    ctl = 0x08
+    bus.write(0x3F6, 1, ctl)
+    bus.write(0x3F6, 1, ctl | A.ATA_SRST)
+    bus.write(0x3F6, 1, ctl)
+    assert not status(bus) & A.ATA_BUSY                       # ata_sff_wait_ready on the master
+    if devmask & 2:
+        bus.write(0x1F6, 1, 0xB0)
+        assert (bus.read(0x1F2, 1), bus.read(0x1F3, 1)) == (1, 1)
+        assert not status(bus) & A.ATA_BUSY                   # 00h: "ready" for an absent device 1
+    cls0, err = _classify(bus, 0)
+    assert cls0 == "ata" and err == 0x01
+    cls1, _ = _classify(bus, 1)
+    assert cls1 == "none"

@@ -131,3 +131,11 @@ def test_intx_follows_device_and_intx_disable():
 def test_port_classes():
     bus, host, *_ = machine()
     assert host.port_classes() == {0: (PortClass.STRICT, PortClass.POSTED)}
+
+
+def test_ide_function_in_legacy_mode():
+    bus, host, *_ = machine()
+    host.add(1, 1, P.ide_legacy_function())
+    assert cfg_read(bus, 1, P.PCI_VENDOR_ID, fn=1) == 0x7010_8086
+    assert cfg_read(bus, 1, P.PCI_REVISION_ID, fn=1) >> 8 == 0x010180   # IDE, compatibility mode, bus master
+    assert cfg_read(bus, 1, 0x20, fn=1) == 0                            # no BMDMA BAR: PIO only

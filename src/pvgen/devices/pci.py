@@ -279,3 +279,10 @@ def ne2000_function(nic: PortDevice, *, io_base: int = 0xC000, irq_line: int = 1
     if hasattr(nic, "irq"):
         nic.irq = fn.irq   # the NIC's interrupt output becomes this function's INTA#
     return fn
+
+
+def ide_legacy_function() -> PciFunction:
+    """A PIIX3 IDE function (8086:7010) in compatibility mode (programming interface 80h): both channels on the
+    legacy ports and IRQs 14/15, no BMDMA BAR (Linux's ata_piix then runs the channel in PIO only)."""
+    return PciFunction("piix3-ide", vendor_id=0x8086, device_id=0x7010, class_code=0x010180,
+                       command=PCI_COMMAND_IO)

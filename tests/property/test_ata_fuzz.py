@@ -1,0 +1,84 @@
+"""ATA invariants under a random guest: no exception, INTRQ rule, exact side-effect-free shadows, posted writes
+leave the shadows alone (except the writes the model declares), FIFO reads never cross a DRQ block."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pvgen.devices import ata as A
+from pvgen.devices.diskimage import MemoryDisk
+from pvgen.protocol import PortClass
+
+PROFILE = os.environ.get("PVGEN_HYPOTHESIS_PROFILE", "default")
+EXAMPLES = {"long": 2000}.get(PROFILE, 80)
+
+COMMANDS = [A.ATA_CMD_ID_ATA, A.ATA_CMD_PIO_READ, A.ATA_CMD_PIO_WRITE, A.ATA_CMD_READ_MULTI, A.ATA_CMD_WRITE_MULTI,
+            A.ATA_CMD_PIO_READ_EXT, A.ATA_CMD_SET_MULTI, A.ATA_CMD_SET_FEATURES, A.ATA_CMD_FLUSH, 0x00, 0xFF,
+            A.ATA_CMD_READ_NATIVE_MAX_EXT, A.ATA_CMD_EDD, A.ATA_CMD_CHK_POWER]
+# (target, offset, size, value): target 0 = command block, 1 = control block, 2 = a FIFO read burst
+access = st.one_of(
+    st.tuples(st.just("w"), st.just(0), st.integers(1, 6), st.just(1), st.integers(0, 0xFF)),
+    st.tuples(st.just("w"), st.just(0), st.just(7), st.just(1), st.sampled_from(COMMANDS)),
+    st.tuples(st.just("w"), st.just(1), st.just(0), st.just(1), st.sampled_from([0, 2, 4, 0x80, 0x06])),
+    st.tuples(st.sampled_from(["r", "w"]), st.just(0), st.just(0), st.sampled_from([1, 2, 4]),
+              st.integers(0, 0xFFFF_FFFF)),
+    st.tuples(st.just("r"), st.sampled_from([0, 1]), st.integers(0, 7), st.sampled_from([1, 1, 2]), st.just(0)),
+    st.tuples(st.just("fifo"), st.just(0), st.just(0), st.sampled_from([2, 4]), st.integers(0, 600)),
+)
+
+
+class Line:
+    level = False
+
+    def __call__(self, level: bool) -> None:
+        self.level = level
+
+
+def apply(dev: A.AtaDisk, op) -> None:
+    kind, target, off, size, value = op
+    port = dev.control if target else dev
+    if kind == "r":
+        got = port.io_read(off, size)
+        assert 0 <= got < 1 << (8 * size)
+    elif kind == "w":
+        port.io_write(off, size, value & ((1 << (8 * size)) - 1))
+    else:
+        left = dev.words_left_in_block() * 2 // size
+        got = dev.fifo_read(0, size, value)
+        assert len(got) <= min(value, left)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(ops=st.lists(access, max_size=80))
+def test_random_guest_never_raises_and_shadows_are_exact(ops):
+    line = Line()
+    dev = A.AtaDisk(MemoryDisk(64), irq=line)
+    for op in ops:
+        apply(dev, op)
+        selected = not dev.device & A.ATA_DEV1
+        assert line.level == (dev.intrq and not dev.devctl & A.ATA_NIEN and selected)
+        alt = dev.control.shadow_read(0)
+        assert alt == dev.control.io_read(0, 1) == dev.shadow_read(7)
+        pending = dev.intrq
+        assert dev.shadow_read(7) == dev.io_read(7, 1)
+        assert dev.intrq == (pending and not selected)     # the status read acknowledged INTRQ
+        dev.intrq = pending
+        dev.update_irq()
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(ops=st.lists(access, max_size=40), off=st.integers(0, 7), value=st.integers(0, 0xFF))
+def test_posted_writes_leave_shadows_unchanged(ops, off, value):
+    dev = A.AtaDisk(MemoryDisk(64))
+    for op in ops:
+        apply(dev, op)
+    if dev.port_classes().get(off, (None, PortClass.STRICT))[1] != PortClass.POSTED:
+        return
+    if off in dev.shadow_stale_after():
+        return
+    before = (dev.shadow_read(7), dev.control.shadow_read(0))
+    dev.io_write(off, 1, value)
+    assert (dev.shadow_read(7), dev.control.shadow_read(0)) == before
