@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 from pvgen.bench import workload as wl
+from pvgen.bench.linuxkit import LinuxKit
 from pvgen.bench.runner import DeviceSpec, GuestSpec, Kit, Unavailable
 from pvgen.bench.variants import Variant
 from pvgen.devices import pvring
@@ -44,23 +45,6 @@ class PvIdealKit:
             factory = lambda mem, irq: pvring.PvRing(mem, disk=disk, irq=irq)  # noqa: E731
         cmd = params.cmdline() + f" pvring={self.base:#x}"
         return GuestSpec(image, cmd, [DeviceSpec(self.base, pvring.PORTS, factory, self.irq_line)])
-
-
-class LinuxKit:
-    """The real Linux ne2k-pci/8390 and libata objects in the driver environment (guest/linux), original or rewritten.
-
-    Uses `pvgen.guest.linux.bench.guest_spec(variant, params, host)` once the driver-environment stage provides it;
-    until then every Linux variant reports what is missing."""
-
-    def spec(self, variant: Variant, params: wl.Params, host) -> GuestSpec:
-        try:
-            from pvgen.guest.linux import bench as linux_bench
-        except ImportError as exc:
-            raise Unavailable(f"Linux driver environment: {exc.name or exc} not available yet") from None
-        make = getattr(linux_bench, "guest_spec", None)
-        if make is None:
-            raise Unavailable("Linux driver environment: pvgen.guest.linux.bench.guest_spec missing")
-        return make(variant, params, host)
 
 
 KITS: dict[str, Kit] = {"pvideal": PvIdealKit(), "linux": LinuxKit()}

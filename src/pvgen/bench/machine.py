@@ -18,16 +18,32 @@ def posted_ranges(class_map: dict[int, tuple[PortClass, PortClass]]) -> list[tup
     return runs
 
 
-def _attach_pvbatch(m, classes) -> None:
-    """Register the pvbatch device with the given published classes (the runtime issue's device)."""
+class _ClassFilter:
+    """A view of the port bus whose class map publishes only `allowed` classes (others become STRICT): the
+    generated-batch variant is the full runtime with the shadow and fifo classes switched off by the monitor."""
+
+    def __init__(self, bus, allowed):
+        self._bus, self._allowed = bus, allowed
+
+    def __getattr__(self, item):
+        return getattr(self._bus, item)
+
+    def class_map(self):
+        keep = lambda c: c if c in self._allowed else PortClass.STRICT  # noqa: E731
+        return {p: (keep(r), keep(w)) for p, (r, w) in self._bus.class_map().items()}
+
+
+def _attach_pvbatch(m, classes):
+    """The runtime's monitor side (devices/pvbatch.py) on its control ports, publishing only `classes`."""
     try:
-        from pvgen.devices import pvbatch
+        from pvgen import protocol as P
+        from pvgen.devices.pvbatch import PvBatch
     except ImportError as exc:
         raise Unavailable(f"pvbatch device: {exc}") from None
-    attach = getattr(pvbatch, "attach", None)
-    if attach is None:
-        raise Unavailable("pvbatch device: pvgen.devices.pvbatch has no attach(machine, classes=...) yet")
-    attach(m, classes=classes)
+    bus = m.ports if classes >= frozenset(PortClass) else _ClassFilter(m.ports, classes)
+    pv = PvBatch(bus, m.mem)
+    m.ports.register(P.CTRL_BASE, P.CTRL_LEN, pv)
+    return pv
 
 
 def run_guest(spec: GuestSpec) -> GuestRun:
@@ -41,21 +57,32 @@ def run_guest(spec: GuestSpec) -> GuestRun:
             line = d.irq_line
             irq = (lambda level, line=line: m.set_irq(line, level)) if line is not None else (lambda level: None)
             m.ports.register(d.base, d.length, d.factory(m.mem, irq))
+        for hook in spec.extra.get("machine_hooks", []):
+            hook(m)
         info: dict = {}
         if spec.coalesced_posted:
             runs = posted_ranges(m.ports.class_map())
             for base, length in runs:
                 m.add_coalesced_pio(base, length)
             info["coalesced_zones"] = [f"{b:#x}..+{n:#x}" for b, n in runs]
+        pv = None
         if spec.pvbatch_classes is not None:
-            _attach_pvbatch(m, spec.pvbatch_classes)
-        for hook in spec.extra.get("machine_hooks", []):
-            hook(m)
+            pv = _attach_pvbatch(m, spec.pvbatch_classes)
+            pacer = spec.extra.get("devices", {}).get("pacer")
+            if pacer is not None:
+                pacer.after_inject = pv.refresh     # an injected frame changes ISR: refresh the shadows
         m.boot(spec.image, spec.cmdline)
         res = m.run(timeout=spec.timeout_s)
     marks = [Mark(mid, int(s["t"] * 1e9), dict(s["stats"]), dict(s.get("runs", {}))) for mid, s in res.marks]
     console = res.console.decode("utf-8", "replace")
     info.update(stop=res.stop, message=res.message, coalesced_entries=res.report.extra.get("coalesced_entries"))
+    if pv is not None:
+        st = pv.stats
+        info["pvbatch"] = {"registrations": st.registrations, "flushes": st.flushes, "entries": st.entries,
+                           "rejected": st.rejected, "fifo_refills": st.fifo_refills, "errors": st.errors[-3:]}
+    pacer = spec.extra.get("devices", {}).get("pacer")
+    if pacer is not None:
+        info["rx_injected"] = pacer.injected
     code = res.code if res.stop == "exit" else (res.code or 1)
     if res.stop != "exit":
         console += f"\n[monitor] guest stopped: {res.stop}: {res.message}\n"

@@ -1,0 +1,153 @@
+"""The Linux kit: real ne2k-pci/8390 (net) objects in the driver environment, original or pvgen-rewritten, on the
+monitor's PCI + NE2000 models, with a lossless receive pacer feeding the peer's frames into the NIC's ring."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pvgen.bench import workload as wl
+from pvgen.bench.runner import GuestSpec, Unavailable
+from pvgen.bench.variants import Variant
+from pvgen.errors import PvgenError
+
+NIC_IO_BASE, NIC_IRQ, NIC_SLOT = 0xC000, 11, 3
+ISR_OFFSET = 0x07      # DP8390 page 0: the driver acknowledges PRX here after draining the ring
+PUMP_BURST = 8         # < the 9 frames one call of 8390's ei_receive() takes before acknowledging PRX
+
+
+@dataclass
+class RxPacer:
+    """Wraps the NE2000 on the bus: after the guest's RX phase starts, hands the peer's queued frames to the NIC in
+    bursts of at most PUMP_BURST, each time the driver acknowledges a receive interrupt (ISR write), and only while
+    the receive ring has room (checked before offering, so the model never overflows and nothing is dropped: the
+    driver sees a sender that waits for it, like a paced wire). Bursts are smaller than what 8390's ei_receive()
+    drains per call, so no frame is left in the ring behind an acknowledged interrupt."""
+
+    nic: object
+    inbox: object                        # a deque of frames (NetHost.peer.inbox)
+    after_inject: Callable[[], None] = lambda: None
+    enabled: bool = False
+    injected: int = 0
+    name: str = "ne2000+pacer"
+    _busy: bool = field(default=False, repr=False)
+
+    def __getattr__(self, item):         # everything else (shadow_read, fifo_read, port_classes...) is the NIC's
+        return getattr(self.nic, item)
+
+    def io_read(self, offset: int, size: int) -> int:
+        return self.nic.io_read(offset, size)
+
+    def io_write(self, offset: int, size: int, value: int) -> None:
+        self.nic.io_write(offset, size, value)
+        if self.enabled and self.inbox and offset == ISR_OFFSET and value & 0x01 and self.nic.page == 0:
+            self.pump()
+
+    def _room(self, frame: bytes) -> bool:
+        n = self.nic
+        ring = n.pstop - n.pstart
+        if ring <= 0 or not (n.pstart <= n.curr < n.pstop):
+            return False
+        free = (n.bnry - n.curr) % ring if n.pstart <= n.bnry < n.pstop else ring
+        free = free or ring
+        pages = (4 + max(len(frame), 60) + 255) >> 8
+        return pages < free
+
+    def pump(self) -> int:
+        if self._busy:
+            return 0
+        self._busy, done = True, 0
+        try:
+            while self.inbox and done < PUMP_BURST and self._room(self.inbox[0]):
+                if not self.nic.receive(self.inbox[0]):
+                    break
+                self.inbox.popleft()
+                done += 1
+        finally:
+            self._busy = False
+        if done:
+            self.injected += done
+            self.after_inject()
+        return done
+
+
+def _attach_net(m, host, nic_box: dict) -> None:
+    from pvgen.devices import pci
+    from pvgen.devices.ne2000 import Ne2000
+
+    nic = Ne2000(mac=wl.GUEST_MAC, backend=host.peer)
+    pacer = RxPacer(nic, host.peer.inbox)
+    pcihost = pci.PciHost()
+    pcihost.add(0, 0, pci.host_bridge())
+    fn = pci.ne2000_function(pacer, io_base=NIC_IO_BASE, irq_line=NIC_IRQ,
+                             platform_irq=lambda level: m.set_irq(NIC_IRQ, level), bus=m.ports)
+    nic.irq = fn.irq
+    pcihost.add(NIC_SLOT, 0, fn)
+    m.ports.register(pci.CONFIG_ADDRESS_PORT, 8, pcihost)
+    on_mark = m.hxdev.on_mark
+
+    def mark(mid: int) -> None:
+        if mid == wl.MARK_RX_START:
+            pacer.enabled = True
+            pacer.pump()
+        on_mark(mid)
+
+    m.hxdev.on_mark = mark
+    nic_box.update(nic=nic, pacer=pacer)
+
+
+class LinuxKit:
+    """Builds the Linux net image for a variant (Kbuild; pvgen-as for the rewritten variants) and attaches PCI +
+    NE2000 + pacer. Missing pieces (Linux sources, the rewriting toolchain, the runtime) make it Unavailable."""
+
+    def __init__(self) -> None:
+        self._images: dict[str, Path] = {}
+
+    def image(self, variant: Variant, workload: str) -> Path:
+        if workload != "net":
+            raise Unavailable("Linux disk driver set (libata SFF) not in the driver environment yet")
+        key = f"{workload}-{variant.objects}"
+        if key in self._images:
+            return self._images[key]
+        try:
+            from pvgen.guest import build as gbuild
+            from pvgen.guest.linux import build as lxbuild
+        except ImportError as exc:
+            raise Unavailable(f"Linux driver environment: {exc}") from None
+        out = gbuild.cache_dir() / f"bench-linux-{key}.elf"
+        try:
+            if variant.objects == "unmodified":
+                lxbuild.link(workload, out)
+            else:
+                cc, extra = _rewriting_toolchain()
+                lxbuild.link(workload, out, cc=cc, extra_objects=extra)
+        except Unavailable:
+            raise
+        except PvgenError as exc:
+            raise Unavailable(f"Linux {workload} image for {variant.name}: {exc}") from None
+        self._images[key] = out
+        return out
+
+    def spec(self, variant: Variant, params: wl.Params, host) -> GuestSpec:
+        image = self.image(variant, params.workload)
+        box: dict = {}
+        hooks = [lambda m: _attach_net(m, host, box)]
+        spec = GuestSpec(image, params.cmdline(), [], variant.coalesced_posted, variant.pvbatch_classes,
+                         extra={"machine_hooks": hooks, "devices": box})
+        return spec
+
+
+def _rewriting_toolchain() -> tuple[str, list[Path]]:
+    """The compiler command that routes assembly through pvgen-as, and the batching runtime's objects."""
+    try:
+        from pvgen.toolchain import kbuild as tk
+        from pvgen.runtime import build as rb
+    except ImportError as exc:
+        raise Unavailable(f"rewriting toolchain/runtime: {exc}") from None
+    cc = getattr(tk, "pvgen_cc", None)
+    objs = getattr(rb, "freestanding_objects", None)
+    if cc is None or objs is None:
+        raise Unavailable("rewriting toolchain/runtime: need pvgen.toolchain.kbuild.pvgen_cc() and "
+                          "pvgen.runtime.build.freestanding_objects()")
+    return cc(), list(objs())
