@@ -100,3 +100,50 @@ def build(target: str, backend: str, out: Path, *, extra_cflags: tuple[str, ...]
             ld = _need("ld")
             _run([ld, "-r", *(["-m", "elf_i386"] if target == "i386" else []), "-o", str(out), *objs])
     return out
+
+
+def build_host_bench(out: Path) -> Path:
+    """The callgrind driver: host runtime objects + arch_host_bench.c, linked as an executable."""
+    t = TARGETS["host"]
+    gcc = _need("gcc")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pvgen-rt-") as tmp:
+        objs = []
+        for src in [*sources("host", "batch"), RUNTIME_DIR / "arch_host_bench.c"]:
+            obj = Path(tmp) / (src.name + ".o")
+            flags = [*t.cflags, *t.asflags] if src.suffix == ".S" else list(t.cflags)
+            flags += [f for name, extra in t.file_flags if name == src.name for f in extra]
+            if src.name == "arch_host_bench.c":
+                flags = ["-fPIC", "-DPVIO_TARGET_HOST"]     # ordinary user code: the libc calls need SSE
+            _run([gcc, *(c for c in COMMON if c != "-mgeneral-regs-only" or src.name != "arch_host_bench.c"),
+                  *flags, "-c", str(src), "-o", str(obj)])
+            objs.append(str(obj))
+        _run([gcc, "-o", str(out), *objs, "-Wl,-z,noexecstack"])
+    return out
+
+
+@dataclass(frozen=True)
+class OutCost:
+    calls: int
+    threshold: int
+    thunk_inclusive: float     # instructions per call inside the thunk, back end and amortized flush
+    per_site: float            # + the rewritten site's lea/call/lea
+
+
+def posted_out_cost(n: int = 100_000, threshold: int = 64, workdir: Path | None = None) -> OutCost:
+    """Count the guest instructions of one posted `outb` with callgrind on the host build."""
+    valgrind = shutil.which("valgrind")
+    annotate = shutil.which("callgrind_annotate")
+    if valgrind is None or annotate is None:
+        raise EnvironmentMissing("valgrind (callgrind)", "apt-get install valgrind")
+    with tempfile.TemporaryDirectory(prefix="pvgen-cg-", dir=workdir) as tmp:
+        exe = build_host_bench(Path(tmp) / "pvio_bench")
+        out = Path(tmp) / "callgrind.out"
+        _run([valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", str(exe), str(n), str(threshold)])
+        text = subprocess.run([annotate, "--inclusive=yes", str(out)], capture_output=True, text=True).stdout
+    for line in text.splitlines():
+        if line.rstrip().endswith("]") and ":__pvio_outb_dx " in line:
+            ir = int(line.split()[0].replace(",", ""))
+            return OutCost(n, threshold, ir / n, ir / n + 3)
+    raise PvgenError("callgrind output has no __pvio_outb_dx entry")

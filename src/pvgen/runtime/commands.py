@@ -8,7 +8,7 @@ import click
 
 from pvgen import protocol
 from pvgen.errors import PvgenError
-from pvgen.runtime.build import BACKENDS, RUNTIME_DIR, TARGETS, build
+from pvgen.runtime.build import BACKENDS, RUNTIME_DIR, TARGETS, build, posted_out_cost
 
 HEADER_PATH = RUNTIME_DIR / "pvio_protocol.h"
 
@@ -44,6 +44,16 @@ def header_cmd(check: bool, output: Path) -> None:
         return
     output.write_text(text)
     click.echo(f"{output}: written")
+
+
+@runtime.command("cost")
+@click.option("-n", "--count", default=100_000, show_default=True, help="Posted OUTs in the measured loop.")
+@click.option("--threshold", default=protocol.DEFAULT_THRESHOLD, show_default=True, help="Queue flush threshold.")
+def cost_cmd(count: int, threshold: int) -> None:
+    """Instructions per posted OUT (callgrind on the host build, thunk + back end + amortized flush)."""
+    c = posted_out_cost(count, threshold)
+    click.echo(f"posted outb, threshold {c.threshold}, {c.calls} calls: {c.thunk_inclusive:.2f} instructions in "
+               f"thunk + back end (incl. amortized flush), {c.per_site:.2f} per rewritten site (+ lea/call/lea)")
 
 
 COMMANDS = [runtime]
