@@ -124,7 +124,7 @@ FOREIGN_MNEMONICS = frozenset(
     {
         # ARM / AArch64
         "ldr", "ldrb", "ldrh", "ldrd", "strb", "strh", "strd", "ldm", "ldmia", "ldmfd", "stm", "stmia",
-        "stmfd", "stmdb", "bx", "blx", "bl", "ldp", "stp", "adrp", "movw", "movt", "cbz", "cbnz", "vldr",
+        "stmfd", "stmdb", "bx", "blx", "bl", "ldp", "stp", "adrp", "movt", "cbz", "cbnz", "vldr",
         "vstr", "svc",
         # RISC-V
         "addi", "addiw", "jalr", "auipc", "ecall", "lui", "sd", "lw", "sw", "li", "la",

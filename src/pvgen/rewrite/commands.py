@@ -67,7 +67,9 @@ def rewrite_cmd(src: str, out: str | None, sites_path: str | None, mode: str, qu
     if out:
         write_text(out, result.text)
     else:
-        click.echo(result.text, nl=False)
+        stream = click.get_binary_stream("stdout")
+        stream.write(result.text.encode("utf-8", errors="surrogateescape"))
+        stream.flush()
     if sites_path:
         Path(sites_path).write_text(json.dumps([s.to_json() for s in result.sites], indent=1) + "\n")
     if not quiet:

@@ -148,11 +148,15 @@ class _Section:
         self.rsize = rew.elf.get_section(ridx)["sh_size"]
         self.amap: dict[int, int] = {}
         self.pairs: list[tuple[int, int, int]] = []  # (index in O, first index in R, count in R)
+        self.kept: set[int] = set()  # indices in O of port-I/O instructions left unchanged
         j = 0
         for i, o in enumerate(self.O):
             n = 1
-            if _is_io(o) and not (j < len(self.R) and self.R[j].bytes == o.bytes):
-                n = _sequence_len(bits, expected_thunk(o, bits)[1])
+            if _is_io(o):
+                if j < len(self.R) and self.R[j].bytes == o.bytes:
+                    self.kept.add(i)
+                else:
+                    n = _sequence_len(bits, expected_thunk(o, bits)[1])
             self.amap[o.address] = self.R[j].address if j < len(self.R) else self.rsize
             self.pairs.append((i, j, n))
             j += n
@@ -164,11 +168,13 @@ class _Section:
             last = j + n - 1
             rew_end[self.O[i].address] = self.R[last].address + self.R[last].size if last < len(self.R) else self.rsize
         prev_end = 0
+        self.end_map: dict[int, int] = {0: 0}  # orig end address of an instruction -> rewritten end
         for ins in orig.insns(oidx):
             if ins.address in rew_end:
                 prev_end = rew_end[ins.address]
             else:
                 self.amap[ins.address] = prev_end
+            self.end_map[ins.address + ins.size] = prev_end
         self.amap[self.osize] = self.rsize
 
 
@@ -237,7 +243,7 @@ def verify_objects(orig_o: str, rew_o: str, result: RewriteResult, path: str, bi
                 raise Mismatch(f"{where}: original `{o.mnemonic} {o.op_str}` has no counterpart (rewritten code ends)")
             report.instructions += 1
             if _is_io(o):
-                if n == 1:
+                if i in sec.kept:
                     report.kept_io += 1
                     continue
                 thunk, port = expected_thunk(o, bits)
@@ -332,10 +338,10 @@ def _compare_symbols(orig: _Obj, rew: _Obj, code, path: str) -> None:
         r = cands[k]
         v, size = s["st_value"], s["st_size"]
         if isinstance(s["st_shndx"], int) and s["st_shndx"] in code:
-            m = code[s["st_shndx"]].amap
-            if v not in m or (size and v + size not in m):
+            m, e = code[s["st_shndx"]].amap, code[s["st_shndx"]].end_map
+            if v not in m or (size and v + size not in e):
                 raise Mismatch(f"{path}: symbol {s.name} does not start/end on an instruction boundary")
-            v, size = m[v], (m[v + size] - m[v]) if size else 0
+            v, size = m[v], (e[v + size] - m[v]) if size else 0
         if (v, size) != (r["st_value"], r["st_size"]):
             raise Mismatch(f"{path}: symbol {s.name}: expected value {v:#x} size {size}, "
                            f"found {r['st_value']:#x} size {r['st_size']}")
