@@ -47,16 +47,22 @@ struct pci_dev *lx_pci_bound(int n)
 	return n >= 0 && n < nbound ? bound[n] : NULL;
 }
 
-/* BAR sizing (PCI 3.0 section 6.2.5.1): write all ones, read the mask back, restore. */
+/* BAR sizing (PCI 3.0 section 6.2.5.1): write all ones, read the mask back, restore; with decoding off meanwhile,
+ * as drivers/pci/probe.c does, so the device never answers at the all-ones address. */
 static void read_bar(struct pci_dev *pdev, int i)
 {
 	unsigned reg = PCI_BASE_ADDRESS_0 + 4 * i;
 	u32 orig = lx_pci_read32(0, pdev->devfn, reg), mask;
+	u16 cmd = lx_pci_read16(0, pdev->devfn, PCI_COMMAND);
 	struct resource *r = &pdev->resource[i];
 
+	if (cmd & (PCI_COMMAND_IO | PCI_COMMAND_MEMORY))
+		lx_pci_write16(0, pdev->devfn, PCI_COMMAND, cmd & ~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY));
 	lx_pci_write32(0, pdev->devfn, reg, ~0u);
 	mask = lx_pci_read32(0, pdev->devfn, reg);
 	lx_pci_write32(0, pdev->devfn, reg, orig);
+	if (cmd & (PCI_COMMAND_IO | PCI_COMMAND_MEMORY))
+		lx_pci_write16(0, pdev->devfn, PCI_COMMAND, cmd);
 	if (!mask || mask == ~0u)
 		return;
 	r->name = pci_name(pdev);
