@@ -9,9 +9,10 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from elftools.elf.elffile import ELFFile
-from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_MODE_32, UC_MODE_64, Uc, UcError
+from unicorn import UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_MODE_32, UC_MODE_64, Uc, UcError
 from unicorn import x86_const as X
 
 RUNTIME = Path(__file__).resolve().parents[2] / "src" / "pvgen" / "runtime"
@@ -106,6 +107,7 @@ class Image:
 
     chunks: list[tuple[int, bytes]]
     symbols: dict[str, int]
+    sizes: dict[str, int] = field(default_factory=dict)
 
 
 def link_pair(mode: Mode, original: str, rewritten: str, runtime: tuple[Path, ...] | None = None,
@@ -130,7 +132,8 @@ def link_pair(mode: Mode, original: str, rewritten: str, runtime: tuple[Path, ..
                       if s["sh_flags"] & 2 and s["sh_type"] == "SHT_PROGBITS" and s["sh_size"]]
             symtab = elf.get_section_by_name(".symtab")
             symbols = {s.name: s["st_value"] for s in symtab.iter_symbols() if s.name}
-        return Image(chunks, symbols)
+            sizes = {s.name: s["st_size"] for s in symtab.iter_symbols() if s.name}
+        return Image(chunks, symbols, sizes)
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -196,8 +199,10 @@ class Outcome:
 EFLAGS_MASK = 0x0DD5 | 0x0300 | 0x0002
 
 
-def run(mode: Mode, image: Image, start: int, end: int, m: Machine, max_stops: int = 10000) -> Outcome:
-    """Emulate [start, end) from machine state m; every hlt is recorded in the trace and stepped over."""
+def run(mode: Mode, image: Image, start: int, end: int, m: Machine, max_stops: int = 10000,
+        on_insn: Callable[[int], None] | None = None) -> Outcome:
+    """Emulate [start, end) from machine state m; every hlt is recorded in the trace and stepped over.
+    on_insn(address) is called before every instruction (slow; for instruction counts)."""
     uc = Uc(UC_ARCH_X86, mode.uc_mode)
     uc.mem_map(CODE_BASE, CODE_SIZE)
     uc.mem_map(DATA_BASE, DATA_SIZE)
@@ -213,6 +218,8 @@ def run(mode: Mode, image: Image, start: int, end: int, m: Machine, max_stops: i
     uc.hook_add(UC_HOOK_INSN, lambda u, port, size, ud: dev.read(port, size), None, 1, 0, X.UC_X86_INS_IN)
     uc.hook_add(UC_HOOK_INSN, lambda u, port, size, val, ud: dev.write(port, size, val), None, 1, 0,
                 X.UC_X86_INS_OUT)
+    if on_insn is not None:
+        uc.hook_add(UC_HOOK_CODE, lambda u, addr, size, ud: on_insn(addr))
     pc, error = start, ""
     for _ in range(max_stops):
         try:

@@ -66,7 +66,7 @@
 .endm
 
 /* in{b,w}: only %al/%ax changes.  Frame: eax, edx, flags, ret, [port at 16]. */
-.macro IN_BW name, size, portload, mov, acc, epi
+.macro THUNK_IN_BW name, size, portload, mov, acc, epi
 PVIO_FUNC \name
 	pushfl
 	pushl %edx
@@ -82,7 +82,7 @@ PVIO_END \name
 .endm
 
 /* inl: all of %eax.  Frame: edx, flags, ret, [port at 12]. */
-.macro IN_L name, portload, epi
+.macro THUNK_IN_L name, portload, epi
 PVIO_FUNC \name
 	pushfl
 	pushl %edx
@@ -94,15 +94,15 @@ PVIO_FUNC \name
 PVIO_END \name
 .endm
 
-IN_BW __pvio_inb_dx,  1, "movzwl %dx, %eax",      movb, %al, EPI_RET
-IN_BW __pvio_inw_dx,  2, "movzwl %dx, %eax",      movw, %ax, EPI_RET
-IN_L  __pvio_inl_dx,     "movzwl %dx, %eax",                 EPI_RET
-IN_BW __pvio_inb_imm, 1, "movzbl 16(%esp), %eax", movb, %al, EPI_RET_IMM
-IN_BW __pvio_inw_imm, 2, "movzbl 16(%esp), %eax", movw, %ax, EPI_RET_IMM
-IN_L  __pvio_inl_imm,    "movzbl 12(%esp), %eax",            EPI_RET_IMM
+THUNK_IN_BW __pvio_inb_dx,  1, "movzwl %dx, %eax",      movb, %al, EPI_RET
+THUNK_IN_BW __pvio_inw_dx,  2, "movzwl %dx, %eax",      movw, %ax, EPI_RET
+THUNK_IN_L  __pvio_inl_dx,     "movzwl %dx, %eax",                 EPI_RET
+THUNK_IN_BW __pvio_inb_imm, 1, "movzbl 16(%esp), %eax", movb, %al, EPI_RET_IMM
+THUNK_IN_BW __pvio_inw_imm, 2, "movzbl 16(%esp), %eax", movw, %ax, EPI_RET_IMM
+THUNK_IN_L  __pvio_inl_imm,    "movzbl 12(%esp), %eax",            EPI_RET_IMM
 
 /* out{b,w,l}: nothing changes.  Frame: ecx, eax, edx, flags, ret, [port at 20].  The value is loaded first. */
-.macro OUT name, size, portload, valload, epi
+.macro THUNK_OUT name, size, portload, valload, epi
 PVIO_FUNC \name
 	pushfl
 	pushl %edx
@@ -119,16 +119,16 @@ PVIO_FUNC \name
 PVIO_END \name
 .endm
 
-OUT __pvio_outb_dx,  1, "movzwl %dx, %eax",      "movzbl %al, %ecx", EPI_RET
-OUT __pvio_outw_dx,  2, "movzwl %dx, %eax",      "movzwl %ax, %ecx", EPI_RET
-OUT __pvio_outl_dx,  4, "movzwl %dx, %eax",      "movl %eax, %ecx",  EPI_RET
-OUT __pvio_outb_imm, 1, "movzbl 20(%esp), %eax", "movzbl %al, %ecx", EPI_RET_IMM
-OUT __pvio_outw_imm, 2, "movzbl 20(%esp), %eax", "movzwl %ax, %ecx", EPI_RET_IMM
-OUT __pvio_outl_imm, 4, "movzbl 20(%esp), %eax", "movl %eax, %ecx",  EPI_RET_IMM
+THUNK_OUT __pvio_outb_dx,  1, "movzwl %dx, %eax",      "movzbl %al, %ecx", EPI_RET
+THUNK_OUT __pvio_outw_dx,  2, "movzwl %dx, %eax",      "movzwl %ax, %ecx", EPI_RET
+THUNK_OUT __pvio_outl_dx,  4, "movzwl %dx, %eax",      "movl %eax, %ecx",  EPI_RET
+THUNK_OUT __pvio_outb_imm, 1, "movzbl 20(%esp), %eax", "movzbl %al, %ecx", EPI_RET_IMM
+THUNK_OUT __pvio_outw_imm, 2, "movzbl 20(%esp), %eax", "movzwl %ax, %ecx", EPI_RET_IMM
+THUNK_OUT __pvio_outl_imm, 4, "movzbl 20(%esp), %eax", "movl %eax, %ecx",  EPI_RET_IMM
 
 /* One element, no rep, at (%edi) or (%esi); then step that register by +-size as DF says.
  * Frame: ecx, eax, edx, flags, ret. */
-.macro STR1 name, size, fn, ptr
+.macro THUNK_STR1 name, size, fn, ptr
 PVIO_FUNC \name
 	pushfl
 	pushl %edx
@@ -159,17 +159,17 @@ PVIO_FUNC \name
 PVIO_END \name
 .endm
 
-STR1 __pvio_insb,  1, pvio_ins,  %edi
-STR1 __pvio_insw,  2, pvio_ins,  %edi
-STR1 __pvio_insl,  4, pvio_ins,  %edi
-STR1 __pvio_outsb, 1, pvio_outs, %esi
-STR1 __pvio_outsw, 2, pvio_outs, %esi
-STR1 __pvio_outsl, 4, pvio_outs, %esi
+THUNK_STR1 __pvio_insb,  1, pvio_ins,  %edi
+THUNK_STR1 __pvio_insw,  2, pvio_ins,  %edi
+THUNK_STR1 __pvio_insl,  4, pvio_ins,  %edi
+THUNK_STR1 __pvio_outsb, 1, pvio_outs, %esi
+THUNK_STR1 __pvio_outsw, 2, pvio_outs, %esi
+THUNK_STR1 __pvio_outsl, 4, pvio_outs, %esi
 
 /* rep: %ecx elements (none if %ecx is 0); \ptr ends at \ptr +- %ecx*size, %ecx at 0.
  * DF=0: one back-end call; DF=1: one call per element, descending.  The count argument is pushed as a copy
  * (a callee may reuse its argument slot).  The back end never sees a zero count.  Frame: eax, edx, flags, ret. */
-.macro STRREP name, size, fn, ptr
+.macro THUNK_STRREP name, size, fn, ptr
 PVIO_FUNC \name
 	pushfl
 	pushl %edx
@@ -204,12 +204,12 @@ PVIO_FUNC \name
 PVIO_END \name
 .endm
 
-STRREP __pvio_rep_insb,  1, pvio_ins,  %edi
-STRREP __pvio_rep_insw,  2, pvio_ins,  %edi
-STRREP __pvio_rep_insl,  4, pvio_ins,  %edi
-STRREP __pvio_rep_outsb, 1, pvio_outs, %esi
-STRREP __pvio_rep_outsw, 2, pvio_outs, %esi
-STRREP __pvio_rep_outsl, 4, pvio_outs, %esi
+THUNK_STRREP __pvio_rep_insb,  1, pvio_ins,  %edi
+THUNK_STRREP __pvio_rep_insw,  2, pvio_ins,  %edi
+THUNK_STRREP __pvio_rep_insl,  4, pvio_ins,  %edi
+THUNK_STRREP __pvio_rep_outsb, 1, pvio_outs, %esi
+THUNK_STRREP __pvio_rep_outsw, 2, pvio_outs, %esi
+THUNK_STRREP __pvio_rep_outsl, 4, pvio_outs, %esi
 
 /* hlt: a flush point; the back end decides whether the real hlt runs. */
 PVIO_FUNC __pvio_hlt

@@ -86,7 +86,7 @@
 .endm
 
 /* in{b,w}: only %al/%ax changes.  Frame: rax, rsi, rdi, flags, ret, [port]. */
-.macro IN_BW name, size, portload, mov, acc, epi
+.macro THUNK_IN_BW name, size, portload, mov, acc, epi
 PVIO_FUNC \name
 	pushfq
 	pushq %rdi
@@ -104,7 +104,7 @@ PVIO_END \name
 .endm
 
 /* inl: %eax gets the value and, as with the real instruction, the upper half of %rax is cleared. */
-.macro IN_L name, portload, epi
+.macro THUNK_IN_L name, portload, epi
 PVIO_FUNC \name
 	pushfq
 	pushq %rdi
@@ -119,15 +119,15 @@ PVIO_FUNC \name
 PVIO_END \name
 .endm
 
-IN_BW __pvio_inb_dx,  1, "movzwl %dx, %edi",      movb, %al, EPI_RET
-IN_BW __pvio_inw_dx,  2, "movzwl %dx, %edi",      movw, %ax, EPI_RET
-IN_L  __pvio_inl_dx,     "movzwl %dx, %edi",                 EPI_RET
-IN_BW __pvio_inb_imm, 1, "movzbl 40(%rsp), %edi", movb, %al, EPI_RET_IMM
-IN_BW __pvio_inw_imm, 2, "movzbl 40(%rsp), %edi", movw, %ax, EPI_RET_IMM
-IN_L  __pvio_inl_imm,    "movzbl 32(%rsp), %edi",            EPI_RET_IMM
+THUNK_IN_BW __pvio_inb_dx,  1, "movzwl %dx, %edi",      movb, %al, EPI_RET
+THUNK_IN_BW __pvio_inw_dx,  2, "movzwl %dx, %edi",      movw, %ax, EPI_RET
+THUNK_IN_L  __pvio_inl_dx,     "movzwl %dx, %edi",                 EPI_RET
+THUNK_IN_BW __pvio_inb_imm, 1, "movzbl 40(%rsp), %edi", movb, %al, EPI_RET_IMM
+THUNK_IN_BW __pvio_inw_imm, 2, "movzbl 40(%rsp), %edi", movw, %ax, EPI_RET_IMM
+THUNK_IN_L  __pvio_inl_imm,    "movzbl 32(%rsp), %edi",            EPI_RET_IMM
 
 /* out{b,w,l}: nothing changes.  Frame: rdx, rsi, rdi, flags, ret, [port]. */
-.macro OUT name, size, portload, valload, epi
+.macro THUNK_OUT name, size, portload, valload, epi
 PVIO_FUNC \name
 	pushfq
 	pushq %rdi
@@ -144,16 +144,16 @@ PVIO_FUNC \name
 PVIO_END \name
 .endm
 
-OUT __pvio_outb_dx,  1, "movzwl %dx, %edi",      "movzbl %al, %edx", EPI_RET
-OUT __pvio_outw_dx,  2, "movzwl %dx, %edi",      "movzwl %ax, %edx", EPI_RET
-OUT __pvio_outl_dx,  4, "movzwl %dx, %edi",      "movl %eax, %edx",  EPI_RET
-OUT __pvio_outb_imm, 1, "movzbl 40(%rsp), %edi", "movzbl %al, %edx", EPI_RET_IMM
-OUT __pvio_outw_imm, 2, "movzbl 40(%rsp), %edi", "movzwl %ax, %edx", EPI_RET_IMM
-OUT __pvio_outl_imm, 4, "movzbl 40(%rsp), %edi", "movl %eax, %edx",  EPI_RET_IMM
+THUNK_OUT __pvio_outb_dx,  1, "movzwl %dx, %edi",      "movzbl %al, %edx", EPI_RET
+THUNK_OUT __pvio_outw_dx,  2, "movzwl %dx, %edi",      "movzwl %ax, %edx", EPI_RET
+THUNK_OUT __pvio_outl_dx,  4, "movzwl %dx, %edi",      "movl %eax, %edx",  EPI_RET
+THUNK_OUT __pvio_outb_imm, 1, "movzbl 40(%rsp), %edi", "movzbl %al, %edx", EPI_RET_IMM
+THUNK_OUT __pvio_outw_imm, 2, "movzbl 40(%rsp), %edi", "movzwl %ax, %edx", EPI_RET_IMM
+THUNK_OUT __pvio_outl_imm, 4, "movzbl 40(%rsp), %edi", "movl %eax, %edx",  EPI_RET_IMM
 
 /* One element, no rep: transfer at (%rdi) or (%rsi), then step that register by +-size as DF says.
  * Frame: rcx, rdx, rsi, rdi, flags, ret.  \ptr is the pointer register the instruction uses. */
-.macro STR1 name, size, fn, ptr
+.macro THUNK_STR1 name, size, fn, ptr
 PVIO_FUNC \name
 	pushfq
 	pushq %rdi
@@ -186,18 +186,18 @@ PVIO_FUNC \name
 PVIO_END \name
 .endm
 
-STR1 __pvio_insb,  1, pvio_ins,  %rdi
-STR1 __pvio_insw,  2, pvio_ins,  %rdi
-STR1 __pvio_insl,  4, pvio_ins,  %rdi
-STR1 __pvio_outsb, 1, pvio_outs, %rsi
-STR1 __pvio_outsw, 2, pvio_outs, %rsi
-STR1 __pvio_outsl, 4, pvio_outs, %rsi
+THUNK_STR1 __pvio_insb,  1, pvio_ins,  %rdi
+THUNK_STR1 __pvio_insw,  2, pvio_ins,  %rdi
+THUNK_STR1 __pvio_insl,  4, pvio_ins,  %rdi
+THUNK_STR1 __pvio_outsb, 1, pvio_outs, %rsi
+THUNK_STR1 __pvio_outsw, 2, pvio_outs, %rsi
+THUNK_STR1 __pvio_outsl, 4, pvio_outs, %rsi
 
 /* rep: %rcx elements (none if %rcx is 0); \ptr ends at \ptr +- %rcx*size, %rcx at 0.
  * DF=0: one back-end call for the whole block.  DF=1: one call per element, descending, so the port sees the
  * elements in the order the real instruction would transfer them.  The back end never sees a zero count.
  * Frame: rdx, rsi, rdi, flags, ret; the saved-pointer slot is 16(%rsp) for %rdi and 8(%rsp) for %rsi. */
-.macro STRREP name, size, fn, ptr, slot
+.macro THUNK_STRREP name, size, fn, ptr, slot
 PVIO_FUNC \name
 	pushfq
 	pushq %rdi
@@ -235,12 +235,12 @@ PVIO_FUNC \name
 PVIO_END \name
 .endm
 
-STRREP __pvio_rep_insb,  1, pvio_ins,  %rdi, 16
-STRREP __pvio_rep_insw,  2, pvio_ins,  %rdi, 16
-STRREP __pvio_rep_insl,  4, pvio_ins,  %rdi, 16
-STRREP __pvio_rep_outsb, 1, pvio_outs, %rsi, 8
-STRREP __pvio_rep_outsw, 2, pvio_outs, %rsi, 8
-STRREP __pvio_rep_outsl, 4, pvio_outs, %rsi, 8
+THUNK_STRREP __pvio_rep_insb,  1, pvio_ins,  %rdi, 16
+THUNK_STRREP __pvio_rep_insw,  2, pvio_ins,  %rdi, 16
+THUNK_STRREP __pvio_rep_insl,  4, pvio_ins,  %rdi, 16
+THUNK_STRREP __pvio_rep_outsb, 1, pvio_outs, %rsi, 8
+THUNK_STRREP __pvio_rep_outsw, 2, pvio_outs, %rsi, 8
+THUNK_STRREP __pvio_rep_outsl, 4, pvio_outs, %rsi, 8
 
 /* hlt: a flush point; the back end decides whether the real hlt runs. */
 PVIO_FUNC __pvio_hlt
