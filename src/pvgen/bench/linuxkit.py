@@ -12,6 +12,8 @@ from pvgen.bench.runner import GuestSpec, Unavailable
 from pvgen.bench.variants import Variant
 from pvgen.errors import PvgenError
 
+PVIDEAL_DIR = Path(__file__).resolve().parents[1] / "guest" / "pvideal"
+
 NIC_IO_BASE, NIC_IRQ, NIC_SLOT = 0xC000, 11, 3
 ISR_OFFSET = 0x07      # DP8390 page 0: the driver acknowledges PRX here after draining the ring
 PUMP_BURST = 8         # < the 9 frames one call of 8390's ei_receive() takes before acknowledging PRX
@@ -120,8 +122,7 @@ class LinuxKit:
             if variant.objects == "unmodified":
                 lxbuild.link(workload, out)
             else:
-                cc, extra = _rewriting_toolchain()
-                lxbuild.link(workload, out, cc=cc, extra_objects=extra)
+                _link_generated(workload, out)
         except Unavailable:
             raise
         except PvgenError as exc:
@@ -138,16 +139,23 @@ class LinuxKit:
         return spec
 
 
-def _rewriting_toolchain() -> tuple[str, list[Path]]:
-    """The compiler command that routes assembly through pvgen-as, and the batching runtime's objects."""
+def _link_generated(workload: str, out: Path) -> Path:
+    """Kbuild the drivers through pvgen-as (gcc -B<dir holding as -> pvgen-as>), link them with the batching
+    runtime for the harness and pvio_boot.c, which registers the runtime's area before the workload's main."""
+    from pvgen.guest import build as gbuild
+    from pvgen.guest.linux import build as lxbuild
+    from pvgen.guest.linux import objects as elfobj
+
     try:
+        from pvgen.runtime import build as rt_build
         from pvgen.toolchain import kbuild as tk
-        from pvgen.runtime import build as rb
     except ImportError as exc:
         raise Unavailable(f"rewriting toolchain/runtime: {exc}") from None
-    cc = getattr(tk, "pvgen_cc", None)
-    objs = getattr(rb, "freestanding_objects", None)
-    if cc is None or objs is None:
-        raise Unavailable("rewriting toolchain/runtime: need pvgen.toolchain.kbuild.pvgen_cc() and "
-                          "pvgen.runtime.build.freestanding_objects()")
-    return cc(), list(objs())
+    runtime = rt_build.build("x86_64", "batch", gbuild.cache_dir() / "bench-pvio-x86_64-batch.o")
+    boot = gbuild.compile_source(PVIDEAL_DIR / "pvio_boot.c", list(gbuild.CFLAGS),
+                                 include_dirs=[PVIDEAL_DIR, Path(rt_build.RUNTIME_DIR)])
+    provided = elfobj.defined_symbols(gbuild.harness_objects() + [runtime])
+    lb = lxbuild.build(workload, f"gcc -B{tk.bdir()}", provided)
+    renamed = out.with_suffix(".drivers.o")
+    elfobj.prepare_object(lb.relocatable, renamed, {"hx_main": "bench_workload_main"})
+    return gbuild.link_image([renamed, runtime, boot], out)
