@@ -1,0 +1,94 @@
+"""The Linux driver environment builds: Kbuild objects, no undefined symbol after linking, stubs for exactly the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from pvgen.guest.linux import build as lxbuild
+from pvgen.guest.linux import objects as elfobj
+from pvgen.guest.linux.stubs import stub_names, stub_source, write_stubs
+
+
+@pytest.fixture(scope="module")
+def net(kernel_headers, linux_source_tarball) -> lxbuild.LinuxBuild:
+    return lxbuild.build("net")
+
+
+def test_kbuild_objects_reference_the_kernel(net):
+    names = {p.name for p in net.drivers}
+    assert names == {"ne2k-pci.o", "8390.o"}
+    # What nm -u reports for the real objects: the kernel API the environment implements.
+    for sym in ("alloc_netdev_mqs", "netif_rx", "__pci_register_driver", "request_threaded_irq",
+                "_raw_spin_lock_irqsave", "jiffies", "__x86_return_thunk", "__fentry__"):
+        assert sym in net.driver_undefined, sym
+    assert len(net.driver_undefined) > 40
+
+
+def test_module_entry_points_renamed(net):
+    defined = elfobj.defined_symbols(net.drivers)
+    assert {"lx_ne2k_pci_init_module", "lx_ne2k_pci_cleanup_module", "lx_8390_init_module"} <= defined
+    assert "init_module" not in defined and "cleanup_module" not in defined
+
+
+def test_kernel_only_sections_dropped(net):
+    with open(net.relocatable, "rb") as f:
+        names = {s.name for s in ELFFile(f).iter_sections()}
+    assert not names & {"__mcount_loc", ".modinfo", ".orc_unwind", "__jump_table", ".return_sites"}
+    assert not any(n.startswith(".debug") for n in names)
+    assert not any(n in (".init.text", "__param", "__dyndbg") for n in names)
+
+
+def test_environment_implements_every_symbol(net):
+    # The net environment is complete: no generated stub is needed.
+    assert net.stubs == []
+    assert net.stub_object is None
+
+
+def test_image_links_with_no_undefined_symbol(kernel_headers, linux_source_tarball, tmp_path):
+    image = tmp_path / "net.elf"
+    lxbuild.link("net", image)
+    with open(image, "rb") as f:
+        elf = ELFFile(f)
+        undefined = [s.name for s in elf.get_section_by_name(".symtab").iter_symbols()
+                     if s.name and s["st_shndx"] == "SHN_UNDEF" and s["st_info"]["bind"] != "STB_WEAK"]
+        assert elf.header["e_entry"] >= 0xFFFFFFFF80000000
+    assert undefined == []
+
+
+def test_stub_generator_lists_exactly_the_missing_symbols(net):
+    # Leave out the file that implements the interrupt API: exactly its symbols that the rest uses get stubs.
+    irq_obj = next(o for o in net.env if o.name == "lx_irq.o")
+    rest = [o for o in net.drivers + net.env if o != irq_obj]
+    provided = lxbuild.harness_symbols()
+    missing = elfobj.unresolved(rest, provided)
+    implemented_there = elfobj.defined_symbols([irq_obj])
+    used_elsewhere = elfobj.undefined_symbols(rest)
+    assert set(missing) == implemented_there & used_elsewhere
+    assert {"request_threaded_irq", "free_irq", "enable_irq", "disable_irq_nosync"} <= set(missing)
+
+
+def test_runtime_symbols_are_never_stubbed(net, tmp_path):
+    src = tmp_path / "uses_runtime.c"
+    src.write_text("void __pvio_outb_dx(void); void pvio_tick(void); void f(void) { __pvio_outb_dx(); pvio_tick(); }\n")
+    from pvgen.guest.build import CFLAGS, compile_source
+
+    obj = compile_source(src, list(CFLAGS), out_dir=tmp_path)
+    assert elfobj.unresolved([obj], set()) == []
+
+
+def test_stub_source_and_object(tmp_path):
+    syms = ["alpha_missing", "beta_missing"]
+    text = stub_source(syms)
+    assert stub_names(text) == syms
+    assert 'hx_panic("unimplemented: %s", "alpha_missing")' in text
+    obj = write_stubs(syms, tmp_path / "stubs.c")
+    assert elfobj.defined_symbols([obj]) == set(syms)
+    assert elfobj.undefined_symbols([obj]) == {"hx_panic"}
+
+
+def test_stub_rejects_non_identifier():
+    with pytest.raises(ValueError):
+        stub_source(["not a symbol"])
