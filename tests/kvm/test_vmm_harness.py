@@ -175,3 +175,42 @@ def test_run_cli_streams_console_and_writes_json(kvm, tmp_path):
     assert data["kvm_run_exits"]["IO"] >= 4 and data["kvm_stats"]["exits"] >= data["kvm_run_exits"]["IO"]
     assert [mk["id"] for mk in data["marks"]] == [1, 2]
     assert re.search(r"exits", r.output)
+
+
+def test_mmio_exits_reach_the_mmio_bus(kvm, tmp_path):
+    from pvgen.vmm.machine import Machine
+
+    image = _build(tmp_path, "mmio", r"""
+#include "harness.h"
+int hx_main(void)
+{
+	volatile unsigned int *reg = (volatile unsigned int *)0xfeb00000UL;   /* identity-mapped, not RAM */
+	reg[1] = 0xcafe;
+	*(volatile unsigned char *)0xfeb00010UL = 0x5a;
+	hx_printf("MMIO %x %x\n", reg[0], *(volatile unsigned short *)0xfeb00100UL);
+	return 0;
+}
+""")
+
+    class Dev:
+        name = "mmio-test"
+
+        def __init__(self):
+            self.writes = []
+
+        def mmio_read(self, offset, size):
+            return 0x12345678 if offset == 0 else 0xFFFF
+
+        def mmio_write(self, offset, size, value):
+            self.writes.append((offset, size, value))
+
+    dev = Dev()
+    with Machine() as m:
+        m.mmio.register(0xFEB00000, 0x20, dev)
+        m.boot(image)
+        res = m.run(timeout=10)
+        unowned = m.mmio.unowned_reads
+    assert res.stop == "exit", res.message
+    assert dev.writes == [(4, 4, 0xCAFE), (0x10, 1, 0x5A)]
+    assert b"MMIO 12345678 ffff" in res.console and unowned == 1
+    assert res.report.run_exits["MMIO"] == 4
