@@ -147,9 +147,12 @@ def test_read_multiple_ext_blocks_of_multiple_count():
     assert blocks == 3 and got == bytes(disk.data[:10 * 512])
 
 
-def test_lba48_address_and_count_use_hob_bytes():
-    bus, dev, disk, irq = make(sectors=1 << 20)
-    lba = 0x0A_BCDE
+def test_lba48_address_and_count_use_hob_bytes(tmp_path):
+    image = DiskImage(tmp_path / "big.img", create_sectors=1 << 25)   # sparse, 16 GiB
+    dev = A.AtaDisk(image)
+    bus = PortBus()
+    A.attach_primary(bus, dev)
+    lba = 0x1AB_CDEF
     taskfile(bus, lba=lba, count=0x0101, lba48=True)
     assert (dev.hob_nsect, dev.nsect) == (1, 1)
     bus.write(0x3F6, 1, A.ATA_HOB)

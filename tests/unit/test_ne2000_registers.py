@@ -174,6 +174,9 @@ def receive_one(bus, rx_start=0x4C, stop=0x80):
         return None
     hdr = block_input(bus, this << 8, 4)
     status, nxt, count = hdr[0], hdr[1], hdr[2] | hdr[3] << 8
+    pkt_len = count - 4
+    expect, ring = this + 1 + ((pkt_len + 4) >> 8), stop - rx_start
+    assert nxt in (expect, expect + 1, expect - ring, expect + 1 - ring)   # lib8390 ei_receive's check
     data = block_input(bus, (this << 8) + 4, count - 4)
     out(bus, N.BNRY, nxt - 1)
     return status, data
@@ -248,7 +251,7 @@ def test_overflow_sets_ovw_and_counts_missed():
     n = 0
     while nic.receive(big):
         n += 1
-    assert n == (0x80 - 0x4C - 1) // 6                       # 6 pages per frame, one page kept free
+    assert n == (0x80 - 0x4C - 1) // 6                       # (4+1508+4 CRC)/256 -> 6 pages; one kept free
     assert inb(bus, N.ISR) & N.ISR_OVW and nic.metrics["rx_overflow"] == 1
     assert inb(bus, N.CNTR2) == 1 and inb(bus, N.CNTR2) == 0
     for _ in range(n):                                        # draining BNRY makes room again
@@ -304,3 +307,12 @@ def test_port_classes_shadow_and_fifo():
     assert len(nic.fifo_read(N.NE_DATAPORT, 4, 100)) == 2    # 8 of 10 bytes; the tail is read another way
     assert nic.fifo_read(N.NE_DATAPORT, 2, 100) == [nic.mem[0x4C08] | nic.mem[0x4C09] << 8]
     assert nic.fifo_read(N.NE_DATAPORT, 2, 100) == [] and nic.isr & N.ISR_RDC
+
+
+@pytest.mark.parametrize("length", [60, 251, 252, 253, 508, 1020, 1514])
+def test_next_page_pointer_passes_lib8390_check_at_page_edges(length):
+    bus, nic, peer, irq = make()
+    init_8390(bus)
+    frame = MAC + bytes([7]) * (length - 6)
+    assert nic.receive(frame) and nic.receive(frame)
+    assert receive_one(bus)[1] == frame and receive_one(bus)[1] == frame

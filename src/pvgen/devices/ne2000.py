@@ -47,6 +47,7 @@ MEM_START, MEM_END = 0x4000, 0x8000
 PROM_SIZE = 32
 MIN_FRAME, MAX_FRAME = 60, 1518
 RX_HEADER = 4
+RX_CRC = 4
 
 
 def multicast_hash_index(mac: bytes) -> int:
@@ -387,7 +388,7 @@ class Ne2000:
         if len(frame) < MIN_FRAME:
             frame += bytes(MIN_FRAME - len(frame))   # the sender's padding to the Ethernet minimum
         total = RX_HEADER + len(frame)
-        pages = (total + 255) >> 8
+        pages = (total + RX_CRC + 255) >> 8   # room for the CRC the DP8390 stores after the frame (not stored)
         ring = self.pstop - self.pstart
         # BNRY outside the ring (Linux writes PSTART-1 for "behind PSTART") is taken modulo the ring
         bnry = self.pstart + (self.bnry - self.pstart) % ring
