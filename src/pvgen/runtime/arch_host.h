@@ -21,7 +21,7 @@ struct pvio_host_ops {
 extern struct pvio_host_ops pvio_host_ops;
 extern unsigned long pvio_host_ram_base;
 /* The soft interrupt mask: a nesting depth, like the harness's soft masking (static: only batch.c uses it). */
-static __attribute__((used)) unsigned long pvio_host_irq_mask;
+static __attribute__((__used__)) unsigned long pvio_host_irq_mask;
 
 /* For the hand-scheduled pvio_out in batch.c. */
 #define PVIO_ARCH_ASM_RET "ret"

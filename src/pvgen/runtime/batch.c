@@ -16,9 +16,9 @@
 #include "pvio_arch.h"
 
 /* Internal helpers keep the back end's calling convention, so calling one costs the caller no register spill. */
-#define PVIO_HELPER static __attribute__((noinline, used)) PVIO_BACKEND
+#define PVIO_HELPER static __attribute__((__noinline__, __used__)) PVIO_BACKEND
 
-static __attribute__((used)) struct pvio_area *pvio_areas[PVIO_ARCH_MAX_CPUS];
+static __attribute__((__used__)) struct pvio_area *pvio_areas[PVIO_ARCH_MAX_CPUS];
 
 static inline struct pvio_area *pvio_cur(void)
 {

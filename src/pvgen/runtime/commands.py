@@ -8,7 +8,7 @@ import click
 
 from pvgen import protocol
 from pvgen.errors import PvgenError
-from pvgen.runtime.build import BACKENDS, RUNTIME_DIR, TARGETS, build, posted_out_cost
+from pvgen.runtime.build import BACKENDS, RUNTIME_DIR, TARGETS, build, export_kbuild, posted_out_cost
 
 HEADER_PATH = RUNTIME_DIR / "pvio_protocol.h"
 
@@ -44,6 +44,15 @@ def header_cmd(check: bool, output: Path) -> None:
         return
     output.write_text(text)
     click.echo(f"{output}: written")
+
+
+@runtime.command("export")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--module", required=True, help="The module's object name (obj-m := NAME.o).")
+def export_cmd(dest: Path, module: str) -> None:
+    """Copy the runtime sources into DEST for Kbuild and write DEST/Kbuild.pvio to include."""
+    frag = export_kbuild(dest, module)
+    click.echo(f"{frag}: add `include $(src)/{dest.name}/Kbuild.pvio` to the module's Kbuild")
 
 
 @runtime.command("cost")
