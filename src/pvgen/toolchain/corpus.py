@@ -23,6 +23,7 @@ class ModuleCheck:
     leftover: list[IoHit] = field(default_factory=list)  # I/O outside the runtime in the pvgen .ko
     runtime_io: int = 0  # I/O instructions inside the runtime's symbols (expected: the direct back end)
     undefined_pvio: list[str] = field(default_factory=list)  # pvgen symbols modpost could not resolve
+    objtool_warnings: list[str] = field(default_factory=list)  # reported, not part of `ok` (see docs/toolchain.md)
     ko: Path | None = None
 
     @property
@@ -69,6 +70,7 @@ def check_module(plain: BuildResult, pv: BuildResult, mod: Module) -> ModuleChec
         runtime_io=sum(1 for h in pv_hits if is_runtime_symbol(h.symbol)),
         undefined_pvio=sorted(set(n for n in undefined_symbols(pv_ko) if is_runtime_symbol(n))
                               | set(_modpost_undefined(pv, mod))),
+        objtool_warnings=_objtool_warnings(pv, mod),
         ko=pv_ko,
     )
 
@@ -82,6 +84,13 @@ def _modpost_undefined(result: BuildResult, mod: Module) -> list[str]:
             if is_runtime_symbol(name):
                 out.append(name)
     return out
+
+
+def _objtool_warnings(result: BuildResult, mod: Module) -> list[str]:
+    """objtool's warnings about this module's objects in the build log."""
+    stems = (f"/{result.driver_object(mod).name}:", f"/{mod.name}-pvio-")
+    lines = result.log.read_text(errors="replace").splitlines() if result.log.exists() else []
+    return [ln.strip() for ln in lines if "objtool:" in ln and any(s in ln for s in stems)]
 
 
 def check_target(name: str, *, force: bool = False) -> tuple[list[ModuleCheck], BuildResult, BuildResult]:
