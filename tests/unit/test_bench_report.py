@@ -91,3 +91,22 @@ def test_variants_as_data():
     assert {"shadow", "fifo", "posted", "doorbell"} <= set(g["pvbatch_classes"])
     with pytest.raises(PvgenError, match="unknown variant"):
         select("original,bogus")
+
+
+def test_posted_ranges_merge_adjacent_ports():
+    from pvgen.bench.machine import posted_ranges
+    from pvgen.protocol import PortClass as C
+
+    cmap = {0xC001: (C.STRICT, C.POSTED), 0xC002: (C.STRICT, C.POSTED), 0xC000: (C.SHADOW, C.DOORBELL),
+            0xC010: (C.FIFO, C.POSTED), 0x3F8: (C.STRICT, C.POSTED)}
+    assert posted_ranges(cmap) == [(0x3F8, 1), (0xC001, 2), (0xC010, 1)]
+
+
+def test_port_breakdown_lines():
+    res = synthetic()
+    res["pv-ideal"].phases[0].breakdown = {"IO": 12, "io 0x0e94 out": 10, "flush OUT 0xc000": 5}
+    buf = io.StringIO()
+    report.print_report(res, "net", Console(file=buf, width=220, color_system=None))
+    out = buf.getvalue()
+    assert "pv-ideal tx: I/O exits by port: 0x0e94 out 0.10/op" in out
+    assert "pv-ideal tx: pvbatch flushes by trigger: OUT 0xc000 0.05/op" in out

@@ -24,7 +24,7 @@ DEFAULT_PV_BATCH = 8
 
 
 def run_bench(workload: str, ops: int, variants: str | None, seed: int, pv_batch: int,
-              console: Console | None = None) -> dict[str, VariantResult]:
+              console: Console | None = None, count_ports: bool = False) -> dict[str, VariantResult]:
     """Every selected variant, in order, on the same workload and seed; a fresh peer or disk image for each."""
     if workload == "disk" and ops < 4:
         raise PvgenError("disk needs --ops >= 4 (four quarters: seq write, seq read, random write, random read)")
@@ -43,7 +43,7 @@ def run_bench(workload: str, ops: int, variants: str | None, seed: int, pv_batch
         for v in chosen:
             progress.update(task, description=f"bench {workload} --ops {ops}: {v.name}")
             host = NetHost(seed, ops) if workload == "net" else DiskHost(seed, ops)
-            results[v.name] = run_variant(v, KITS[v.driver], run_guest, params, host)
+            results[v.name] = run_variant(v, KITS[v.driver], run_guest, params, host, count_ports)
             progress.advance(task)
     return results
 
@@ -59,13 +59,15 @@ def _command(workload: str) -> click.Command:
                   help="pv-ideal: requests per doorbell (1 = one doorbell per request)")
     @click.option("--json", "json_path", required=True, type=click.Path(dir_okay=False), help="write the JSON here")
     @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="write a PNG plot here")
-    def cmd(ops: int, variants: str, seed: int, pv_batch: int, json_path: str, plot_path: str | None) -> None:
-        results = run_bench(workload, ops, variants or None, seed, pv_batch)
+    @click.option("--ports", is_flag=True, help="also count I/O exits by port (small per-exit cost; diagnosis)")
+    def cmd(ops: int, variants: str, seed: int, pv_batch: int, json_path: str, plot_path: str | None,
+            ports: bool) -> None:
+        results = run_bench(workload, ops, variants or None, seed, pv_batch, count_ports=ports)
         out = Console()
         if not out.is_terminal:
             out = Console(width=140)
         print_report(results, workload, out)
-        write_json(json_path, results, workload, {"ops": ops, "seed": seed, "pv_batch": pv_batch})
+        write_json(json_path, results, workload, {"ops": ops, "seed": seed, "pv_batch": pv_batch, "ports": ports})
         if plot_path:
             from pvgen.bench.plot import plot
 

@@ -46,6 +46,46 @@ def _attach_pvbatch(m, classes):
     return pv
 
 
+class ExitCounter:
+    """Opt-in (--ports) diagnosis: KVM_EXIT_IO returns by port and direction, and for pvbatch flushes the entry that
+    ended the batch (the trigger: a strict IN, a doorbell OUT, or an empty flush from a tick/hlt), snapshotted at
+    every mark in the order of the machine's marks. Costs a few Python operations per exit."""
+
+    def __init__(self, m) -> None:
+        from collections import Counter
+
+        from pvgen.vmm import kvm
+
+        self.counts: Counter = Counter()
+        self.per_mark: list[dict[str, int]] = []
+        handle, io_exit, out = m._handlers[kvm.KVM_EXIT_IO], m.vcpu.io_exit, kvm.KVM_EXIT_IO_OUT
+        on_mark = m.hxdev.on_mark
+
+        def counted():
+            direction, _size, port, _count, _off = io_exit()
+            self.counts[f"io {port:#06x} {'out' if direction == out else 'in'}"] += 1
+            return handle()
+
+        def mark(mid: int) -> None:
+            on_mark(mid)
+            self.per_mark.append(dict(self.counts))
+
+        m._handlers[kvm.KVM_EXIT_IO] = counted
+        m.hxdev.on_mark = mark
+
+    def watch_pvbatch(self, pv) -> None:
+        validate = pv._validate
+
+        def recorded(area, slot):
+            entries = validate(area, slot)
+            last = entries[-1] if entries else None
+            key = "flush empty" if last is None else f"flush {last.op.name} {last.port:#06x}"
+            self.counts[key] += 1
+            return entries
+
+        pv._validate = recorded
+
+
 def run_guest(spec: GuestSpec) -> GuestRun:
     """Boot spec.image with spec.cmdline and its devices; marks carry KVM stats, monotonic ns and exit reasons."""
     try:
@@ -71,9 +111,15 @@ def run_guest(spec: GuestSpec) -> GuestRun:
             pacer = spec.extra.get("devices", {}).get("pacer")
             if pacer is not None:
                 pacer.after_inject = pv.refresh     # an injected frame changes ISR: refresh the shadows
+        counter = ExitCounter(m) if spec.extra.get("count_ports") else None
+        if counter is not None and pv is not None:
+            counter.watch_pvbatch(pv)
         m.boot(spec.image, spec.cmdline)
         res = m.run(timeout=spec.timeout_s)
     marks = [Mark(mid, int(s["t"] * 1e9), dict(s["stats"]), dict(s.get("runs", {}))) for mid, s in res.marks]
+    if counter is not None and len(counter.per_mark) == len(marks):
+        for mk, ports in zip(marks, counter.per_mark):
+            mk.breakdown.update(ports)
     console = res.console.decode("utf-8", "replace")
     info.update(stop=res.stop, message=res.message, coalesced_entries=res.report.extra.get("coalesced_entries"))
     if pv is not None:

@@ -75,7 +75,8 @@ def failures(results: dict[str, VariantResult]) -> list[str]:
     return [f"{n}: {r.reason or 'data verification failed'}" for n, r in results.items() if r.status == "failed"]
 
 
-def print_report(results: dict[str, VariantResult], workload: str, console: Console | None = None) -> None:
+def print_report(results: dict[str, VariantResult], workload: str, console: Console | None = None,
+                 top_ports: int = 6) -> None:
     console = console or Console()
     console.print(table(results, workload))
     console.print("exits, io_exits: KVM statistics; run io: KVM_RUN returns with reason IO; ×orig/×coal/×pv-ideal: "
@@ -87,6 +88,13 @@ def print_report(results: dict[str, VariantResult], workload: str, console: Cons
         for line in r.checks:
             if line.startswith("FAIL"):
                 console.print(f"[red]{name}: {line}[/red]")
+    for name, r in results.items():
+        for p in r.phases:
+            for prefix, what in (("io ", "I/O exits by port"), ("flush ", "pvbatch flushes by trigger")):
+                top = sorted(((n, k) for k, n in p.breakdown.items() if k.startswith(prefix)), reverse=True)
+                if top:
+                    per = ", ".join(f"{k[len(prefix):]} {n / p.ops:.2f}/op" for n, k in top[:top_ports])
+                    console.print(f"{name} {p.name}: {what}: {per}")
     for line in failures(results):
         console.print(f"[bold red]failed[/bold red] {line}")
 

@@ -101,13 +101,15 @@ def phases(marks: list[Mark], names: list[str], ops: int) -> list[Phase]:
 PHASES = {"net": ["tx", "rx"], "disk": ["disk"]}
 
 
-def run_variant(variant: Variant, kit: Kit, machine: Machine, params: wl.Params, host: Host) -> VariantResult:
+def run_variant(variant: Variant, kit: Kit, machine: Machine, params: wl.Params, host: Host,
+                count_ports: bool = False) -> VariantResult:
     """Build, run, measure and verify one variant. Missing pieces give "unavailable"; anything that goes wrong
     after the guest started, or any failed check, gives "failed"."""
     try:
         spec = kit.spec(variant, params, host)
     except Unavailable as exc:
         return VariantResult.unavailable(variant.name, str(exc))
+    spec.extra["count_ports"] = count_ports
     info = {"cmdline": spec.cmdline, "monitor": variant.monitor_options(), "image": str(spec.image)}
     t0 = time.monotonic()
     try:
