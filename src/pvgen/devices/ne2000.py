@@ -365,6 +365,27 @@ class Ne2000:
         page += 1
         return self.pstart if page >= self.pstop else page
 
+    def _ring_valid(self) -> bool:
+        return (MEM_START >> 8 <= self.pstart < self.pstop <= MEM_END >> 8
+                and self.pstart <= self.curr < self.pstop)
+
+    @staticmethod
+    def _pages(length: int) -> int:
+        """Ring pages a frame of length bytes takes: header, frame (padded to 60) and room for the CRC the DP8390
+        stores after it (this model does not store it; lib8390's next-page check expects the room)."""
+        return (RX_HEADER + max(length, MIN_FRAME) + RX_CRC + 255) >> 8
+
+    def rx_fits(self, length: int) -> bool:
+        """Whether a frame of length bytes fits between CURR and BNRY now (one page always stays free).
+        A pacing peer asks this before offering a frame, so the ring never overflows."""
+        if not self._ring_valid():
+            return False
+        ring = self.pstop - self.pstart
+        # BNRY outside the ring (Linux writes PSTART-1 for "behind PSTART") is taken modulo the ring
+        bnry = self.pstart + (self.bnry - self.pstart) % ring
+        free = (bnry - self.curr) % ring or ring   # BNRY == CURR: nothing stored yet
+        return self._pages(length) < free
+
     def receive(self, frame: bytes) -> bool:
         """A frame from the wire. True if it was stored in the ring (and ISR.PRX raised)."""
         accepted = self._receive(bytes(frame))
@@ -381,24 +402,20 @@ class Ne2000:
         if not self._accepts(frame):
             self.metrics["rx_filtered"] += 1
             return False
-        if not (MEM_START >> 8 <= self.pstart < self.pstop <= MEM_END >> 8
-                and self.pstart <= self.curr < self.pstop):
+        if not self._ring_valid():
             self.metrics["rx_bad_ring"] += 1
             return False
         if len(frame) < MIN_FRAME:
             frame += bytes(MIN_FRAME - len(frame))   # the sender's padding to the Ethernet minimum
         total = RX_HEADER + len(frame)
-        pages = (total + RX_CRC + 255) >> 8   # room for the CRC the DP8390 stores after the frame (not stored)
-        ring = self.pstop - self.pstart
-        # BNRY outside the ring (Linux writes PSTART-1 for "behind PSTART") is taken modulo the ring
-        bnry = self.pstart + (self.bnry - self.pstart) % ring
-        free = (bnry - self.curr) % ring or ring   # BNRY == CURR: nothing stored yet
-        if pages >= free:
+        pages = self._pages(len(frame))
+        if not self.rx_fits(len(frame)):
             self.metrics["rx_overflow"] += 1
             self.isr |= ISR_OVW
             self.rsr = RSR_MPA
             self._tally(2)
             return False
+        ring = self.pstop - self.pstart
         nxt = self.curr + pages
         if nxt >= self.pstop:
             nxt -= ring
