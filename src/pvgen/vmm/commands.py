@@ -91,6 +91,10 @@ def micro_cmd(outs: int, variants: str, roundtrips: int, json_path: str | None, 
                   f"{r['speedup']:.2f}" if r.get("speedup") else "", "yes" if r["verified"] else "NO")
     con = Console(width=None if sys.stdout.isatty() else 132)
     con.print(t)
+    ran = [r for r in result["variants"].values() if r["status"] != "unavailable"]
+    if ran and all(r["io_exits"] == 0 and r["kvm_run_io"] > 0 for r in ran):
+        con.print("note: this host's KVM does not maintain the io_exits statistic (no VMX/SVM exit handler); "
+                  "`KVM_RUN IO` counts the I/O exits that returned to the monitor.")
     rt = result.get("roundtrip")
     if rt:
         con.print(f"per exit ({rt['n']} exits, CPL3 guest): KVM_RUN ioctl without guest entry "
