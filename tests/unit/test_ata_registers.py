@@ -1,4 +1,4 @@
-"""ATA disk model, register level: IDENTIFY page, PIO protocols, SRST signature, errors, guest mistakes (ATA/ATAPI-6)."""
+"""ATA disk model, register level: IDENTIFY, PIO protocols, SRST signature, errors, guest mistakes (ATA/ATAPI-6)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from pvgen.devices import ata as A
 from pvgen.devices.ata_identify import ata_string
 from pvgen.devices.bus import PortBus
-from pvgen.devices.diskimage import SECTOR_SIZE, DiskImage, MemoryDisk
+from pvgen.devices.diskimage import DiskImage, MemoryDisk
 from pvgen.protocol import PortClass
 
 SECTORS = 70_000   # > 65536 so LBA28 and a 2-word capacity matter
