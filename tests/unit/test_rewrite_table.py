@@ -1,0 +1,179 @@
+"""Table-driven rewrite tests: (code mode, input statement, expected emitted text), per docs/thunk-abi.md."""
+
+from __future__ import annotations
+
+import pytest
+
+from pvgen.rewrite import rewrite_text
+
+L64 = "lea -128(%rsp),%rsp; "
+R64 = "; lea 128(%rsp),%rsp"
+
+
+def c64(thunk: str, push: str | None = None) -> str:
+    return L64 + (f"pushq {push}; " if push else "") + f"call {thunk}" + R64
+
+
+CASES = [
+    # x86-64, AT&T: every in/out form
+    ("code64", "\tinb $0x60,%al", "\t" + c64("__pvio_inb_imm", "$0x60")),
+    ("code64", "\tinb %dx,%al", "\t" + c64("__pvio_inb_dx")),
+    ("code64", "\tinb (%dx),%al", "\t" + c64("__pvio_inb_dx")),
+    ("code64", "\tin %dx,%al", "\t" + c64("__pvio_inb_dx")),
+    ("code64", "\tin %dx,%ax", "\t" + c64("__pvio_inw_dx")),
+    ("code64", "\tin $0x71,%eax", "\t" + c64("__pvio_inl_imm", "$0x71")),
+    ("code64", "\tinb %dx", "\t" + c64("__pvio_inb_dx")),
+    ("code64", "\tinw $0x1f0", "\t" + c64("__pvio_inw_imm", "$0x1f0")),
+    ("code64", "\toutb %al,$0x80", "\t" + c64("__pvio_outb_imm", "$0x80")),
+    ("code64", "\toutb %al,%dx", "\t" + c64("__pvio_outb_dx")),
+    ("code64", "\toutb %al,(%dx)", "\t" + c64("__pvio_outb_dx")),
+    ("code64", "\toutw %ax,%dx", "\t" + c64("__pvio_outw_dx")),
+    ("code64", "\toutl %eax,%dx", "\t" + c64("__pvio_outl_dx")),
+    ("code64", "\tout %eax,$0xcf8", "\t" + c64("__pvio_outl_imm", "$0xcf8")),
+    ("code64", "\toutb $PORT+1", "\t" + c64("__pvio_outb_imm", "$PORT+1")),
+    ("code64", "\tINB %DX,%AL", "\t" + c64("__pvio_inb_dx")),
+    # string forms, with and without rep and operands
+    ("code64", "\tinsb", "\t" + c64("__pvio_insb")),
+    ("code64", "\tinsw (%dx),%es:(%rdi)", "\t" + c64("__pvio_insw")),
+    ("code64", "\tinsl %dx,%es:(%rdi)", "\t" + c64("__pvio_insl")),
+    ("code64", "\toutsb", "\t" + c64("__pvio_outsb")),
+    ("code64", "\toutsl %ds:(%rsi),(%dx)", "\t" + c64("__pvio_outsl")),
+    ("code64", "\trep insw", "\t" + c64("__pvio_rep_insw")),
+    ("code64", "\trep; outsl", "\t" + c64("__pvio_rep_outsl")),
+    ("code64", "\trepz insb", "\t" + c64("__pvio_rep_insb")),
+    ("code64", "\trep insw (%dx),%es:(%rdi)", "\t" + c64("__pvio_rep_insw")),
+    ("code64", "\trep outsb (%rsi),(%dx)", "\t" + c64("__pvio_rep_outsb")),
+    ("code64", "\thlt", "\t" + c64("__pvio_hlt")),
+    ("code64", "\tdata16 inl %dx,%eax", "\t" + c64("__pvio_inw_dx")),
+    ("code64", "\taddr32 inb %dx,%al", "\t" + c64("__pvio_inb_dx")),
+    # labels, comments, several statements on a line
+    ("code64", "foo:\tinb %dx,%al", "foo:\t" + c64("__pvio_inb_dx")),
+    ("code64", "1: 2: hlt", "1: 2: " + c64("__pvio_hlt")),
+    ("code64", "\tinb %dx,%al\t# read status", "\t" + c64("__pvio_inb_dx") + "\t# read status"),
+    ("code64", "\tmovl $1,%eax; outb %al,$0x80", "\tmovl $1,%eax; " + c64("__pvio_outb_imm", "$0x80")),
+    ("code64", "\t/* x; inb */ inb %dx,%al", "\t/* x; inb */ " + c64("__pvio_inb_dx")),
+    ("code64", "\trep\n\tinsb", "\t" + c64("__pvio_rep_insb") + "\n"),
+    # i386: no red zone step; _imm thunks pop the pushed port (ret $4)
+    ("code32", "\tinb $0x60,%al", "\tpushl $0x60; call __pvio_inb_imm"),
+    ("code32", "\toutw %ax,(%dx)", "\tcall __pvio_outw_dx"),
+    ("code32", "\trep insl (%dx),%es:(%edi)", "\tcall __pvio_rep_insl"),
+    ("code32", "\toutsb %ds:(%esi),(%dx)", "\tcall __pvio_outsb"),
+    ("code32", "\thlt", "\tcall __pvio_hlt"),
+    # 16-bit: __pvio16_ thunks, 32-bit near call and 32-bit pushed port in both .code16 and .code16gcc
+    ("code16", "\tinb $0x60,%al", "\tpushl $0x60; calll __pvio16_inb_imm"),
+    ("code16", "\trep outsw", "\tcalll __pvio16_rep_outsw"),
+    ("code16", "\tinsb (%dx),%es:(%di)", "\tcalll __pvio16_insb"),
+    ("code16gcc", "\toutb %al,%dx", "\tcalll __pvio16_outb_dx"),
+    ("code16gcc", "\thlt", "\tcalll __pvio16_hlt"),
+]
+
+INTEL = ".intel_syntax noprefix\n"
+ATT = ".att_syntax; "
+BACK = "; .intel_syntax noprefix"
+INTEL_CASES = [
+    ("code64", "\tin al, dx", "\t" + ATT + c64("__pvio_inb_dx") + BACK),
+    ("code64", "\tin eax, 0x60", "\t" + ATT + c64("__pvio_inl_imm", "$(0x60)") + BACK),
+    ("code64", "\tout 0x80, al", "\t" + ATT + c64("__pvio_outb_imm", "$(0x80)") + BACK),
+    ("code64", "\tout dx, ax", "\t" + ATT + c64("__pvio_outw_dx") + BACK),
+    ("code64", "\trep insw", "\t" + ATT + c64("__pvio_rep_insw") + BACK),
+    ("code64", "\tinsd", "\t" + ATT + c64("__pvio_insl") + BACK),
+    ("code64", "\touts dx, DWORD PTR [rsi]", "\t" + ATT + c64("__pvio_outsl") + BACK),
+    ("code64", "\tins BYTE PTR es:[rdi], dx", "\t" + ATT + c64("__pvio_insb") + BACK),
+    ("code32", "\tout 0x80, al", "\t" + ATT + "pushl $(0x80); call __pvio_outb_imm" + BACK),
+]
+
+
+@pytest.mark.parametrize("mode,src,expected", CASES)
+def test_att_rewrite(mode: str, src: str, expected: str) -> None:
+    r = rewrite_text(src + "\n", mode=mode)
+    assert r.text == expected + "\n"
+    assert sum(s.rewritten for s in r.sites) >= 1
+
+
+@pytest.mark.parametrize("mode,src,expected", INTEL_CASES)
+def test_intel_rewrite(mode: str, src: str, expected: str) -> None:
+    r = rewrite_text(INTEL + src + "\n", mode=mode)
+    assert r.text == INTEL + expected + "\n"
+    assert [s.syntax for s in r.sites] == ["intel"]
+
+
+def test_site_record_fields() -> None:
+    r = rewrite_text("\t.text\n\tnop\n\trep; insw # x\n", "drv.s", mode="code64")
+    (s,) = r.sites
+    assert (s.file, s.line, s.text, s.kind, s.width, s.port_form, s.code_mode, s.rewritten, s.thunk) == (
+        "drv.s", 3, "rep; insw", "rep-ins", 2, "dx", "code64", True, "__pvio_rep_insw")
+    assert set(s.to_json()) >= {"file", "line", "text", "kind", "width", "port_form", "code_mode", "rewritten"}
+
+
+def test_code_mode_directives_switch_mode() -> None:
+    src = "\t.code32\n\thlt\n\t.code16gcc\n\thlt\n\t.code16\n\thlt\n\t.code64\n\thlt\n"
+    r = rewrite_text(src)
+    assert [s.code_mode for s in r.sites] == ["code32", "code16gcc", "code16", "code64"]
+    assert [s.thunk for s in r.sites] == ["__pvio_hlt", "__pvio16_hlt", "__pvio16_hlt", "__pvio_hlt"]
+
+
+@pytest.mark.parametrize("src", [
+    "\tcli", "\tsti", "\tpushfq", "\tpopf", "\tlgdt (%rax)", "\tlidt gdt(%rip)", "\twrmsr", "\trdmsr",
+    "\tinvlpg (%rdi)", "\tmovq %cr3, %rax", "\tmov %rax,%cr4", "\tmovq %db7, %rax", "\tiretq", "\tsysretq",
+    "\tint $0x80", "\tltr %ax", "\tcpuid",
+])
+def test_report_only_not_rewritten(src: str) -> None:
+    r = rewrite_text(src + "\n")
+    assert r.text == src + "\n"
+    assert [(s.kind, s.rewritten) for s in r.sites] == [("report-only", False)]
+
+
+@pytest.mark.parametrize("src", [
+    "\tmovl %eax, %ebx", "\tinc %eax", "\tint3x: nop", "\t.string \"inb %dx,%al\"", "\t# inb %dx,%al",
+    "\tcall __pvio_inb_dx", "\tmovq in(%rip), %rax", "in_port:", "\t.globl outb", "\tjmp .Lin",
+    "\trep movsb", "\tlock incl (%rax)", "\t.set in, 4", "\tmovl %cr_save(%rip), %eax",
+])
+def test_no_site(src: str) -> None:
+    r = rewrite_text(src + "\n")
+    assert r.text == src + "\n"
+    assert [s for s in r.sites if s.kind != "report-only"] == []
+
+
+def test_macro_body_port_argument_uses_ifc() -> None:
+    src = ".macro rd port\n\tinb \\port,%al\n.endm\n"
+    r = rewrite_text(src)
+    (s,) = r.sites
+    assert s.in_macro and s.port_form == "macro" and s.rewritten
+    line = r.text.splitlines()[1]
+    assert line.startswith("\t.ifc \\port,%dx; ") and "pushq \\port; call __pvio_inb_imm" in line
+    assert line.endswith(".endif; .endif")
+
+
+def test_macro_immediate_argument() -> None:
+    r = rewrite_text(".macro wr p\n\toutb %al,$\\p\n.endm\n")
+    assert "pushq $\\p; call __pvio_outb_imm" in r.text
+
+
+def test_macro_register_argument_without_suffix_is_reported_not_rewritten() -> None:
+    src = ".macro rd reg\n\tin %dx,\\reg\n.endm\n"
+    r = rewrite_text(src)
+    assert r.text == src
+    (s,) = r.sites
+    assert not s.rewritten and "macro" in s.reason
+
+
+@pytest.mark.parametrize("mode,src", [
+    ("code64", "\taddr32 insb"),
+    ("code64", "\trep insb (%dx),%es:(%edi)"),
+    ("code64", "\toutsb %fs:(%rsi),(%dx)"),
+    ("code64", "\tfs outsb"),
+    ("code64", "\trepne insb"),
+    ("code32", "\taddr16 outsw"),
+    ("code16", "\tinsb (%dx),%es:(%edi)"),
+])
+def test_inexact_string_forms_are_left_unchanged_and_reported(mode: str, src: str) -> None:
+    r = rewrite_text(src + "\n", mode=mode)
+    assert r.text == src + "\n"
+    (s,) = r.sites
+    assert not s.rewritten and s.reason
+    assert s.kind.endswith(("ins", "outs"))
+
+
+def test_line_count_is_preserved() -> None:
+    src = "\tinb %dx,%al\n\trep\n\tinsw\n\thlt\n\tnop\n"
+    assert rewrite_text(src).text.count("\n") == src.count("\n")
