@@ -30,9 +30,12 @@ BUFS = 0x40000          # string buffers: one 4 KiB slot per op
 CTRL = range(P.CTRL_BASE, P.CTRL_BASE + P.CTRL_LEN)
 
 
-@pytest.fixture(scope="module")
-def host_lib(tmp_path_factory) -> str:
-    return str(build("host", "batch", tmp_path_factory.mktemp("rt") / "pvio_host.so"))
+@pytest.fixture(scope="module", params=["asm", "c"])
+def host_lib(request, tmp_path_factory) -> str:
+    """The host build with the hand-scheduled posted OUT, and with the C reference version of it."""
+    extra = ("-DPVIO_NO_ASM_OUT",) if request.param == "c" else ()
+    return str(build("host", "batch", tmp_path_factory.mktemp("rt") / f"pvio_host_{request.param}.so",
+                     extra_cflags=extra))
 
 
 # --- programs ---------------------------------------------------------------------------------------------------
@@ -128,6 +131,7 @@ def batched_c(lib: str, ops):
             results.append(mem.read(BUFS + i * 4096, v * size))
     hdr = rt.header(AREA)
     rt.lib.pvio_fini()
+    assert rt.unmasked == 0, "an exit or real instruction ran with interrupts unmasked"
     return trace, results, rt.exits, mon, hdr
 
 

@@ -4,6 +4,12 @@
 
 struct pvio_host_ops pvio_host_ops;
 unsigned long pvio_host_ram_base;
+__attribute__((__visibility__("hidden"))) unsigned long pvio_host_irq_mask;
+
+unsigned long pvio_host_irq_depth(void)
+{
+	return pvio_host_irq_mask;
+}
 
 /* The back end runs with an 8-byte aligned stack (-mpreferred-stack-boundary=3, thunks called from anywhere);
  * Python's callbacks need the ABI's 16 bytes: realign on entry. */

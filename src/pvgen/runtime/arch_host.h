@@ -20,8 +20,10 @@ struct pvio_host_ops {
 
 extern struct pvio_host_ops pvio_host_ops;
 extern unsigned long pvio_host_ram_base;
-/* The soft interrupt mask: a nesting depth, like the harness's soft masking (static: only batch.c uses it). */
-static __attribute__((__used__)) unsigned long pvio_host_irq_mask;
+/* The soft interrupt mask: a nesting depth, like the harness's soft masking (hidden: no GOT indirection).
+ * pvio_host_irq_depth() lets the tests check that every exit and real instruction happens masked. */
+extern __attribute__((__visibility__("hidden"))) unsigned long pvio_host_irq_mask;
+unsigned long pvio_host_irq_depth(void);
 
 /* For the hand-scheduled pvio_out in batch.c. */
 #define PVIO_ARCH_ASM_RET "ret"

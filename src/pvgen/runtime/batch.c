@@ -169,8 +169,8 @@ PVIO_HELPER void pvio_out_slow(pvio_u16 port, unsigned size, pvio_u32 value)
 /* The hot path, a posted write: four stores into the queue.  On x86-64 targets whose interrupt mask is inline
  * (host, Linux) it is hand-scheduled below so it touches two scratch registers only (a posted OUT must cost at
  * most ~40 instructions including the thunk, docs/protocol.md); the C version is the reference and serves the
- * other targets.  The thunks pass the port zero-extended (thunk ABI), so the table index needs no extension. */
-#if defined(__x86_64__) && defined(PVIO_ARCH_ASM_IRQ_SAVE)
+ * other targets (and -DPVIO_NO_ASM_OUT, which the tests use to check it).  The thunks pass the port zero-extended (thunk ABI), so the table index needs no extension. */
+#if defined(__x86_64__) && defined(PVIO_ARCH_ASM_IRQ_SAVE) && !defined(PVIO_NO_ASM_OUT)
 __asm__(
 	"	.text\n"
 	"	.globl pvio_out\n"

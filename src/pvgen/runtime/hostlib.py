@@ -82,10 +82,12 @@ class HostRuntime:
         self.lib = ctypes.CDLL(str(lib))
         self.mem, self._exit, self.strict = mem, exit, strict
         self.exits = 0
+        self.unmasked = 0          # exits and real instructions made with the soft interrupt mask clear
         self.error: BaseException | None = None
         ctypes.c_ulong.in_dll(self.lib, "pvio_host_ram_base").value = mem.base
+        self.lib.pvio_host_irq_depth.restype = ctypes.c_ulong
         self._cbs = _Ops(_EXIT(self._on_exit), _IN(self._guard(strict.read, 0)), _OUT(self._guard(strict.write)),
-                         _STR(self._guard(self._ins)), _STR(self._guard(self._outs)), _HLT(self._guard(strict.hlt)))
+                         _STR(self._guard(self._ins)), _STR(self._guard(self._outs)), _HLT(self._guard(strict.hlt, masked=False)))
         ctypes.memmove(ctypes.addressof(_Ops.in_dll(self.lib, "pvio_host_ops")), ctypes.addressof(self._cbs),
                        ctypes.sizeof(_Ops))
         self.lib.pvio_init.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
@@ -95,8 +97,11 @@ class HostRuntime:
         self.lib.pvio_set_threshold.argtypes = [ctypes.c_uint]
         self.lib.pvio_set_threshold.restype = ctypes.c_uint
 
-    def _guard(self, fn: Callable, default=None) -> Callable:
+    def _guard(self, fn: Callable, default=None, masked: bool = True) -> Callable:
+        """Wrap a callback; `masked`: the runtime must call it with interrupts masked (all but hlt)."""
         def call(*args):
+            if masked and self.lib.pvio_host_irq_depth() == 0:
+                self.unmasked += 1
             try:
                 return fn(*args)
             except BaseException as exc:  # noqa: BLE001 - must not unwind through C; re-raised by run()

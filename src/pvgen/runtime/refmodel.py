@@ -88,7 +88,8 @@ class LabDevice:
         return off != 5
 
     def fifo_read(self, off: int, size: int, max_count: int) -> list[int]:
-        n = min(max_count, BLOCK - self.stream % BLOCK)
+        """The rest of the current block; at a block boundary no block is in progress (a plain read starts one)."""
+        n = min(max_count, -self.stream % BLOCK)
         return [self.io_read(off, size) for _ in range(n)]
 
 
