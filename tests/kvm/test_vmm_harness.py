@@ -23,6 +23,8 @@ int hx_main(void)
 		    -42, 7, 3000000000u, 0xbeef, 0xBEEF, 42, 42, -42, "str", "abc", 'q', -1234567890123L,
 		    0x123456789abcULL, (hx_size_t)99, (signed char)-3, "r", "l", (void *)0x1000);
 	hx_printf("FMT %s\n", buf);
+	hx_snprintf(buf, sizeof buf, "%hx|%hhu|%hd|%lu|%-4x|%#x", 0x12345, 0x1ff, 0x18000, 18446744073709551615UL, 0xa, 0xab);
+	hx_printf("FMT2 %s\n", buf);
 	int n = hx_snprintf(buf, 4, "%s", "truncate");
 	hx_printf("TRUNC %d %s\n", n, buf);
 	hx_printf("CMD %s\n", hx_cmdline());
@@ -100,6 +102,7 @@ def test_harness_selftest(kvm, tmp_path):
     got = _lines(res.console)
     assert got["FMT"] == "[-42|7|3000000000|beef|BEEF|   42|42   |-0042|str|ab|q|%|-1234567890123|123456789abc|99|-3|" \
                          "       r|l       |0x1000]"
+    assert got["FMT2"] == "2345|255|-32768|18446744073709551615|a   |0xab"
     assert got["TRUNC"] == "8 tru"
     assert got["CMD"] == "alpha=1 beta=two"
     assert got["GS"] == "1234abcd"

@@ -67,12 +67,25 @@ class Machine:
     """One VM with one vCPU running a harness guest image."""
 
     def __init__(self, ram_mb: int = 128, console: Callable[[bytes], None] | None = None):
+        self._fds: list[int] = []
+        try:
+            self._create(ram_mb, console)
+        except BaseException:
+            import os
+
+            for fd in reversed(self._fds):
+                os.close(fd)
+            raise
+
+    def _create(self, ram_mb: int, console: Callable[[bytes], None] | None) -> None:
         self.kvm_fd = kvm.open_kvm()
+        self._fds.append(self.kvm_fd)
         for cap, name in ((kvm.KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"), (kvm.KVM_CAP_PIT2, "KVM_CAP_PIT2"),
                           (kvm.KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"),
                           (kvm.KVM_CAP_BINARY_STATS_FD, "KVM_CAP_BINARY_STATS_FD")):
             kvm.require_cap(self.kvm_fd, cap, name)
         self.vm_fd = kvm.ioctl(self.kvm_fd, kvm.KVM_CREATE_VM, 0)
+        self._fds.append(self.vm_fd)
         kvm.ioctl(self.vm_fd, kvm.KVM_SET_TSS_ADDR, TSS_ADDR)
         self.mem = GuestMemory(ram_mb << 20)
         self.mem.register(self.vm_fd)

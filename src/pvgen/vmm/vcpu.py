@@ -39,7 +39,7 @@ class Vcpu:
             if exc.errno in (errno.EINTR, errno.EAGAIN):
                 return 10
             raise KvmError("KVM_RUN", exc.errno or 0) from None
-        return _U32.unpack_from(self.run_mm, kvm.RUN_EXIT_REASON)[0]
+        return self.run_mm[kvm.RUN_EXIT_REASON]   # every exit reason fits the low byte of the u32
 
     def io_exit(self) -> tuple[int, int, int, int, int]:
         return IO_EXIT.unpack_from(self.run_mm, kvm.RUN_UNION)

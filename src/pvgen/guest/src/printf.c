@@ -56,7 +56,7 @@ int hx_vsnprintf(char *buf, hx_size_t n, const char *fmt, hx_va_list ap)
 			emit(&o, *fmt);
 			continue;
 		}
-		int zero = 0, left = 0, alt = 0, width = 0, prec = -1, lng = 0;
+		int zero = 0, left = 0, alt = 0, width = 0, prec = -1, lng = 0, half = 0;
 		for (;; fmt++) {
 			if (fmt[1] == '0') zero = 1;
 			else if (fmt[1] == '-') left = 1;
@@ -76,7 +76,7 @@ int hx_vsnprintf(char *buf, hx_size_t n, const char *fmt, hx_va_list ap)
 		}
 		for (;; fmt++) {
 			if (*fmt == 'l' || *fmt == 'z') lng = 1;
-			else if (*fmt == 'h') ;
+			else if (*fmt == 'h') half++;
 			else break;
 		}
 		unsigned long long u;
@@ -84,11 +84,15 @@ int hx_vsnprintf(char *buf, hx_size_t n, const char *fmt, hx_va_list ap)
 		switch (*fmt) {
 		case 'd': case 'i':
 			s = lng ? __builtin_va_arg(ap, long) : __builtin_va_arg(ap, int);
+			if (half == 1) s = (short)s;
+			else if (half >= 2) s = (signed char)s;
 			emit_num(&o, s < 0 ? -(unsigned long long)s : (unsigned long long)s, 10, 0, s < 0, width, zero,
 				 left, 0);
 			break;
 		case 'u': case 'x': case 'X':
 			u = lng ? __builtin_va_arg(ap, unsigned long) : __builtin_va_arg(ap, unsigned int);
+			if (half == 1) u = (unsigned short)u;
+			else if (half >= 2) u = (unsigned char)u;
 			emit_num(&o, u, *fmt == 'u' ? 10 : 16, *fmt == 'X', 0, width, zero, left, alt && *fmt != 'u');
 			break;
 		case 'p':
