@@ -20,7 +20,7 @@ from pvgen.vmm.machine import Machine
 WORKLOADS = Path(build.__file__).resolve().parent / "workloads"
 MICRO_SRC = WORKLOADS / "micro.c"
 POSTED_PORT, STRICT_PORT = SINK_PORT_BASE, SINK_PORT_BASE + 1
-RESULT = re.compile(r"PVGEN-MICRO outs=(\d+) strict_read=(\d+) expected=(\d+)")
+RESULT = re.compile(r"PVGEN-MICRO outs=(\d+) strict_read=(\d+) expected=(\d+) guest_ns=(\d+)")
 VARIANTS = ("original", "coalesced", "generated")
 
 
@@ -100,6 +100,7 @@ def run_variant(variant: str, image: Path, outs: int, timeout: float = 60.0) -> 
         "kvm_run_exits": phase.run_exits,
         "wall_s": phase.wall_s,
         "ns_per_out": phase.wall_s * 1e9 / max(outs, 1),
+        "guest_loop_s": int(found.group(4)) / 1e9 if found else None,
         "verified": verified,
         "sink_count": sink_count,
         "coalesced_entries": res.report.extra.get("coalesced_entries"),

@@ -31,10 +31,12 @@ int hx_main(void)
 		hx_printf("pvio_init=%d\n", rc);
 	}
 	hx_mark(1);
+	hx_u64 t0 = hx_nsec();
 	for (i = 0; i < n; i++)
 		outb((unsigned char)i, port);
 	unsigned char got = inb(strict);
+	hx_u64 t1 = hx_nsec();
 	hx_mark(2);
-	hx_printf("PVGEN-MICRO outs=%lu strict_read=%u expected=%lu\n", n, got, n & 0xff);
+	hx_printf("PVGEN-MICRO outs=%lu strict_read=%u expected=%lu guest_ns=%llu\n", n, got, n & 0xff, t1 - t0);
 	return got == (n & 0xff) ? 0 : 1;
 }
