@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -66,12 +67,13 @@ def demo(force: bool) -> None:
     """Build Linux ne2k-pci + 8390 through Kbuild with pvgen-as and the direct runtime, and verify them."""
     from pvgen.toolchain.corpus import check_target
     from pvgen.toolchain.kbuild import DEMO_TARGET, make_command
+    from pvgen.toolchain.linuxsrc import headers_dir
 
     con = _console()
     with con.status(f"building {DEMO_TARGET} (unmodified and with pvgen) through Kbuild..."):
         checks, plain, pv = check_target(DEMO_TARGET, force=force)
-    con.print("Kbuild recipe: " + " ".join(make_command(Path("<headers>"), pv.dir, True)).replace("CC=gcc -B", "CC='gcc -B") + "'",
-              highlight=False, soft_wrap=True)
+    con.print("Kbuild recipe: " + shlex.join(make_command(headers_dir(), pv.dir, True)), highlight=False,
+              soft_wrap=True)
     con.print(f"modules: {', '.join(str(p) for p in pv.modules.values())}"
               + (" (cached)" if pv.cached else f" ({pv.seconds:.1f} s)"))
     con.print(_sites_table(pv, "site table (pvgen-as, per file and kind)"))
