@@ -56,6 +56,19 @@ int hx_main(void)
 	for (int i = 0; i < 3; i++)
 		outb(i, 0x510);
 	hx_printf("PORT %u\n", inb(0x511));
+	static char src[300], dst[2000];
+	for (int i = 0; i < 300; i++)
+		src[i] = i;
+	const char *sp = src;
+	char *dp = dst;
+	unsigned long cnt = 300;
+	__asm__ volatile("rep outsb" : "+S"(sp), "+c"(cnt) : "d"(0x510) : "memory");
+	cnt = 2000;
+	__asm__ volatile("rep insb" : "+D"(dp), "+c"(cnt) : "d"(0x511) : "memory");
+	int same = 1;
+	for (int i = 0; i < 2000; i++)
+		same &= dst[i] == (char)(303 & 0xff);
+	hx_printf("STRING %u %d %ld %ld\n", inb(0x511), same, (long)(sp - src), (long)(dp - dst));
 	hx_printf("REG %d %d %d %d\n", hx_irq_register(0, on_timer, 0), hx_irq_register(16, on_timer, 0),
 		  hx_irq_register(-1, on_timer, 0), hx_irq_register(4, on_uart, 0));
 	outb(1, 0x3fa);			/* FCR: FIFOs on */
@@ -98,6 +111,7 @@ def test_harness_selftest(kvm, tmp_path):
         assert first.stop == "paused" and first.code == 5, first.message
         m.uart.receive(b"YZ")
         res = m.run(timeout=30)
+        string_exits = m.string_io_exits
     assert res.stop == "exit" and res.code == 7, (res.stop, res.message, res.console)
     got = _lines(res.console)
     assert got["FMT"] == "[-42|7|3000000000|beef|BEEF|   42|42   |-0042|str|ab|q|%|-1234567890123|123456789abc|99|-3|" \
@@ -114,6 +128,8 @@ def test_harness_selftest(kvm, tmp_path):
     assert (during, disabled, still) == (0, 1, 0) and after >= 1
     assert int(got["UDELAY"]) >= 20000
     assert got["PORT"] == "3"
+    assert got["STRING"] == f"{303 & 0xff} 1 300 2000"   # rep outs/ins: count x size elements per exit
+    assert string_exits >= 2                               # 2000 bytes of rep insb: at most 1024 per exit
     assert got["REG"] == "-1 -1 -1 0"
     assert got["UART"] == "2 Z"
     assert got["REG2"] == "0"

@@ -110,6 +110,7 @@ class Machine:
         self.ports.register(SINK_PORT_BASE, 8, self.sink)
         self.run_exits = [0] * 64
         self.coalesced_entries = 0
+        self.string_io_exits = 0             # KVM_EXIT_IO with count > 1 (rep ins/outs)
         self._coalesced = False
         self.marks: list[tuple[int, dict]] = []
         self.pause_marks: set[int] = set()   # run() returns at these marks ("paused"); run() again resumes
@@ -136,6 +137,13 @@ class Machine:
         """Let KVM queue writes to these ports in the coalesced ring instead of exiting (KVM_CAP_COALESCED_PIO)."""
         kvm.require_cap(self.kvm_fd, kvm.KVM_CAP_COALESCED_PIO, "KVM_CAP_COALESCED_PIO")
         zone = kvm.kvm_coalesced_mmio_zone(addr=base, size=length, pio=1)
+        kvm.ioctl(self.vm_fd, kvm.KVM_REGISTER_COALESCED_MMIO, zone)
+        self._coalesced = True
+
+    def add_coalesced_mmio(self, base: int, length: int) -> None:
+        """The same for MMIO writes (KVM_CAP_COALESCED_MMIO); replayed on the MMIO bus."""
+        kvm.require_cap(self.kvm_fd, kvm.KVM_CAP_COALESCED_MMIO, "KVM_CAP_COALESCED_MMIO")
+        zone = kvm.kvm_coalesced_mmio_zone(addr=base, size=length, pio=0)
         kvm.ioctl(self.vm_fd, kvm.KVM_REGISTER_COALESCED_MMIO, zone)
         self._coalesced = True
 
@@ -236,6 +244,10 @@ class Machine:
     # --- the exit loop ------------------------------------------------------------------------------------------
     def run(self, timeout: float | None = None) -> RunResult:
         """Run until the guest exits, panics, faults, shuts down, or `timeout` seconds pass."""
+        import threading
+
+        if timeout and threading.current_thread() is not threading.main_thread():
+            raise PvgenError("Machine.run(timeout=...) uses SIGALRM and must be called from the main thread")
         self._t0 = time.perf_counter()
         base = self.snapshot()
         old = None
@@ -305,6 +317,7 @@ class Machine:
             else:
                 pack.pack_into(run, off, self.ports.read(port, size))
             return
+        self.string_io_exits += 1
         if direction == kvm.KVM_EXIT_IO_OUT:
             write = self.ports.write
             for i in range(count):
