@@ -178,3 +178,8 @@ void refcount_warn_saturate(refcount_t *r, enum refcount_saturation_type t)
 	refcount_set(r, REFCOUNT_SATURATED);
 	_printk(KERN_WARNING "lxenv: refcount_t %p: saturation event %d\n", r, t);
 }
+
+unsigned long __msecs_to_jiffies(const unsigned int m)
+{
+	return ((unsigned long)m * HZ + 999) / 1000;
+}

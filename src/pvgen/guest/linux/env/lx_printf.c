@@ -292,3 +292,13 @@ void __dynamic_pr_debug(struct _ddebug *descriptor, const char *fmt, ...)
 	lx_vprintk(NULL, fmt, ap);
 	va_end(ap);
 }
+
+/* WARN(): the message, and the guest goes on (as the kernel does). */
+void __warn_printk(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	lx_vprintk("WARNING: ", fmt, ap);
+	va_end(ap);
+}

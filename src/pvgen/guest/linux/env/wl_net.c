@@ -18,7 +18,14 @@ static unsigned long tx_done(struct net_device *dev)
 
 /* Wait (hx_idle) until cond(dev) holds; after `watchdog` jiffies with the queue stopped, do what the kernel's
  * dev_watchdog does: call ndo_tx_timeout. Returns false after `limit` jiffies without progress. */
-static unsigned long timeouts;
+static unsigned long timeouts, idles[2];
+
+/* hx_idle, counted per phase (0 = transmit, 1 = receive): each one waits for an interrupt. */
+static void idle(int phase)
+{
+	idles[phase]++;
+	hx_idle();
+}
 
 static bool wait_queue(struct net_device *dev)
 {
@@ -31,7 +38,7 @@ static bool wait_queue(struct net_device *dev)
 			dev->netdev_ops->ndo_tx_timeout(dev, 0);
 			start = hx_jiffies;
 		}
-		hx_idle();
+		idle(0);
 	}
 	return true;
 }
@@ -61,7 +68,7 @@ static int transmit(struct net_device *dev, unsigned long n, unsigned long seed,
 			hx_printf("lxnet: %lu of %lu transmissions completed\n", tx_done(dev), n);
 			return -1;
 		}
-		hx_idle();
+		idle(0);
 	}
 	return 0;
 }
@@ -105,7 +112,7 @@ static void receive(unsigned long n, unsigned long seed)
 				errors++;
 				return;
 			}
-			hx_idle();
+			idle(1);
 			continue;
 		}
 		last = hx_jiffies;
@@ -157,8 +164,8 @@ int hx_main(void)
 
 	errors += tx_err ? 1 : 0;
 	hx_printf("PVGEN-RESULT tx=%lu tx_bytes=%lu rx=%lu rx_bytes=%lu rx_crc=0x%08x errors=%lu dev_errors=%lu "
-		  "timeouts=%lu\n", tx_done(dev), tx_bytes, rx_frames, rx_bytes, rx_crc, errors,
-		  (unsigned long)(dev->stats.tx_errors + dev->stats.rx_errors), timeouts);
+		  "timeouts=%lu idle_tx=%lu idle_rx=%lu\n", tx_done(dev), tx_bytes, rx_frames, rx_bytes, rx_crc, errors,
+		  (unsigned long)(dev->stats.tx_errors + dev->stats.rx_errors), timeouts, idles[0], idles[1]);
 	lx_netdev_close(dev);
 	lx_ne2k_pci_cleanup_module();
 	lx_8390_cleanup_module();
