@@ -25,6 +25,7 @@ def test_original_exits_once_per_outb(kvm, images):
     assert r["verified"] and r["sink_count"] == N
     assert r["kvm_run_io"] >= N          # every outb and the strict inb return to the monitor
     assert r["exits"] >= N               # and KVM's own `exits` statistic saw each of them
+    assert r["io_exits_by_port"]["out 0x510"] == N and r["io_exits_by_port"]["in 0x511"] == 1
 
 
 def test_coalesced_pio_replays_in_order(kvm, images):

@@ -81,16 +81,18 @@ def test_delta_and_ordering():
 def test_table_and_json(tmp_path):
     from rich.console import Console
 
-    rep = ExitReport({"exits": 200, "io_exits": 50}, {"IO": 150, "HLT": 50}, 0.5, {"coalesced_entries": 3})
+    rep = ExitReport({"exits": 200, "io_exits": 50}, {"IO": 150, "HLT": 50}, 0.5,
+                     {"coalesced_entries": 3, "io_exits_by_port": {"out 0x510": 150}})
     buf = io.StringIO()
     Console(file=buf, width=120).print(render_table(rep, "T"))
     text = buf.getvalue()
     assert "io_exits" in text and "25.0%" in text and "75.0%" in text and "500.0 ms" in text
+    assert "out 0x510" in text
     out = tmp_path / "r.json"
     write_json(str(out), rep.to_json())
     data = json.loads(out.read_text())
     assert data == {"kvm_stats": {"exits": 200, "io_exits": 50}, "kvm_run_exits": {"IO": 150, "HLT": 50},
-                    "wall_s": 0.5, "coalesced_entries": 3}
+                    "wall_s": 0.5, "coalesced_entries": 3, "io_exits_by_port": {"out 0x510": 150}}
 
 
 def test_key_stats_are_the_issue_s_names():

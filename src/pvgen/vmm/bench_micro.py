@@ -98,6 +98,7 @@ def run_variant(variant: str, image: Path, outs: int, timeout: float = 60.0) -> 
         "io_exits": phase.stats.get("io_exits", 0),
         "kvm_run_io": phase.run_exits.get("IO", 0),
         "kvm_run_exits": phase.run_exits,
+        "io_exits_by_port": phase.extra.get("io_exits_by_port", {}),
         "wall_s": phase.wall_s,
         "ns_per_out": phase.wall_s * 1e9 / max(outs, 1),
         "guest_loop_s": int(found.group(4)) / 1e9 if found else None,

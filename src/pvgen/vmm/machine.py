@@ -60,7 +60,8 @@ class RunResult:
         b = after[0]
         return ExitReport(ExitReport.delta(b["stats"], a["stats"]),
                           {k: v for k, v in ExitReport.delta(b["runs"], a["runs"]).items() if v},
-                          b["t"] - a["t"])
+                          b["t"] - a["t"],
+                          {"io_exits_by_port": {k: v for k, v in ExitReport.delta(b["ports"], a["ports"]).items() if v}})
 
 
 class Machine:
@@ -111,6 +112,7 @@ class Machine:
         self.run_exits = [0] * 64
         self.coalesced_entries = 0
         self.string_io_exits = 0             # KVM_EXIT_IO with count > 1 (rep ins/outs)
+        self.io_by_port: dict[int, int] = {}  # (direction << 16 | port) -> KVM_EXIT_IO returns
         self._coalesced = False
         self.marks: list[tuple[int, dict]] = []
         self.pause_marks: set[int] = set()   # run() returns at these marks ("paused"); run() again resumes
@@ -163,7 +165,12 @@ class Machine:
             raise GuestStop("paused", mark)
 
     def snapshot(self) -> dict:
-        return {"stats": self.stats.snapshot(), "runs": self.run_exit_counts(), "t": time.perf_counter()}
+        return {"stats": self.stats.snapshot(), "runs": self.run_exit_counts(), "ports": self.io_exits_by_port(),
+                "t": time.perf_counter()}
+
+    def io_exits_by_port(self) -> dict[str, int]:
+        """KVM_EXIT_IO returns by port and direction, e.g. {"out 0x510": 10000, "in 0x511": 1}."""
+        return {f"{'out' if k >> 16 else 'in'} {k & 0xFFFF:#x}": n for k, n in sorted(self.io_by_port.items())}
 
     def run_exit_counts(self) -> dict[str, int]:
         return {kvm.EXIT_REASONS.get(i, str(i)): n for i, n in enumerate(self.run_exits) if n}
@@ -267,6 +274,7 @@ class Machine:
         report = ExitReport(ExitReport.delta(end["stats"], base["stats"]),
                             {k: v for k, v in ExitReport.delta(end["runs"], base["runs"]).items() if v},
                             end["t"] - base["t"])
+        report.extra["io_exits_by_port"] = {k: v for k, v in ExitReport.delta(end["ports"], base["ports"]).items() if v}
         if self._coalesced:
             report.extra["coalesced_entries"] = self.coalesced_entries
         stop.report = report
@@ -308,6 +316,9 @@ class Machine:
     def handle_io(self) -> None:
         direction, size, port, count, off = _IO_EXIT.unpack_from(self._run, kvm.RUN_UNION)
         run = self._run
+        key = (direction << 16) | port
+        by_port = self.io_by_port
+        by_port[key] = by_port.get(key, 0) + 1
         pack = _PACK.get(size)
         if pack is None:
             raise UnhandledExit(f"KVM_EXIT_IO of size {size} at port {port:#x}")

@@ -114,6 +114,9 @@ def render_table(report: ExitReport, title: str = "KVM exits", full: bool = Fals
     for reason, value in sorted(report.run_exits.items(), key=lambda kv: -kv[1]):
         rate = f"{value / secs:,.0f}" if secs > 0 else ""
         t.add_row("KVM_RUN", reason, f"{value:,}", f"{100.0 * value / runs:.1f}%", rate)
+    ports = report.extra.get("io_exits_by_port") or {}
+    for name, value in sorted(ports.items(), key=lambda kv: -kv[1])[:8]:
+        t.add_row("KVM_EXIT_IO", name, f"{value:,}", f"{100.0 * value / runs:.1f}%", "")
     t.add_row("", "wall time", f"{secs * 1e3:,.1f} ms", "", "")
     return t
 
