@@ -32,7 +32,7 @@ class Site:
 
 def site_spellings(bits: int) -> list[Site]:
     """Every spelling of every site form the assembler accepts (AT&T), for one code mode."""
-    di, si = ("%rdi", "%rsi") if bits == 64 else ("%edi", "%esi")
+    di, si = {64: ("%rdi", "%rsi"), 32: ("%edi", "%esi"), 16: ("%di", "%si")}[bits]
     out: list[Site] = []
     for w, acc in ACC.items():
         out += [Site(f"in{w} %dx,{acc}", "in", w, "dx"), Site(f"in{w} (%dx),{acc}", "in", w, "dx"),
@@ -52,10 +52,13 @@ def site_spellings(bits: int) -> list[Site]:
 
 
 def hand_rewrite(site: Site, bits: int) -> list[str]:
-    """The rewritten form of one site exactly as docs/thunk-abi.md specifies (stand-in until the rewriter lands)."""
+    """The rewritten form of one site exactly as docs/thunk-abi.md specifies, independent of the rewriter
+    (16-bit: a 32-bit pushed port and `calll __pvio16_...`, as src/pvgen/rewrite/emit.py documents)."""
     push = [f"push{'q' if bits == 64 else 'l'} ${site.port:#x}"] if site.port_form == "imm" else []
     if bits == 64:
         return ["lea -128(%rsp), %rsp", *push, f"call {site.thunk}", "lea 128(%rsp), %rsp"]
+    if bits == 16:
+        return [*push, f"calll {site.thunk.replace('__pvio_', '__pvio16_')}"]
     return [*push, f"call {site.thunk}"]
 
 
@@ -65,13 +68,18 @@ PORTS = [0x20, 0x21, 0x40, 0x60, 0x64, 0x70, 0x71, 0x80, 0xED, 0x1F0, 0x1F7, 0x3
 FREE = {64: ["%rax", "%rbx", "%rdx", "%rbp", "%r8", "%r9", "%r10", "%r11", "%r12", "%r13", "%r14", "%r15",
              "%eax", "%ebx", "%edx", "%r9d", "%ax", "%bx", "%dx", "%r10w", "%al", "%ah", "%bl", "%dl", "%dh"],
         32: ["%eax", "%ebx", "%edx", "%ebp", "%ax", "%bx", "%dx", "%bp", "%al", "%ah", "%bl", "%bh", "%dl", "%dh"]}
+FREE[16] = FREE[32]
 FULL = {64: ["%rax", "%rbx", "%rdx", "%rbp", "%r8", "%r9", "%r10", "%r11", "%r12", "%r13", "%r14", "%r15"],
         32: ["%eax", "%ebx", "%edx", "%ebp"]}
-ALL_FULL = {64: FULL[64] + ["%rcx", "%rsi", "%rdi"], 32: FULL[32] + ["%ecx", "%esi", "%edi"]}
+FULL[16] = FULL[32]
+ALL_FULL = {64: FULL[64] + ["%rcx", "%rsi", "%rdi"], 32: FULL[32] + ["%ecx", "%esi", "%edi"],
+            16: FULL[32] + ["%ecx", "%esi", "%edi", "%cx", "%si", "%di"]}
 STRING_OPS = {64: ["movsb", "movsw", "movsl", "movsq", "rep movsb", "rep movsl", "rep movsq", "stosb", "stosw",
                    "stosq", "rep stosb", "rep stosw", "lodsb", "lodsl", "scasb", "cmpsw", "repe cmpsb"],
               32: ["movsb", "movsw", "movsl", "rep movsb", "rep movsw", "rep movsl", "stosb", "stosl", "rep stosb",
-                   "rep stosl", "lodsw", "scasl", "cmpsb", "repne scasb"]}
+                   "rep stosl", "lodsw", "scasl", "cmpsb", "repne scasb"],
+              16: ["movsb", "movsw", "movsl", "rep movsb", "rep movsw", "stosb", "stosw", "rep stosb", "lodsb",
+                   "scasw", "cmpsb", "repe cmpsw"]}
 FLAG_OPS = ["add", "sub", "cmp", "and", "or", "xor", "adc", "sbb", "test"]
 
 # A generated line: (text, Site or None).

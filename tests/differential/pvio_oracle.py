@@ -12,28 +12,44 @@ from pathlib import Path
 from typing import Callable
 
 from elftools.elf.elffile import ELFFile
-from unicorn import UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_MODE_32, UC_MODE_64, Uc, UcError
+from unicorn import UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_MODE_16, UC_MODE_32, UC_MODE_64, Uc, UcError
 from unicorn import x86_const as X
 
 RUNTIME = Path(__file__).resolve().parents[2] / "src" / "pvgen" / "runtime"
 
-# Guest layout (identical for both runs): code sections at fixed addresses (linker script), then data and stack.
-ORIG_BASE, RW_BASE, RT_BASE = 0x400000, 0x410000, 0x420000
-CODE_BASE, CODE_SIZE = 0x400000, 0x30000
-DATA_BASE, DATA_SIZE = 0x600000, 0x10000
-STACK_BASE, STACK_SIZE = 0x700000, 0x10000
-STACK_TOP_RESERVE = 0x1000          # bytes above the initial stack pointer (pops past it stay mapped and compared)
-RSP0 = STACK_BASE + STACK_SIZE - STACK_TOP_RESERVE
+@dataclass(frozen=True)
+class Layout:
+    """Guest memory layout, identical for both runs: code sections at fixed addresses (linker script), data, stack."""
 
-LINKER_SCRIPT = f"""
-ENTRY(orig_start)
-SECTIONS {{
-  . = {ORIG_BASE:#x}; .text.orig : {{ *(.text.orig) }}
-  . = {RW_BASE:#x};   .text.rw : {{ *(.text.rw) }}
-  . = {RT_BASE:#x};   .text : {{ *(.text) *(.text.*) }}
-  /DISCARD/ : {{ *(.note*) *(.eh_frame) *(.comment) *(.data*) *(.bss*) }}
-}}
-"""
+    orig: int
+    rw: int
+    rt: int
+    code_size: int
+    data_base: int
+    data_size: int
+    stack_base: int
+    stack_size: int
+    top_reserve: int        # bytes above the initial stack pointer (pops past it stay mapped and compared)
+
+    @property
+    def rsp0(self) -> int:
+        return self.stack_base + self.stack_size - self.top_reserve
+
+    @property
+    def stack_top(self) -> int:
+        return self.stack_base + self.stack_size
+
+    def linker_script(self) -> str:
+        return (f"ENTRY(orig_start)\nSECTIONS {{\n"
+                f"  . = {self.orig:#x}; .text.orig : {{ *(.text.orig) }}\n"
+                f"  . = {self.rw:#x}; .text.rw : {{ *(.text.rw) }}\n"
+                f"  . = {self.rt:#x}; .text : {{ *(.text) *(.text.*) }}\n"
+                f"  /DISCARD/ : {{ *(.note*) *(.eh_frame) *(.comment) *(.data*) *(.bss*) }}\n}}\n")
+
+
+FLAT = Layout(0x400000, 0x410000, 0x420000, 0x30000, 0x600000, 0x10000, 0x700000, 0x10000, 0x1000)
+# 16-bit (real mode, all segment bases 0): everything below 64 KiB.
+LOW = Layout(0x1000, 0x2000, 0x3000, 0x3000, 0x6000, 0x4000, 0xB000, 0x4000, 0x400)
 
 CFLAGS = ["-O2", "-ffreestanding", "-fno-pic", "-fno-stack-protector", "-mgeneral-regs-only",
           "-fno-asynchronous-unwind-tables", "-fcf-protection=none", "-Wall", "-Wextra", "-Werror"]
@@ -51,6 +67,8 @@ class Mode:
     regs: tuple[tuple[str, int], ...]
     pc_reg: int
     sp_reg: int
+    layout: Layout = FLAT
+    directive: str = ""
 
     @property
     def name(self) -> str:
@@ -66,8 +84,11 @@ MODE64 = Mode(64, "--64", ("-m64", "-mpreferred-stack-boundary=3"), "elf_x86_64"
               X.UC_X86_REG_RIP, X.UC_X86_REG_RSP)
 MODE32 = Mode(32, "--32", ("-m32",), "elf_i386", UC_MODE_32,
               _regs("eax ebx ecx edx esi edi ebp esp"), X.UC_X86_REG_EIP, X.UC_X86_REG_ESP)
-MODES = {64: MODE64, 32: MODE32}
-THUNKS = {64: "thunks64.S", 32: "thunks32.S"}
+# Real-mode 16-bit code; the back end is gcc -m16 code (.code16gcc), which needs PVIO_CODE16 encodings (ioinsn.h).
+MODE16 = Mode(16, "--32", ("-m16", "-DPVIO_CODE16"), "elf_i386", UC_MODE_16,
+              _regs("eax ebx ecx edx esi edi ebp esp"), X.UC_X86_REG_EIP, X.UC_X86_REG_ESP, LOW, ".code16")
+MODES = {64: MODE64, 32: MODE32, 16: MODE16}
+THUNKS = {64: "thunks64.S", 32: "thunks32.S", 16: "thunks16.S"}
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
@@ -113,7 +134,7 @@ class Image:
 def link_pair(mode: Mode, original: str, rewritten: str, runtime: tuple[Path, ...] | None = None,
               extra_asm: str = "") -> Image:
     """Assemble original and rewritten text into one image (sections .text.orig / .text.rw) with the runtime."""
-    code = f".code{mode.bits}\n" if mode.bits == 32 else ".code64\n"
+    code = f"{mode.directive or f'.code{mode.bits}'}\n"
     src = (f"{code}\t.section .text.orig,\"ax\",@progbits\n\t.globl orig_start, orig_end\norig_start:\n"
            f"{original}\n\tnop\norig_end:\n\tnop\n"
            f"\t.section .text.rw,\"ax\",@progbits\n\t.globl rw_start, rw_end\nrw_start:\n"
@@ -122,7 +143,7 @@ def link_pair(mode: Mode, original: str, rewritten: str, runtime: tuple[Path, ..
     d = Path(tempfile.mkdtemp(dir=workdir()))
     try:
         (d / "seq.s").write_text(src)
-        (d / "link.ld").write_text(LINKER_SCRIPT)
+        (d / "link.ld").write_text(mode.layout.linker_script())
         _run(["as", mode.as_flag, "-o", "seq.o", "seq.s"], d)
         objs = [str(o) for o in (runtime or build_runtime(mode))]
         _run(["ld", "-m", mode.ld_emul, "-static", "-nostdlib", "-T", "link.ld", "-o", "img", "seq.o", *objs], d)
@@ -171,15 +192,17 @@ class Machine:
     @staticmethod
     def make(mode: Mode, seed: int, regs: dict[str, int] | None = None, eflags: int = 0x202) -> "Machine":
         rnd = random.Random(seed)
-        mask = (1 << mode.bits) - 1
-        r = {n: rnd.getrandbits(mode.bits) & mask for n, _ in mode.regs}
+        lay, width = mode.layout, 64 if mode.bits == 64 else 32
+        r = {n: rnd.getrandbits(width) for n, _ in mode.regs}
         sp, si, di, cx = (("r" if mode.bits == 64 else "e") + x for x in ("sp", "si", "di", "cx"))
-        r[sp] = RSP0
-        r[si] = DATA_BASE + 0xA000 + rnd.randrange(0, 64)
-        r[di] = DATA_BASE + 0x5000 + rnd.randrange(0, 64)
-        r[cx] = rnd.randrange(0, 6)
+        # 16-bit code addresses with %si/%di/%cx only: random upper halves must survive untouched.
+        upper = (lambda: rnd.getrandbits(16) << 16) if mode.bits == 16 else (lambda: 0)
+        r[sp] = lay.rsp0
+        r[si] = upper() | (lay.data_base + lay.data_size * 5 // 8 + rnd.randrange(0, 64))
+        r[di] = upper() | (lay.data_base + lay.data_size * 5 // 16 + rnd.randrange(0, 64))
+        r[cx] = upper() | rnd.randrange(0, 6)
         r.update(regs or {})
-        return Machine(r, eflags, seed, rnd.randbytes(DATA_SIZE), rnd.randbytes(STACK_SIZE))
+        return Machine(r, eflags, seed, rnd.randbytes(lay.data_size), rnd.randbytes(lay.stack_size))
 
 
 @dataclass
@@ -193,6 +216,8 @@ class Outcome:
     stack_live: bytes
     pc: int
     error: str = ""
+    data_base: int = 0
+    stack_top: int = 0
 
 
 # Flags the comparison covers: CF PF AF ZF SF TF IF DF OF (and the always-one bit 1).
@@ -203,14 +228,15 @@ def run(mode: Mode, image: Image, start: int, end: int, m: Machine, max_stops: i
         on_insn: Callable[[int], None] | None = None) -> Outcome:
     """Emulate [start, end) from machine state m; every hlt is recorded in the trace and stepped over.
     on_insn(address) is called before every instruction (slow; for instruction counts)."""
+    lay = mode.layout
     uc = Uc(UC_ARCH_X86, mode.uc_mode)
-    uc.mem_map(CODE_BASE, CODE_SIZE)
-    uc.mem_map(DATA_BASE, DATA_SIZE)
-    uc.mem_map(STACK_BASE, STACK_SIZE)
+    uc.mem_map(lay.orig, lay.code_size)
+    uc.mem_map(lay.data_base, lay.data_size)
+    uc.mem_map(lay.stack_base, lay.stack_size)
     for addr, blob in image.chunks:
         uc.mem_write(addr, blob)
-    uc.mem_write(DATA_BASE, m.data)
-    uc.mem_write(STACK_BASE, m.stack)
+    uc.mem_write(lay.data_base, m.data)
+    uc.mem_write(lay.stack_base, m.stack)
     for name, rid in mode.regs:
         uc.reg_write(rid, m.regs[name])
     uc.reg_write(X.UC_X86_REG_EFLAGS, m.eflags)
@@ -240,11 +266,11 @@ def run(mode: Mode, image: Image, start: int, end: int, m: Machine, max_stops: i
     sp = regs["rsp" if mode.bits == 64 else "esp"]
     # Memory below the final stack pointer is dead (the 64-bit red zone is checked by the sequences themselves:
     # values stored below %rsp are loaded back after I/O sites); everything from the final %rsp up must match.
-    live_from = min(max(sp, STACK_BASE), STACK_BASE + STACK_SIZE)
+    live_from = min(max(sp, lay.stack_base), lay.stack_top)
     return Outcome(dev.trace, regs, uc.reg_read(X.UC_X86_REG_EFLAGS) & EFLAGS_MASK,
-                   bytes(uc.mem_read(DATA_BASE, DATA_SIZE)),
-                   bytes(uc.mem_read(live_from, STACK_BASE + STACK_SIZE - live_from)),
-                   uc.reg_read(mode.pc_reg), error)
+                   bytes(uc.mem_read(lay.data_base, lay.data_size)),
+                   bytes(uc.mem_read(live_from, lay.stack_top - live_from)),
+                   uc.reg_read(mode.pc_reg), error, lay.data_base, lay.stack_top)
 
 
 def differences(a: Outcome, b: Outcome, end_a: int, end_b: int) -> list[str]:
@@ -262,8 +288,8 @@ def differences(a: Outcome, b: Outcome, end_a: int, end_b: int) -> list[str]:
             out.append(f"{r}: {a.regs[r]:#x} vs {b.regs[r]:#x}")
     if a.eflags != b.eflags:
         out.append(f"eflags: {a.eflags:#x} vs {b.eflags:#x}")
-    for what, x, y, base in (("data", a.data, b.data, DATA_BASE),
-                             ("stack", a.stack_live, b.stack_live, STACK_BASE + STACK_SIZE - len(a.stack_live))):
+    for what, x, y, base in (("data", a.data, b.data, a.data_base),
+                             ("stack", a.stack_live, b.stack_live, a.stack_top - len(a.stack_live))):
         if x != y:
             i = next(i for i, (p, q) in enumerate(zip(x, y)) if p != q) if len(x) == len(y) else 0
             out.append(f"{what} memory differs at {base + i:#x}")

@@ -16,10 +16,13 @@ import pvio_oracle as O  # noqa: E402
 
 from pvgen.rewrite import rewrite_text  # noqa: E402
 
-# PVGEN_HYPOTHESIS_PROFILE=long (make test-long): 2 x 5000 rewriter cases + 2 x 500 hand-rewritten = 11 000.
+# PVGEN_HYPOTHESIS_PROFILE=long (make test-long): 5000 + 5000 + 1000 rewriter cases (64/32/16-bit) and
+# 500 + 500 + 200 hand-rewritten ones = 12 200 sequences.  The default profile runs 420 in about a minute.
 PROFILE = os.environ.get("PVGEN_HYPOTHESIS_PROFILE", "default")
-EXAMPLES = {"default": 150, "long": 5000}.get(PROFILE, 150)
-HAND_EXAMPLES = {"default": 40, "long": 500}.get(PROFILE, 40)
+LONG = PROFILE == "long"
+EXAMPLES = {64: 5000, 32: 5000, 16: 1000} if LONG else {64: 150, 32: 150, 16: 60}
+HAND_EXAMPLES = {64: 500, 32: 500, 16: 200} if LONG else {64: 25, 32: 25, 16: 10}
+BITS = [64, 32, 16]
 
 # Initial flags: IF plus nothing / DF / all arithmetic flags / all arithmetic flags and DF.
 FLAGS = st.sampled_from([0x202, 0x602, 0x2D7 | 0x200, 0xAD7 | 0x200, 0x8D5 | 0x200])
@@ -35,7 +38,7 @@ def _check(bits: int, lines, seed: int, eflags: int, via_rewriter: bool) -> None
     original = G.render(lines, bits, rewrite=False)
     if via_rewriter:
         result = rewrite_text(f".code{bits}\n{original}", mode=bits)
-        expected = [s.thunk for _, s in lines if s]
+        expected = [s.thunk.replace("__pvio_", "__pvio16_" if bits == 16 else "__pvio_") for _, s in lines if s]
         got = [s.thunk for s in result.sites if s.rewritten]
         assert got == expected, f"rewriter chose other thunks:\n{original}\n{result.sites}"
         rewritten = result.text.split("\n", 1)[1]
@@ -45,9 +48,9 @@ def _check(bits: int, lines, seed: int, eflags: int, via_rewriter: bool) -> None
     assert not diff, "\n".join(["original:", original, "rewritten:", rewritten, "differences:", *diff])
 
 
-@pytest.mark.parametrize("bits", [64, 32])
+@pytest.mark.parametrize("bits", BITS)
 def test_rewriter_output_behaves_like_original(bits: int) -> None:
-    @_settings(EXAMPLES)
+    @_settings(EXAMPLES[bits])
     @given(lines=G.sequence(bits), seed=st.integers(0, 2**32 - 1), eflags=FLAGS)
     def run(lines, seed, eflags):
         _check(bits, lines, seed, eflags, via_rewriter=True)
@@ -55,11 +58,11 @@ def test_rewriter_output_behaves_like_original(bits: int) -> None:
     run()
 
 
-@pytest.mark.parametrize("bits", [64, 32])
+@pytest.mark.parametrize("bits", BITS)
 def test_abi_call_sequence_behaves_like_original(bits: int) -> None:
     """The runtime alone, against docs/thunk-abi.md's call sequence (independent of the rewriter)."""
 
-    @_settings(HAND_EXAMPLES)
+    @_settings(HAND_EXAMPLES[bits])
     @given(lines=G.sequence(bits), seed=st.integers(0, 2**32 - 1), eflags=FLAGS)
     def run(lines, seed, eflags):
         _check(bits, lines, seed, eflags, via_rewriter=False)
@@ -77,13 +80,15 @@ def _site(text: str, bits: int) -> G.Line:
 # A sequence that exercises every kind of thunk, DF both ways, a zero count, flags kept across sites.
 def _workout(bits: int) -> list[G.Line]:
     cx, ax = ("%rcx", "%rax") if bits == 64 else ("%ecx", "%eax")
+    # 16-bit: set only %cx, so the upper half of %ecx (random) must survive the rep thunks.
+    count = (lambda n: (f"mov ${n},%cx", None)) if bits == 16 else (lambda n: (f"movl ${n},%ecx", None))
     return [("mov $0x1f0,%dx", None), ("cmpl $1,%eax", None), _site("inb %dx,%al", bits),
             ("pushf", None), (f"push {ax}", None),             # flags and the rest of %rax kept across inb
             _site("inw $0x80,%ax", bits), _site("outl %eax,%dx", bits), _site("outb %al,$0x80", bits),
-            ("movl $3,%ecx", None), _site("rep insw", bits),
+            count(3), _site("rep insw", bits),
             (f"push {cx}", None),                              # %rcx is 0 after rep
-            ("std", None), ("movl $2,%ecx", None), _site("rep outsb", bits), _site("insl", bits),
-            ("movl $0,%ecx", None), _site("rep insb", bits), ("cld", None), ("stc", None), _site("outsw", bits),
+            ("std", None), count(2), _site("rep outsb", bits), _site("insl", bits),
+            count(0), _site("rep insb", bits), ("cld", None), ("stc", None), _site("outsw", bits),
             ("pushf", None),                                   # CF kept across outsw
             _site("inl %dx,%eax", bits), _site("hlt", bits), ("adc $0,%eax", None)]
 
@@ -102,10 +107,16 @@ MUTATIONS = {
          ("\txorl %ecx, %ecx\n", ""),
          ("\t\\mov \\acc, (%esp)\n", "\tmovw %ax, (%esp)\n"),
          ("\tpushl", "\tpushl")],
+    16: [("\tpopfl\n\tretl\n\tint3\n1:", "\taddl $4, %esp\n\tretl\n\tint3\n1:"),
+         ("\tcalll pvio_in\n\t\\epi", "\tcalll pvio_in\n\txorl %ebx, %ebx\n\t\\epi"),
+         ("\tsubw $\\size, \\ptr\n", "\taddw $\\size, \\ptr\n"),
+         ("6:\tmovw $0, (%esp)", "6:\tmovl $0, (%esp)"),                             # clears all of %ecx
+         ("\t\\mov \\acc, (%esp)\n", "\tmovw %ax, (%esp)\n"),
+         ("\tpushl", "\tpushl")],
 }
 
 
-@pytest.mark.parametrize("bits", [64, 32])
+@pytest.mark.parametrize("bits", BITS)
 @pytest.mark.parametrize("k", range(6))
 def test_oracle_catches_broken_thunks(bits: int, k: int, tmp_path: Path) -> None:
     old, new = MUTATIONS[bits][k]
@@ -123,13 +134,13 @@ def test_oracle_catches_broken_thunks(bits: int, k: int, tmp_path: Path) -> None
         assert diff, f"mutation {k} went unnoticed"
 
 
-@pytest.mark.parametrize("bits", [64, 32])
+@pytest.mark.parametrize("bits", BITS)
 def test_workout_trace_is_complete(bits: int) -> None:
     """The oracle really sees string I/O, both DF directions and hlt (unicorn reports ins/outs per element)."""
     mode = O.MODES[bits]
     lines = _workout(bits)
     img = O.link_pair(mode, G.render(lines, bits, False), G.render(lines, bits, True))
-    m = O.Machine.make(mode, 7, regs={"eax" if bits == 32 else "rax": 5})
+    m = O.Machine.make(mode, 7, regs={"rax" if bits == 64 else "eax": 5})
     a = O.run(mode, img, img.symbols["orig_start"], img.symbols["orig_end"], m)
     b = O.run(mode, img, img.symbols["rw_start"], img.symbols["rw_end"], m)
     kinds = [e[0] for e in a.trace]

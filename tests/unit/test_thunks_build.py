@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
+from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "differential"))
@@ -30,7 +30,7 @@ def _symbols(obj: Path) -> dict[str, tuple[str, int, int]]:
 
 def _disasm(obj: Path, bits: int) -> dict[str, list[str]]:
     """Function name -> instruction mnemonics (with rep prefix), by capstone."""
-    md = Cs(CS_ARCH_X86, CS_MODE_64 if bits == 64 else CS_MODE_32)
+    md = Cs(CS_ARCH_X86, {64: CS_MODE_64, 32: CS_MODE_32, 16: CS_MODE_16}[bits])
     with open(obj, "rb") as f:
         text = ELFFile(f).get_section_by_name(".text").data()
     out = {}
@@ -40,18 +40,18 @@ def _disasm(obj: Path, bits: int) -> dict[str, list[str]]:
     return out
 
 
-@pytest.mark.parametrize("bits", [64, 32])
+@pytest.mark.parametrize("bits", [64, 32, 16])
 def test_objects_define_the_whole_abi_as_sized_functions(bits: int) -> None:
     thunks, direct = O.build_runtime(O.MODES[bits])
     syms = _symbols(thunks)
     for s in G.site_spellings(bits):
-        typ, _, size = syms[s.thunk]
+        typ, _, size = syms[s.thunk.replace("__pvio_", "__pvio16_" if bits == 16 else "__pvio_")]
         assert typ == "STT_FUNC" and size > 0, s.thunk
     for fn in ("pvio_in", "pvio_out", "pvio_ins", "pvio_outs", "pvio_hlt"):
         assert _symbols(direct)[fn][0] == "STT_FUNC"
 
 
-@pytest.mark.parametrize("bits", [64, 32])
+@pytest.mark.parametrize("bits", [64, 32, 16])
 def test_io_instructions_only_in_the_direct_back_end(bits: int) -> None:
     thunks, direct = O.build_runtime(O.MODES[bits])
     for fn, insns in _disasm(thunks, bits).items():
@@ -63,10 +63,10 @@ def test_io_instructions_only_in_the_direct_back_end(bits: int) -> None:
                   "pvio_outs": ["rep outsb", "rep outsd", "rep outsw"], "pvio_hlt": ["hlt"]}
 
 
-@pytest.mark.parametrize("bits", [64, 32])
+@pytest.mark.parametrize("bits", [64, 32, 16])
 def test_runtime_sources_hold_no_site_for_the_rewriter(bits: int, tmp_path: Path) -> None:
     """docs/team.md: the runtime passes through pvgen-as unchanged (I/O only as .byte)."""
-    flags = ["-m64" if bits == 64 else "-m32", f"-I{RT}"]
+    flags = [*O.MODES[bits].cc_flags, f"-I{RT}"]
     thunks = subprocess.run(["gcc", *flags, "-E", str(RT / O.THUNKS[bits])], capture_output=True, text=True,
                             check=True).stdout
     direct = subprocess.run(["gcc", *flags, *O.CFLAGS, "-S", "-o", "-", str(RT / "direct.c")], capture_output=True,
