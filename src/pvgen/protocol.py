@@ -117,6 +117,13 @@ class Layout:
             off += _SIZES[f.ctype] * f.count
         return out
 
+    def field(self, name: str) -> tuple[int, int]:
+        """(offset, size in bytes) of one field."""
+        f = next((f for f in self.fields if f.name == name), None)
+        if f is None:
+            raise KeyError(f"{self.cname} has no field {name}")
+        return self.offsets()[name], _SIZES[f.ctype] * f.count
+
     def unpack(self, data: bytes, offset: int = 0) -> dict[str, int | tuple[int, ...]]:
         vals = list(self.fmt.unpack_from(data, offset))
         out: dict[str, int | tuple[int, ...]] = {}

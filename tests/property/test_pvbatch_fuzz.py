@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from pvgen import protocol as P
 from pvgen.devices.pvbatch import PvBatch
-from pvgen.protocol import Op, Status
+from pvgen.protocol import BatchRejected, Op, Status
 from pvgen.runtime.refmodel import Trace, lab_bus
 
 settings.register_profile("default", max_examples=150, deadline=None,
@@ -162,3 +162,15 @@ def test_pvbatch_publishes_classes_and_shadows():
     assert word(BASE + 10) == P.CLS_OWNED
     sh = P.SHADOW.unpack(mem.read(AREA + P.OFF_SHADOWS + slot * P.SHADOW.size, P.SHADOW.size))
     assert sh["port"] == BASE + 5 and sh["valid"] == 0b111
+
+
+@given(st.binary(min_size=P.ENTRY.size, max_size=P.ENTRY.size), st.integers(0, 1 << 40))
+def test_pvbatch_decoder_accepts_or_rejects_random_entries(raw, ram):
+    try:
+        e = P.decode_entry(raw, 0, ram)
+    except BatchRejected as exc:
+        assert exc.status in (Status.BAD_ENTRY, Status.BAD_ADDRESS)
+        return
+    assert e.size in P.SIZES and e.port + e.size <= 0x10000
+    if e.op in (Op.OUTS, Op.INS):
+        assert 0 < e.value * e.size <= P.MAX_STRING_BYTES and e.gpa + e.value * e.size <= ram

@@ -20,7 +20,6 @@ from pvgen.protocol import BatchRejected, Op, PortClass, State, Status
 
 MAX_AREAS = 64                        # areas (vCPUs) one monitor accepts
 MAX_BATCH_STRING_BYTES = 8 << 20      # string bytes one batch may move in total
-_HOFF = P.HEADER.offsets()
 _FIFO_HDR = struct.Struct("<HBBIII")
 
 
@@ -108,8 +107,8 @@ class PvBatch:
         self.mem.write(gpa, data)
 
     def _set(self, area: _Area, name: str, value: int) -> None:
-        ctype = next(f.ctype for f in P.HEADER.fields if f.name == name)
-        self._write(area.gpa + _HOFF[name], value.to_bytes(P._SIZES[ctype], "little"))
+        off, size = P.HEADER.field(name)
+        self._write(area.gpa + off, value.to_bytes(size, "little"))
 
     # --- the class map -----------------------------------------------------------------------------------------
     def _owner(self, port: int):

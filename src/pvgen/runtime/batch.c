@@ -86,13 +86,14 @@ PVIO_HELPER pvio_u32 pvio_in_strict(struct pvio_area *a, pvio_u16 port, unsigned
 
 PVIO_BACKEND pvio_u32 pvio_in(pvio_u16 port, unsigned size)
 {
+	unsigned long fl = pvio_arch_irq_save();   /* before pvio_cur(): the CPU must not change under us */
 	struct pvio_area *a = pvio_cur();
-	unsigned long fl;
 	pvio_u32 w, v;
 
-	if (!a)
+	if (!a) {
+		pvio_arch_irq_restore(fl);
 		return pvio_arch_in(port, size);
-	fl = pvio_arch_irq_save();
+	}
 	w = a->classes[port];
 	switch ((w >> PVIO_CLS_READ_SHIFT) & PVIO_CLS_CLASS_MASK) {
 	case PVIO_CLASS_FIFO: {
@@ -269,15 +270,15 @@ PVIO_HELPER unsigned long pvio_string(struct pvio_area *a, unsigned op, pvio_u16
 
 PVIO_BACKEND void pvio_outs(pvio_u16 port, unsigned size, const void *src, unsigned long count)
 {
+	unsigned long fl = pvio_arch_irq_save(), left;
 	struct pvio_area *a = pvio_cur();
-	unsigned long fl, left;
 	pvio_u32 w, wc;
 
 	if (!a) {
+		pvio_arch_irq_restore(fl);
 		pvio_arch_outs(port, size, src, count);
 		return;
 	}
-	fl = pvio_arch_irq_save();
 	w = a->classes[port];
 	wc = (w >> PVIO_CLS_WRITE_SHIFT) & PVIO_CLS_CLASS_MASK;
 	while (count) {
@@ -302,16 +303,16 @@ PVIO_BACKEND void pvio_outs(pvio_u16 port, unsigned size, const void *src, unsig
 
 PVIO_BACKEND void pvio_ins(pvio_u16 port, unsigned size, void *dst, unsigned long count)
 {
+	unsigned long fl = pvio_arch_irq_save(), left;
 	struct pvio_area *a = pvio_cur();
-	unsigned long fl, left;
 	pvio_u32 w;
 	struct pvio_fifo *f;
 
 	if (!a) {
+		pvio_arch_irq_restore(fl);
 		pvio_arch_ins(port, size, dst, count);
 		return;
 	}
-	fl = pvio_arch_irq_save();
 	w = a->classes[port];
 	f = &a->fifo;
 	/* Values the monitor already fetched come first, in order. */
@@ -353,15 +354,13 @@ PVIO_BACKEND void pvio_ins(pvio_u16 port, unsigned size, void *dst, unsigned lon
 
 PVIO_BACKEND void pvio_hlt(void)
 {
+	unsigned long fl = pvio_arch_irq_save();
 	struct pvio_area *a = pvio_cur();
 
-	if (a) {
-		unsigned long fl = pvio_arch_irq_save();
-
+	if (a)
 		pvio_flush_pending(a);
-		pvio_arch_irq_restore(fl);
-	}
-	pvio_arch_hlt();
+	pvio_arch_irq_restore(fl);
+	pvio_arch_hlt();      /* unmasked: hlt waits for an interrupt */
 }
 
 /* --- C API for the environment (ordinary calling convention) --------------------------------------------- */
@@ -371,45 +370,41 @@ PVIO_BACKEND void pvio_hlt(void)
  * shadow sees device changes within one tick. */
 void pvio_tick(void)
 {
+	unsigned long fl = pvio_arch_irq_save();
 	struct pvio_area *a = pvio_cur();
-	unsigned long fl;
 
-	if (!a)
-		return;
-	fl = pvio_arch_irq_save();
-	if (a->header.count || a->header.shadow_since_tick)
+	if (a && (a->header.count || a->header.shadow_since_tick))
 		pvio_flush_locked(a);
 	pvio_arch_irq_restore(fl);
 }
 
 void pvio_flush(void)
 {
+	unsigned long fl = pvio_arch_irq_save();
 	struct pvio_area *a = pvio_cur();
-	unsigned long fl;
 
-	if (!a)
-		return;
-	fl = pvio_arch_irq_save();
-	pvio_flush_pending(a);
+	if (a)
+		pvio_flush_pending(a);
 	pvio_arch_irq_restore(fl);
 }
 
 /* Flush when `n` entries are queued; clamped to 1..PVIO_ENTRY_CAPACITY.  Returns the value in effect. */
 unsigned pvio_set_threshold(unsigned n)
 {
-	struct pvio_area *a = pvio_cur();
 	unsigned long fl;
+	struct pvio_area *a;
 
 	if (n < 1)
 		n = 1;
 	if (n > PVIO_ENTRY_CAPACITY)
 		n = PVIO_ENTRY_CAPACITY;
-	if (!a)
-		return n;
 	fl = pvio_arch_irq_save();
-	a->header.threshold = n;
-	if (a->header.count >= n)
-		pvio_flush_locked(a);
+	a = pvio_cur();
+	if (a) {
+		a->header.threshold = n;
+		if (a->header.count >= n)
+			pvio_flush_locked(a);
+	}
 	pvio_arch_irq_restore(fl);
 	return n;
 }
@@ -417,20 +412,23 @@ unsigned pvio_set_threshold(unsigned n)
 /* The current CPU's area, or 0 while no monitor has activated one (statistics are in its header). */
 const struct pvio_area *pvio_area(void)
 {
-	return pvio_cur();
+	unsigned long fl = pvio_arch_irq_save();
+	const struct pvio_area *a = pvio_cur();
+
+	pvio_arch_irq_restore(fl);
+	return a;
 }
 
 /* Flush and forget the current CPU's area: from now on every access runs the original instruction. */
 void pvio_fini(void)
 {
+	unsigned long fl = pvio_arch_irq_save();
 	unsigned cpu = pvio_arch_cpu();
-	unsigned long fl;
 
-	if (cpu >= PVIO_ARCH_MAX_CPUS || !pvio_areas[cpu])
-		return;
-	fl = pvio_arch_irq_save();
-	pvio_flush_pending(pvio_areas[cpu]);
-	pvio_areas[cpu] = 0;
+	if (cpu < PVIO_ARCH_MAX_CPUS && pvio_areas[cpu]) {
+		pvio_flush_pending(pvio_areas[cpu]);
+		pvio_areas[cpu] = 0;
+	}
 	pvio_arch_irq_restore(fl);
 }
 
@@ -440,18 +438,22 @@ void pvio_fini(void)
 int pvio_init(void *mem, unsigned long size)
 {
 	struct pvio_area *a = mem;
-	unsigned cpu = pvio_arch_cpu();
+	unsigned cpu;
 	pvio_u64 gpa;
 	unsigned long i, fl;
 	int rc = 0;
 
-	if (!mem || size < PVIO_AREA_SIZE || ((unsigned long)mem & (PVIO_PAGE_SIZE - 1)) ||
-	    cpu >= PVIO_ARCH_MAX_CPUS)
+	if (!mem || size < PVIO_AREA_SIZE || ((unsigned long)mem & (PVIO_PAGE_SIZE - 1)))
 		return -1;
 	gpa = pvio_arch_virt_to_phys(mem);
 	if (gpa & (PVIO_PAGE_SIZE - 1) || (gpa >> 12) > 0xffffffffull)
 		return -1;
 	fl = pvio_arch_irq_save();
+	cpu = pvio_arch_cpu();
+	if (cpu >= PVIO_ARCH_MAX_CPUS) {
+		rc = -1;
+		goto out;
+	}
 	if (pvio_arch_in(PVIO_CTRL_REGISTER, 4) != PVIO_MAGIC) {
 		rc = -2;
 		goto out;

@@ -15,7 +15,6 @@ from pvgen.devices.bus import PortBus
 from pvgen.devices.pvbatch import PvBatch
 from pvgen.protocol import Op, PortClass
 
-_H = P.HEADER.offsets()
 _FIFO = struct.Struct("<HBBIII")
 
 
@@ -111,12 +110,12 @@ class RefRuntime:
         self.active, self.exits = False, 0
 
     def _h(self, name: str) -> int:
-        size = P._SIZES[next(f.ctype for f in P.HEADER.fields if f.name == name)]
-        return int.from_bytes(self.mem.read(self.gpa + _H[name], size), "little")
+        off, size = P.HEADER.field(name)
+        return int.from_bytes(self.mem.read(self.gpa + off, size), "little")
 
     def _hset(self, name: str, v: int) -> None:
-        size = P._SIZES[next(f.ctype for f in P.HEADER.fields if f.name == name)]
-        self.mem.write(self.gpa + _H[name], mask(size, v).to_bytes(size, "little"))
+        off, size = P.HEADER.field(name)
+        self.mem.write(self.gpa + off, mask(size, v).to_bytes(size, "little"))
 
     def init(self) -> int:
         if self.sread(P.CTRL_REGISTER, 4) != P.MAGIC:
