@@ -50,6 +50,12 @@ int hx_main(void)
 	hx_irq_restore(f);
 	int c2 = t_count;
 	hx_printf("MASK %d %d %d %d\n", c1 - c0, dis, c2 - c1, hx_irqs_disabled());
+	f = hx_irq_save();			/* race-free wait: the handler runs inside hx_idle */
+	c0 = t_count;
+	while (t_count < c0 + 3)
+		hx_idle();
+	hx_printf("IDLEMASKED %d %d\n", t_count - c0, hx_irqs_disabled());
+	hx_irq_restore(f);
 	n0 = hx_nsec();
 	hx_udelay(20000);
 	hx_printf("UDELAY %llu\n", (hx_nsec() - n0) / 1000);
@@ -126,6 +132,7 @@ def test_harness_selftest(kvm, tmp_path):
     assert usec >= 9 * 1_000_000 // 250          # 10 timer ticks at HX_HZ=250 cannot take less than 9 periods
     during, disabled, after, still = map(int, got["MASK"].split())
     assert (during, disabled, still) == (0, 1, 0) and after >= 1
+    assert got["IDLEMASKED"] == "3 1"
     assert int(got["UDELAY"]) >= 20000
     assert got["PORT"] == "3"
     assert got["STRING"] == f"{303 & 0xff} 1 300 2000"   # rep outs/ins: count x size elements per exit

@@ -89,9 +89,11 @@ hx_exc6:
 	popq	%rax
 	jne	1f
 	addq	$2, (%rsp)
+	cmpq	$0, hx_irq_pending(%rip)	/* an IRQ already pending: do not wait for the next one */
+	jne	2f
 	sti
 	hlt
-	iretq
+2:	iretq
 1:	pushq	$0
 	pushq	$6
 	jmp	hx_fault_common

@@ -107,13 +107,20 @@ void hx_irq_enable(void) { hx_irq_restore(0); }
 void hx_irq_disable(void) { (void)hx_irq_save(); }
 int hx_irqs_disabled(void) { return hx_irq_soft_disabled != 0; }
 
+/* Waits for the next interrupt and dispatches what is pending, even inside hx_irq_save (like `sti; hlt`), then
+ * returns with the caller's soft state. So `f = hx_irq_save(); while (!cond) hx_idle(); hx_irq_restore(f);` has no
+ * lost wake-up: an IRQ arriving after the check stays pending, the CPL0 path then skips the halt, and it is
+ * dispatched here. */
 void hx_idle(void)
 {
-	if (!hx_irq_soft_disabled && hx_irq_pending) {
-		hx_irq_restore(0);
-		return;
+	if (!hx_irq_pending)
+		__asm__ volatile("ud2" ::: "memory");	/* CPL0 #UD entry: sti; hlt unless an IRQ is pending (boot.S) */
+	if (hx_irq_pending) {
+		unsigned int prev = hx_irq_soft_disabled;
+		hx_irq_soft_disabled = 1;
+		hx_barrier();
+		hx_irq_upcall();
+		hx_irq_soft_disabled = prev;
+		hx_barrier();
 	}
-	__asm__ volatile("ud2" ::: "memory");	/* the CPL0 #UD entry does sti; hlt (boot.S) */
-	if (!hx_irq_soft_disabled)
-		hx_irq_restore(0);
 }
