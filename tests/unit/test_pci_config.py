@@ -135,7 +135,9 @@ def test_port_classes():
 
 def test_ide_function_in_legacy_mode():
     bus, host, *_ = machine()
+    host.add(1, 0, P.isa_bridge())
     host.add(1, 1, P.ide_legacy_function())
+    assert cfg_read(bus, 1, P.PCI_HEADER_TYPE, 1) & 0x80                 # multi-function: 1.1 gets scanned
     assert cfg_read(bus, 1, P.PCI_VENDOR_ID, fn=1) == 0x7010_8086
     assert cfg_read(bus, 1, P.PCI_REVISION_ID, fn=1) >> 8 == 0x010180   # IDE, compatibility mode, bus master
     assert cfg_read(bus, 1, 0x20, fn=1) == 0                            # no BMDMA BAR: PIO only

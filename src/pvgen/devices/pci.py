@@ -281,6 +281,11 @@ def ne2000_function(nic: PortDevice, *, io_base: int = 0xC000, irq_line: int = 1
     return fn
 
 
+def isa_bridge() -> PciFunction:
+    """PIIX3 function 0 (8086:7000, ISA bridge), multi-function header: Linux scans 00:01.1 only if 00:01.0 says so."""
+    return PciFunction("piix3-isa", vendor_id=0x8086, device_id=0x7000, class_code=0x060100, header_type=0x80)
+
+
 def ide_legacy_function() -> PciFunction:
     """A PIIX3 IDE function (8086:7010) in compatibility mode (programming interface 80h): both channels on the
     legacy ports and IRQs 14/15, no BMDMA BAR (Linux's ata_piix then runs the channel in PIO only)."""
