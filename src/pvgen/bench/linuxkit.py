@@ -99,6 +99,23 @@ def _attach_net(m, host, nic_box: dict) -> None:
     nic_box.update(nic=nic, pacer=pacer)
 
 
+def _attach_disk(m, host, box: dict) -> None:
+    """The primary ATA channel (0x1F0/0x3F6, IRQ 14) over the host's in-memory image, and a PCI host bridge with a
+    PIIX3 IDE function in legacy mode for a PCI probe. The image is the DiskHost's bytearray (as pv-ideal's), so
+    every variant pays the same host storage cost and the final image is checked in place."""
+    from pvgen.devices import ata, pci
+    from pvgen.devices.diskimage import SECTOR_SIZE, MemoryDisk
+
+    disk = ata.AtaDisk(MemoryDisk(len(host.image) // SECTOR_SIZE, host.image),
+                       irq=lambda level: m.set_irq(ata.ATA_PRIMARY_IRQ, level))
+    ata.attach_primary(m.ports, disk)
+    pcihost = pci.PciHost()
+    pcihost.add(0, 0, pci.host_bridge())
+    pcihost.add(1, 1, pci.ide_legacy_function())
+    m.ports.register(pci.CONFIG_ADDRESS_PORT, 8, pcihost)
+    box.update(disk=disk)
+
+
 class LinuxKit:
     """Builds the Linux net image for a variant (Kbuild; pvgen-as for the rewritten variants) and attaches PCI +
     NE2000 + pacer. Missing pieces (Linux sources, the rewriting toolchain, the runtime) make it Unavailable."""
@@ -107,8 +124,6 @@ class LinuxKit:
         self._images: dict[str, Path] = {}
 
     def image(self, variant: Variant, workload: str) -> Path:
-        if workload != "net":
-            raise Unavailable("Linux disk driver set (libata SFF) not in the driver environment yet")
         key = f"{workload}-{variant.objects}"
         if key in self._images:
             return self._images[key]
@@ -117,6 +132,9 @@ class LinuxKit:
             from pvgen.guest.linux import build as lxbuild
         except ImportError as exc:
             raise Unavailable(f"Linux driver environment: {exc}") from None
+        if workload not in lxbuild.SETS:
+            raise Unavailable(f"the Linux driver environment has no {workload!r} driver set yet "
+                              f"(it has {', '.join(lxbuild.SETS)})")
         out = gbuild.cache_dir() / f"bench-linux-{key}.elf"
         try:
             if variant.objects == "unmodified":
@@ -133,7 +151,8 @@ class LinuxKit:
     def spec(self, variant: Variant, params: wl.Params, host) -> GuestSpec:
         image = self.image(variant, params.workload)
         box: dict = {}
-        hooks = [lambda m: _attach_net(m, host, box)]
+        attach = _attach_net if params.workload == "net" else _attach_disk
+        hooks = [lambda m: attach(m, host, box)]
         spec = GuestSpec(image, params.cmdline(), [], variant.coalesced_posted, variant.pvbatch_classes,
                          extra={"machine_hooks": hooks, "devices": box})
         return spec

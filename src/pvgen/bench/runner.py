@@ -109,6 +109,8 @@ def run_variant(variant: Variant, kit: Kit, machine: Machine, params: wl.Params,
         spec = kit.spec(variant, params, host)
     except Unavailable as exc:
         return VariantResult.unavailable(variant.name, str(exc))
+    except PvgenError as exc:
+        return VariantResult.unavailable(variant.name, f"build: {exc}")
     spec.extra["count_ports"] = count_ports
     info = {"cmdline": spec.cmdline, "monitor": variant.monitor_options(), "image": str(spec.image)}
     t0 = time.monotonic()
@@ -118,6 +120,8 @@ def run_variant(variant: Variant, kit: Kit, machine: Machine, params: wl.Params,
         return VariantResult.unavailable(variant.name, str(exc))
     except PvgenError as exc:
         return VariantResult(variant.name, "failed", f"run: {exc}", info=info)
+    except Exception as exc:  # noqa: BLE001 - a crash in a monitor piece fails this variant, not the whole bench
+        return VariantResult(variant.name, "failed", f"monitor error: {type(exc).__name__}: {exc}", info=info)
     info.update(run.info, exit_code=run.exit_code, run_s=round(time.monotonic() - t0, 3))
     try:
         measured = phases(run.marks, PHASES[params.workload], params.ops)
