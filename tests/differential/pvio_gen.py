@@ -108,8 +108,8 @@ def arith(draw, bits: int) -> list[Line]:
     if kind == "reg":
         other = draw(st.sampled_from([r for r in FREE[bits] if _suffix(r, bits) == sfx]))
         return [(f"{draw(st.sampled_from(FLAG_OPS))}{sfx} {other},{reg}", None)]
-    if kind == "mov":  # no suffix: the rewriter (ac10e70) mistakes `movw` for ARM
-        return [(f"mov ${draw(st.integers(0, 0xFF))},{reg}", None)]
+    if kind == "mov":
+        return [(f"{draw(st.sampled_from(['mov', 'mov' + sfx]))} ${draw(st.integers(0, 0xFF))},{reg}", None)]
     return [(f"{kind}{sfx} {reg}", None)]
 
 
@@ -135,7 +135,7 @@ def sequence(draw, bits: int, max_ops: int = 24) -> list[Line]:
             lines += draw(site_line(bits, spellings))
         elif op == "dx":
             port = draw(st.one_of(st.sampled_from(PORTS), st.integers(0, 0xFFFF)))
-            lines.append((draw(st.sampled_from([f"mov ${port:#x},%dx", f"movl ${port:#x},%edx"])), None))
+            lines.append((draw(st.sampled_from([f"movw ${port:#x},%dx", f"mov ${port:#x},%dx", f"movl ${port:#x},%edx"])), None))
         elif op == "cx":
             lines.append((f"movl ${draw(st.integers(0, 5))},%ecx", None))
         elif op == "df":
