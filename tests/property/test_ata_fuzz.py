@@ -82,3 +82,23 @@ def test_posted_writes_leave_shadows_unchanged(ops, off, value):
     before = (dev.shadow_read(7), dev.control.shadow_read(0))
     dev.io_write(off, 1, value)
     assert (dev.shadow_read(7), dev.control.shadow_read(0)) == before
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(ops=st.lists(access, max_size=40), size=st.sampled_from([2, 4]), n=st.integers(0, 3000))
+def test_fifo_read_equals_that_many_io_reads(ops, size, n):
+    import copy
+
+    dev = A.AtaDisk(MemoryDisk(64))
+    dev.backend.data[:] = bytes(i * 7 % 256 for i in range(64 * 512))
+    for op in ops:
+        apply(dev, op)
+    twin = copy.deepcopy(dev)
+    left = dev.words_left_in_block() * 2 // size
+    got = dev.fifo_read(0, size, n)
+    assert len(got) <= min(n, left)
+    assert got == [twin.io_read(0, size) for _ in got]
+    skip = ("irq", "metrics", "backend", "control")
+    assert {k: v for k, v in vars(dev).items() if k not in skip} == \
+        {k: v for k, v in vars(twin).items() if k not in skip}
+    assert twin.metrics["data_past_block"] == 0

@@ -126,3 +126,29 @@ def test_ring_delivers_every_accepted_frame_in_order(traffic):
             received += drain(nic)
     received += drain(nic)
     assert received == sent
+
+
+def _state(nic: N.Ne2000) -> dict:
+    return {k: v for k, v in vars(nic).items() if k not in ("irq", "metrics", "backend")}
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(ops=st.lists(access, max_size=30), addr=st.integers(0, 0xFFFF), count=st.integers(0, 300),
+       size=st.sampled_from([1, 2, 4]), word=st.booleans(), n=st.integers(0, 200))
+def test_fifo_read_equals_that_many_io_reads(ops, addr, count, size, word, n):
+    import copy
+
+    nic = started_nic()
+    for kind, o, sz, v, frame in ops:
+        if kind == "rx":
+            nic.receive(MAC + frame)
+    nic.io_write(N.DCR, 1, 0x49 if word else 0x48)
+    for o, v in [(N.RBCR0, count & 0xFF), (N.RBCR1, count >> 8), (N.RSAR0, addr & 0xFF), (N.RSAR1, addr >> 8),
+                 (N.CR, 0x0A)]:
+        nic.io_write(o, 1, v)
+    twin = copy.deepcopy(nic)
+    got = nic.fifo_read(N.NE_DATAPORT, size, n)
+    assert len(got) <= n
+    assert got == [twin.io_read(N.NE_DATAPORT, size) for _ in got]
+    assert _state(nic) == _state(twin)
+    assert twin.metrics["dma_past_count"] == 0                 # never past the remote byte count

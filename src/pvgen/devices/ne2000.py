@@ -306,7 +306,7 @@ class Ne2000:
             self._advance()
         self._count(unit)
         self.update_irq()
-        return value
+        return value & ((1 << (8 * size)) - 1)   # a byte access in word mode moves a word, returns its low byte
 
     def _data_write(self, size: int, value: int) -> None:
         unit = self._unit(size)
