@@ -9,6 +9,7 @@ opcodes and the error codes.  `c_header()` generates src/pvgen/runtime/pvio_prot
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -100,11 +101,11 @@ class Layout:
     doc: str
     fields: tuple[Field, ...]
 
-    @property
+    @functools.cached_property
     def fmt(self) -> struct.Struct:
         return struct.Struct("<" + "".join(f"{f.count}{_CODES[f.ctype]}" for f in self.fields))
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
         return self.fmt.size
 
@@ -267,22 +268,25 @@ class BatchRejected(ProtocolError):
         super().__init__(message)
 
 
-def decode_entry(raw: bytes, index: int, ram_size: int) -> Entry:
-    """Decode and validate one entry (everything but port ownership, which needs the bus)."""
-    f = ENTRY.unpack(raw)
-    op, port, size, value, gpa = f["op"], f["port"], f["size"], f["value"], f["gpa"]
+_STRING_OPS = (Op.OUTS, Op.INS)
+_OPS = {int(o): o for o in Op}
+
+
+def check_entry(index: int, port: int, size: int, op: int, value: int, gpa: int, ram_size: int) -> Entry:
+    """Validate one entry's fields (in ENTRY order: port, size, op, value, gpa), everything but port ownership."""
     where = f"entry {index}"
-    try:
-        op = Op(op)
-    except ValueError:
-        raise BatchRejected(Status.BAD_ENTRY, f"{where}: unknown op {op}") from None
-    if size not in SIZES:
+    o = _OPS.get(op)
+    if o is None:
+        raise BatchRejected(Status.BAD_ENTRY, f"{where}: unknown op {op}")
+    if size != 1 and size != 2 and size != 4:
         raise BatchRejected(Status.BAD_ENTRY, f"{where}: size {size}, expected 1, 2 or 4")
     if port + size > 0x10000:
         raise BatchRejected(Status.BAD_ENTRY, f"{where}: port {port:#x} of size {size} runs past 0xffff")
-    if op == Op.OUT and value >> (8 * size):
-        raise BatchRejected(Status.BAD_ENTRY, f"{where}: value {value:#x} wider than {size} bytes")
-    if op in (Op.OUTS, Op.INS):
+    if o is Op.OUT:
+        if value >> (8 * size):
+            raise BatchRejected(Status.BAD_ENTRY, f"{where}: value {value:#x} wider than {size} bytes")
+        return Entry(o, port, size, value)
+    if o in _STRING_OPS:
         nbytes = value * size
         if value == 0 or nbytes > MAX_STRING_BYTES:
             raise BatchRejected(Status.BAD_ADDRESS,
@@ -290,7 +294,18 @@ def decode_entry(raw: bytes, index: int, ram_size: int) -> Entry:
         if gpa + nbytes > ram_size:
             raise BatchRejected(Status.BAD_ADDRESS,
                                 f"{where}: string at GPA {gpa:#x}+{nbytes:#x} outside guest RAM ({ram_size:#x})")
-    return Entry(op, port, size, value, gpa if op in (Op.OUTS, Op.INS) else 0)
+        return Entry(o, port, size, value, gpa)
+    return Entry(o, port, size, value)
+
+
+def decode_entry(raw: bytes, index: int, ram_size: int) -> Entry:
+    """Decode and validate one entry (everything but port ownership, which needs the bus)."""
+    return check_entry(index, *ENTRY.fmt.unpack(raw), ram_size)
+
+
+def decode_entries(raw: bytes, ram_size: int) -> list[Entry]:
+    """Decode and validate len(raw) // ENTRY.size entries."""
+    return [check_entry(i, *f, ram_size) for i, f in enumerate(ENTRY.fmt.iter_unpack(raw))]
 
 
 def decode_header(raw: bytes) -> dict[str, int]:
