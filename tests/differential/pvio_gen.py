@@ -20,6 +20,7 @@ class Site:
     port_form: str = ""  # dx | imm (in/out only)
     rep: bool = False
     port: int = 0        # the immediate, for port_form == "imm"
+    intel: bool = False  # written in Intel syntax (rendered between .intel_syntax noprefix / .att_syntax)
 
     @property
     def thunk(self) -> str:
@@ -48,6 +49,26 @@ def site_spellings(bits: int) -> list[Site]:
                     Site(f"{p}outs{w} ({si}),(%dx)", "outs", w, rep=rep)]
     out += [Site("inb %dx", "in", "b", "dx"), Site("outb $PORT", "out", "b", "imm"),
             Site("rep; insb", "ins", "b", rep=True), Site("rep; outsw", "outs", "w", rep=True), Site("hlt", "hlt")]
+    return out + intel_spellings(bits)
+
+
+INTEL_ACC = {"b": "al", "w": "ax", "l": "eax"}
+INTEL_STR = {"b": "b", "w": "w", "l": "d"}        # Intel spells the dword string forms insd/outsd
+
+
+def intel_spellings(bits: int) -> list[Site]:
+    """The Intel-syntax (noprefix) spellings: destination first, `insd`/`outsd`."""
+    di, si = {64: ("rdi", "rsi"), 32: ("edi", "esi"), 16: ("di", "si")}[bits]
+    size = {"b": "BYTE", "w": "WORD", "l": "DWORD"}
+    out: list[Site] = []
+    for w, acc in INTEL_ACC.items():
+        s = INTEL_STR[w]
+        out += [Site(f"in {acc}, dx", "in", w, "dx", intel=True), Site(f"in {acc}, PORT", "in", w, "imm", intel=True),
+                Site(f"out dx, {acc}", "out", w, "dx", intel=True),
+                Site(f"out PORT, {acc}", "out", w, "imm", intel=True),
+                Site(f"ins{s}", "ins", w, intel=True), Site(f"rep outs{s}", "outs", w, rep=True, intel=True),
+                Site(f"rep ins {size[w]} PTR es:[{di}], dx", "ins", w, rep=True, intel=True),
+                Site(f"outs dx, {size[w]} PTR [{si}]", "outs", w, intel=True)]
     return out
 
 
@@ -118,7 +139,7 @@ def site_line(draw, bits: int, spellings: list[Site]) -> list[Line]:
     s = draw(st.sampled_from(spellings))
     if s.port_form == "imm":
         port = draw(st.sampled_from([p for p in PORTS if p < 0x100] + [draw(st.integers(0, 0xFF))]))
-        s = Site(s.text.replace("PORT", f"{port:#x}"), s.kind, s.width, s.port_form, s.rep, port)
+        s = Site(s.text.replace("PORT", f"{port:#x}"), s.kind, s.width, s.port_form, s.rep, port, s.intel)
     return [(s.text, s)]
 
 
@@ -167,5 +188,10 @@ def render(lines: list[Line], bits: int, rewrite: bool) -> str:
     """Assembly text of the original sequence, or of its hand-rewritten form."""
     out = []
     for text, site in lines:
-        out += hand_rewrite(site, bits) if (rewrite and site) else [text]
+        if rewrite and site:
+            out += hand_rewrite(site, bits)
+        elif site and site.intel:
+            out += [".intel_syntax noprefix", text, ".att_syntax prefix"]
+        else:
+            out.append(text)
     return "".join(f"\t{t}\n" for t in out)
