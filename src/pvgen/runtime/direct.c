@@ -1,7 +1,9 @@
 /* direct.c - the direct runtime back end: each thunk call executes the original port-I/O instruction. */
 
-/* Freestanding: no libc, no kernel headers; builds for i386 and x86-64, in user space and inside a Linux module.
- * Build: gcc -ffreestanding -mgeneral-regs-only [-m32 | -mpreferred-stack-boundary=3] -O2 -c direct.c
+/* Freestanding: no libc, no kernel headers; builds for i386, x86-64 and gcc -m16 code, in user space and inside a
+ * Linux module (Kbuild's own flags suffice there).  See docs/runtime-direct.md.
+ * Build: gcc -ffreestanding -mgeneral-regs-only -O2 -c direct.c with -m64 -mpreferred-stack-boundary=3,
+ *        or -m32, or -m16 -DPVIO_CODE16 (16-bit segment encodings in ioinsn.h).
  * The instructions are emitted as .byte sequences (ioinsn.h).  DF is clear on entry (thunk ABI), so the `rep`
  * forms below run ascending, as pvio_backend.h specifies. */
 
