@@ -222,7 +222,7 @@ class PvBatch:
         return entries
 
     def _replay(self, area: _Area, entries: list[P.Entry]) -> tuple[int, int] | None:
-        """Run the entries in order; returns (port, size) of the last FIFO-class read, for the refill."""
+        """Run the entries in order; returns (port, size) if the last FIFO-class read was an IN, for the refill."""
         fifo, route = None, self._route
         for i, e in enumerate(entries):
             self.stats.entries += 1
@@ -242,7 +242,9 @@ class PvBatch:
                 vals = self._read_many(e.port, e.size, e.value)
                 self._write(e.gpa, b"".join(v.to_bytes(e.size, "little") for v in vals))
             if e.op in (Op.IN, Op.INS) and self._read_class(e.port) == PortClass.FIFO:
-                fifo = (e.port, e.size)
+                # Prefetch after a single read only: an INS took exactly what the guest asked for, and the device's
+                # "current block" after it may be one the guest has not started (docs/protocol.md).
+                fifo = (e.port, e.size) if e.op == Op.IN else None
         return fifo
 
     def _read_class(self, port: int) -> PortClass:
