@@ -7,7 +7,7 @@ import random
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -87,6 +87,8 @@ MODE32 = Mode(32, "--32", ("-m32",), "elf_i386", UC_MODE_32,
 # Real-mode 16-bit code; the back end is gcc -m16 code (.code16gcc), which needs PVIO_CODE16 encodings (ioinsn.h).
 MODE16 = Mode(16, "--32", ("-m16", "-DPVIO_CODE16"), "elf_i386", UC_MODE_16,
               _regs("eax ebx ecx edx esi edi ebp esp"), X.UC_X86_REG_EIP, X.UC_X86_REG_ESP, LOW, ".code16")
+# gcc -m16 output: .code16gcc makes push/pop/call/ret 32-bit by default; sites are rewritten as in .code16.
+MODE16GCC = replace(MODE16, directive=".code16gcc")
 MODES = {64: MODE64, 32: MODE32, 16: MODE16}
 THUNKS = {64: "thunks64.S", 32: "thunks32.S", 16: "thunks16.S"}
 

@@ -16,11 +16,11 @@ import pvio_oracle as O  # noqa: E402
 
 from pvgen.rewrite import rewrite_text  # noqa: E402
 
-# PVGEN_HYPOTHESIS_PROFILE=long (make test-long): 5000 + 5000 + 1000 rewriter cases (64/32/16-bit) and
-# 500 + 500 + 200 hand-rewritten ones = 12 200 sequences.  The default profile runs 420 in about a minute.
+# PVGEN_HYPOTHESIS_PROFILE=long (make test-long): 5000 + 5000 + 1000 + 500 rewriter cases (64/32/16-bit/.code16gcc)
+# and 500 + 500 + 200 hand-rewritten ones = 12 700 sequences.  The default profile runs 440.
 PROFILE = os.environ.get("PVGEN_HYPOTHESIS_PROFILE", "default")
 LONG = PROFILE == "long"
-EXAMPLES = {64: 5000, 32: 5000, 16: 1000} if LONG else {64: 150, 32: 150, 16: 60}
+EXAMPLES = {64: 5000, 32: 5000, 16: 1000, "16gcc": 500} if LONG else {64: 150, 32: 150, 16: 60, "16gcc": 20}
 HAND_EXAMPLES = {64: 500, 32: 500, 16: 200} if LONG else {64: 25, 32: 25, 16: 10}
 BITS = [64, 32, 16]
 
@@ -33,11 +33,11 @@ def _settings(n: int):
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def _check(bits: int, lines, seed: int, eflags: int, via_rewriter: bool) -> None:
-    mode = O.MODES[bits]
+def _check(bits: int, lines, seed: int, eflags: int, via_rewriter: bool, gcc16: bool = False) -> None:
+    mode = O.MODE16GCC if gcc16 else O.MODES[bits]
     original = G.render(lines, bits, rewrite=False)
     if via_rewriter:
-        result = rewrite_text(f".code{bits}\n{original}", mode=bits)
+        result = rewrite_text(f"{mode.directive or f'.code{bits}'}\n{original}", mode="16gcc" if gcc16 else bits)
         expected = [s.thunk.replace("__pvio_", "__pvio16_" if bits == 16 else "__pvio_") for _, s in lines if s]
         got = [s.thunk for s in result.sites if s.rewritten]
         assert got == expected, f"rewriter chose other thunks:\n{original}\n{result.sites}"
@@ -54,6 +54,15 @@ def test_rewriter_output_behaves_like_original(bits: int) -> None:
     @given(lines=G.sequence(bits), seed=st.integers(0, 2**32 - 1), eflags=FLAGS)
     def run(lines, seed, eflags):
         _check(bits, lines, seed, eflags, via_rewriter=True)
+
+    run()
+
+
+def test_rewriter_output_behaves_like_original_code16gcc() -> None:
+    @_settings(EXAMPLES["16gcc"])
+    @given(lines=G.sequence(16), seed=st.integers(0, 2**32 - 1), eflags=FLAGS)
+    def run(lines, seed, eflags):
+        _check(16, lines, seed, eflags, via_rewriter=True, gcc16=True)
 
     run()
 
