@@ -92,3 +92,38 @@ def test_stub_source_and_object(tmp_path):
 def test_stub_rejects_non_identifier():
     with pytest.raises(ValueError):
         stub_source(["not a symbol"])
+
+
+@pytest.fixture(scope="module")
+def disk(kernel_headers, linux_source_tarball) -> lxbuild.LinuxBuild:
+    return lxbuild.build("disk")
+
+
+def test_disk_set_stubs_only_what_the_workload_never_reaches(disk):
+    assert {p.name for p in disk.drivers} == {"libata-sff.o", "iomap.o"}
+    assert set(disk.stubs) == set(elfobj.unresolved(disk.drivers + disk.env, lxbuild.harness_symbols()))
+    # libata-core, workqueues, devres: referenced by libata-sff.o, outside the PIO path the workload drives.
+    assert {"ata_qc_complete", "alloc_workqueue", "devm_request_threaded_irq"} <= set(disk.stubs)
+    # The PIO path itself is real code: libata-sff.o and lib/iomap.o define it, nothing of it is stubbed.
+    used = {"ata_sff_tf_load", "ata_sff_exec_command", "ata_sff_check_status", "ata_sff_data_xfer",
+            "ata_sff_std_ports", "ioread8", "iowrite8", "ioread16_rep", "iowrite16_rep", "ioport_map"}
+    assert used <= elfobj.defined_symbols(disk.drivers)
+    assert not used & set(disk.stubs)
+    stub_defs = elfobj.defined_symbols([disk.stub_object])
+    assert stub_defs == set(disk.stubs)
+
+
+def test_disk_image_links_with_no_undefined_symbol(kernel_headers, linux_source_tarball, tmp_path):
+    image = tmp_path / "disk.elf"
+    lxbuild.link("disk", image)
+    with open(image, "rb") as f:
+        undefined = [s.name for s in ELFFile(f).get_section_by_name(".symtab").iter_symbols()
+                     if s.name and s["st_shndx"] == "SHN_UNDEF" and s["st_info"]["bind"] != "STB_WEAK"]
+    assert undefined == []
+
+
+def test_unknown_set_is_an_error():
+    from pvgen.errors import PvgenError
+
+    with pytest.raises(PvgenError, match="unknown driver set"):
+        lxbuild.build("floppy")

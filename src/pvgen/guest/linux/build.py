@@ -93,8 +93,44 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
+def _inputs_key(directory: Path, targets: list[str], cc: str | None) -> str:
+    """Everything a Kbuild run here depends on that can change between runs: the files in the directory, the
+    targets, the compiler command (for pvgen-as, the rewriter's own code) and the kernel headers."""
+    h = hashlib.sha256()
+    for f in sorted(directory.iterdir()):
+        if f.suffix in (".c", ".h", ".S") or f.name == "Kbuild":
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    hd = headers_dir()
+    h.update(f"{targets}|{cc}|{hd}|{(hd / 'Makefile').stat().st_mtime_ns}".encode())
+    if cc and "-B" in cc:
+        h.update(_pvgen_fingerprint().encode())
+    return h.hexdigest()
+
+
+def _pvgen_fingerprint() -> str:
+    """The rewriting assembler's inputs (pvgen's own sources): a rewritten build is redone when pvgen changes."""
+    import pvgen
+
+    root = Path(pvgen.__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        st = f.stat()
+        h.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
 def kbuild(directory: Path, targets: list[str], cc: str | None = None) -> None:
-    """make -C <headers> M=<dir> <targets>: single-object targets, so modpost (and its symbol checks) never runs."""
+    """make -C <headers> M=<dir> <targets>: single-object targets, so modpost (and its symbol checks) never runs.
+    Skipped when nothing it depends on changed since the last successful run (a no-op Kbuild costs seconds)."""
+    stamp = directory / f".pvgen-{_key(*targets)}.stamp"
+    key = _inputs_key(directory, targets, cc)
+    if stamp.exists() and stamp.read_text() == key and all((directory / t).exists() for t in targets):
+        return
+    _make(directory, targets, cc)
+    stamp.write_text(key)
+
+
+def _make(directory: Path, targets: list[str], cc: str | None) -> None:
     if shutil.which("make") is None:
         raise EnvironmentMissing("make", "install build-essential (apt-get install build-essential)")
     cmd = ["make", "-C", str(headers_dir()), f"M={directory}", "-j2", *targets]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from collections.abc import Iterable
@@ -43,12 +44,18 @@ def _run(cmd: list[str]) -> None:
 
 
 def _symbols(path: Path):
+    st = Path(path).stat()
+    return _symbols_cached(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _symbols_cached(path: str, mtime_ns: int, size: int):
     with open(path, "rb") as f:
         elf = ELFFile(f)
         symtab = elf.get_section_by_name(".symtab")
         if symtab is None:
-            return []
-        return [(s.name, s["st_shndx"], s["st_info"]["bind"]) for s in symtab.iter_symbols() if s.name]
+            return ()
+        return tuple((s.name, s["st_shndx"], s["st_info"]["bind"]) for s in symtab.iter_symbols() if s.name)
 
 
 def defined_symbols(objects: Iterable[Path]) -> set[str]:

@@ -130,6 +130,7 @@ int hx_main(void)
 	static u8 buf[WL_BLOCK], want[WL_BLOCK];
 	char model[ATA_ID_PROD_LEN + 1];
 	u32 crc = 0, *writer;
+	hx_u64 t0;
 
 	lx_verbose = wl_param(cmd, "verbose", 0);
 	if (ops < 4) {
@@ -160,6 +161,7 @@ int hx_main(void)
 	 * (the host checks every read through the CRC chain and the final image). */
 	writer = hx_alloc(blocks * sizeof(*writer), 8);
 	hx_mark(WL_MARK_DISK_START);
+	t0 = hx_nsec();
 	for (u64 i = 0; i < ops; i++) {
 		u64 block = wl_disk_block(seed, i, ops, blocks);
 		bool write = wl_disk_is_write(i, ops);
@@ -189,7 +191,9 @@ int hx_main(void)
 			}
 		}
 	}
+	t0 = hx_nsec() - t0;
 	hx_mark(WL_MARK_DISK_END);
+	hx_printf("lxdisk: %llu ops in %llu us (guest clock), %llu us/op\n", ops, t0 / 1000, t0 / 1000 / ops);
 	hx_printf("PVGEN-RESULT reads=%llu writes=%llu read_crc=0x%08x errors=%lu dev_errors=%lu multiple=%d\n",
 		  reads, writes, crc, errors, dev_errors, multiple);
 	hx_printf("lxdisk: %s\n", errors ? "FAIL" : "PASS");
