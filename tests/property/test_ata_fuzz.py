@@ -102,3 +102,21 @@ def test_fifo_read_equals_that_many_io_reads(ops, size, n):
     assert {k: v for k, v in vars(dev).items() if k not in skip} == \
         {k: v for k, v in vars(twin).items() if k not in skip}
     assert twin.metrics["data_past_block"] == 0
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(ops=st.lists(access, max_size=40), size=st.sampled_from([2, 4]), data=st.binary(max_size=3000))
+def test_write_many_equals_that_many_io_writes(ops, size, data):
+    import copy
+
+    dev = A.AtaDisk(MemoryDisk(64))
+    for op in ops:
+        apply(dev, op)
+    twin = copy.deepcopy(dev)
+    dev.write_many(0, size, data)
+    for i in range(0, len(data) - len(data) % size, size):
+        twin.io_write(0, size, int.from_bytes(data[i:i + size], "little"))
+    skip = ("irq", "metrics", "control")
+    state = {k: v for k, v in vars(dev).items() if k not in skip}
+    assert state == {k: v for k, v in vars(twin).items() if k not in skip}
+    assert dev.metrics == twin.metrics

@@ -152,3 +152,30 @@ def test_fifo_read_equals_that_many_io_reads(ops, addr, count, size, word, n):
     assert got == [twin.io_read(N.NE_DATAPORT, size) for _ in got]
     assert _state(nic) == _state(twin)
     assert twin.metrics["dma_past_count"] == 0                 # never past the remote byte count
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(addr=st.integers(0x3FF0, 0x8010), count=st.integers(0, 300), size=st.sampled_from([1, 2, 4]),
+       word=st.booleans(), data=st.binary(max_size=400), pstop=st.sampled_from([0x60, 0x80, 0x90]))
+def test_write_many_equals_that_many_io_writes(addr, count, size, word, data, pstop):
+    import copy
+
+    nic = started_nic()
+    nic.io_write(N.PSTOP, 1, pstop)
+    nic.io_write(N.DCR, 1, 0x49 if word else 0x48)
+    for o, v in [(N.RBCR0, count & 0xFF), (N.RBCR1, count >> 8), (N.RSAR0, addr & 0xFF), (N.RSAR1, addr >> 8),
+                 (N.CR, 0x12)]:
+        nic.io_write(o, 1, v)
+    twin = copy.deepcopy(nic)
+    nic.write_many(N.NE_DATAPORT, size, data)
+    for i in range(0, len(data) - len(data) % size, size):
+        twin.io_write(N.NE_DATAPORT, size, int.from_bytes(data[i:i + size], "little"))
+    assert _state(nic) == _state(twin)
+    # and reading it back in bulk gives the same as reading it one access at a time
+    for dev in (nic, twin):
+        for o, v in [(N.RBCR0, count & 0xFF), (N.RBCR1, count >> 8), (N.RSAR0, addr & 0xFF),
+                     (N.RSAR1, addr >> 8), (N.CR, 0x0A)]:
+            dev.io_write(o, 1, v)
+    got = nic.fifo_read(N.NE_DATAPORT, size, 1000)
+    assert got == [twin.io_read(N.NE_DATAPORT, size) for _ in got]
+    assert _state(nic) == _state(twin)

@@ -9,6 +9,7 @@ first DRQ block is ready, before the command write returns; BSY is visible only 
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
@@ -310,7 +311,34 @@ class AtaDisk:
                 or not (self.status & ATA_DRQ and self.data_in):
             return []
         n = min(max_count, (len(self.buf) - self.pos) // size)
-        return [self._data_read(size) for _ in range(n)]
+        if n <= 0:
+            return []
+        # in bulk: the same values and side effects as n io_reads (the block ends at most once, at the last one)
+        end = self.pos + n * size
+        values = list(struct.unpack_from(f"<{n}{'H' if size == 2 else 'I'}", self.buf, self.pos))
+        self.pos = end
+        if self.pos >= len(self.buf):
+            self._block_done()
+        self.update_irq()
+        return values
+
+    def write_many(self, offset: int, size: int, data: bytes) -> None:
+        """len(data) // size data-port writes (an `outs`), in bulk: the same effects as that many io_writes."""
+        i, n = 0, len(data) - len(data) % size
+        while i < n:
+            room = len(self.buf) - self.pos
+            if (offset != ATA_REG_DATA or size not in (2, 4) or self._dev1_selected() or room < size
+                    or not (self.status & ATA_DRQ and not self.data_in)):
+                self.io_write(offset, size, int.from_bytes(data[i:i + size], "little"))
+                i += size
+                continue
+            take = min(room - room % size, n - i)
+            self.buf[self.pos:self.pos + take] = data[i:i + take]
+            self.pos += take
+            i += take
+            if self.pos >= len(self.buf):
+                self._block_done()
+        self.update_irq()
 
     def words_left_in_block(self) -> int:
         """16-bit words that remain in the current DRQ block (0 when no data transfer is pending)."""

@@ -8,6 +8,7 @@ direction. The model is synchronous: a transmit or a remote-DMA start completes 
 
 from __future__ import annotations
 
+import struct
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ MEM_START, MEM_END = 0x4000, 0x8000
 PROM_SIZE = 32
 MIN_FRAME, MAX_FRAME = 60, 1518
 RX_HEADER = 4
+_FMT = {1: "B", 2: "H", 4: "I"}
 RX_CRC = 4
 
 
@@ -320,11 +322,55 @@ class Ne2000:
 
     def fifo_read(self, offset: int, size: int, max_count: int) -> list[int]:
         """Up to max_count data-port reads the guest is certain to make next, within the remote byte count."""
-        unit = self._unit(size) if offset == NE_DATAPORT else 0
-        if unit == 0 or self.rd != CR_RD_READ:
+        if offset != NE_DATAPORT or size not in (1, 2, 4) or self.rd != CR_RD_READ:
             return []
+        unit = 4 if size == 4 and self.dcr & DCR_WTS else 2 if self.dcr & DCR_WTS else size
         n = min(max_count, self.rbcr // unit)
-        return [self._data_read(size) for _ in range(n)]
+        values: list[int] = []
+        while len(values) < n:   # in bulk where buffer memory is contiguous; else one access at a time
+            k = min(n - len(values), self._bulk_span(size) // size)
+            if k == 0:
+                values.append(self._data_read(size))
+                continue
+            values.extend(struct.unpack_from(f"<{k}{_FMT[size]}", self.mem, self.crda))
+            self._bulk_advance(k * size)
+        self.update_irq()
+        return values
+
+    def write_many(self, offset: int, size: int, data: bytes) -> None:
+        """len(data) // size data-port writes (an `outs`), in bulk: the same effects as that many io_writes."""
+        i, n = 0, len(data) - len(data) % size
+        while i < n:
+            take = self._bulk_span(size) if offset == NE_DATAPORT and self.rd == CR_RD_WRITE else 0
+            take = min(n - i, take - take % size)
+            if take <= 0:
+                self.io_write(offset, size, int.from_bytes(data[i:i + size], "little"))
+                i += size
+                continue
+            self.mem[self.crda:self.crda + take] = data[i:i + take]
+            self._bulk_advance(take)
+            i += take
+        self.update_irq()
+
+    def _bulk_span(self, size: int) -> int:
+        """Bytes the remote DMA can move from CRDA as one slice: accesses that move exactly `size` bytes, inside
+        the buffer memory, before the PSTOP wrap, within the remaining count. 0 when that does not apply."""
+        if not (size in (2, 4) and self.dcr & DCR_WTS or size == 1 and not self.dcr & DCR_WTS):
+            return 0
+        a, end = self.crda, MEM_END
+        if not MEM_START <= a < MEM_END:
+            return 0
+        if self.pstart < self.pstop and a < self.pstop << 8:
+            end = min(end, self.pstop << 8)
+        return min(end - a, self.rbcr)
+
+    def _bulk_advance(self, nbytes: int) -> None:
+        self.crda += nbytes
+        if self.pstart < self.pstop and self.crda == self.pstop << 8:
+            self.crda = self.pstart << 8
+        self.rbcr -= nbytes
+        if self.rbcr == 0:
+            self.isr |= ISR_RDC
 
     # -- transmit ----------------------------------------------------------------------------------------------
 
