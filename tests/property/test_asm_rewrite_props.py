@@ -31,7 +31,7 @@ SITES = [
     "\trep outsw", "\thlt", "foo:\tinb %dx", "\tinsb (%dx),%es:(%rdi)", "\tmovl $1,%eax; outb %al,%dx",
     "\toutsb\t# tx", "\tcli", "\tmovq %cr3,%rax",
 ]
-JUNK = st.text(alphabet=st.sampled_from(list("abcdefxyz0123456789 \t.,:;$%()#/*\"'_-+")), max_size=30)
+JUNK = st.text(alphabet=st.sampled_from(list("abcdefxyz0123456789 \t.,:;$%()#/*\"'_-+é")), max_size=30)
 LINES = st.lists(st.one_of(st.sampled_from(PLAIN), st.sampled_from(SITES), JUNK), max_size=40)
 
 

@@ -87,7 +87,7 @@ def _candidates_slow(text: str) -> list[int]:
         rf"(?:^|[\n;:]|\*/)[ \t]*{_WORDS}{_END}|\.{_DIRECTIVES}{_END}|/\*|[%\s,](?:cr|dr|db)[0-9]",
         re.I,
     )
-    return [m.start() for m in rx.finditer(text)]
+    return [m.start() + (text[m.start()] == "\n") for m in rx.finditer(text)]
 
 
 def may_have_sites(text: str) -> bool:
@@ -261,6 +261,9 @@ def rewrite_text(text: str, path: str = "<input>", *, mode=None) -> RewriteResul
         ustart = text.rfind("\n", pos, anchor) + 1 or pos
         uend = text.find("\n", anchor)
         uend = n if uend < 0 else uend
+        if uend <= ustart and not in_comment:  # an empty line: nothing to look at (guarantees progress)
+            ci += 1
+            continue
         # A line that ends in a bare prefix (`rep` alone) takes the next line along.
         while uend < n and _DANGLING.search(text, ustart, uend):
             stmts = split_statements(blank_comments(text[ustart:uend], in_comment)[0])
