@@ -19,7 +19,7 @@ from pvgen.bench.runner import run_variant
 from pvgen.bench.variants import select
 from pvgen.errors import PvgenError
 
-DEFAULT_OPS = {"net": 500, "disk": 400}
+DEFAULT_OPS = {"net": 200, "disk": 64}   # all five variants in about a minute each here (docs/bench.md)
 DEFAULT_PV_BATCH = 8
 
 

@@ -29,20 +29,21 @@ def plot(results: dict[str, VariantResult], workload: str, path: str | Path) -> 
                 continue
             xs.append(i + (j - (len(phases) - 1) / 2) * width)
             exits.append(max(p.exits_per_op, 1e-3))       # log scale: a zero is drawn at the floor
-            tput.append(p.ops_per_s if p.wall_s > 0 else 0.0)
+            tput.append(p.ops_per_s if p.wall_s > 0 else 1e-3)
             hatch.append("//" if measured[n].status == "failed" else "")
         bars_e = ax_e.bar(xs, exits, width, label=ph)
         bars_t = ax_t.bar(xs, tput, width, label=ph)
         for b1, b2, h in zip(bars_e, bars_t, hatch):
             b1.set_hatch(h)
             b2.set_hatch(h)
-    for ax, title in ((ax_e, "KVM exits per operation (log)"), (ax_t, "operations per second")):
+    for ax, title in ((ax_e, "KVM exits per operation (log)"), (ax_t, "operations per second (log)")):
         ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
         if len(phases) > 1:
             ax.legend()
     ax_e.set_yscale("log")
+    ax_t.set_yscale("log")      # the variants span several orders of magnitude
     missing = [n for n in results if n not in measured]
     note = f"  (not measured: {', '.join(missing)})" if missing else ""
     fig.suptitle(f"pvgen bench {workload}{note}; hatched = data verification failed")
