@@ -148,3 +148,15 @@ def test_gcc_with_b_dir_uses_pvgen_as(tmp_path):
     assert r.returncode == 0, r.stderr
     assert scan(out) == []
     assert {"__pvio_outb_dx", "__pvio_inb_imm"} <= set(undefined_symbols(out))
+
+
+def test_intel_syntax_from_the_command_line_is_refused_with_one_line(tmp_path):
+    src = tmp_path / "i.s"
+    src.write_text("\t.text\n\tin al, dx\n")
+    r = pvgen_as(["-msyntax=intel", "-mnaked-reg", "-o", str(tmp_path / "i.o"), str(src)])
+    assert r.returncode == 1
+    assert b"-msyntax=intel is not supported" in r.stderr and r.stderr.count(b"\n") == 1
+    src.write_text("\t.text\n\t.intel_syntax noprefix\n\tin al, dx\n\tout 0x80, al\n")
+    r = pvgen_as(["-o", str(tmp_path / "i.o"), str(src)])
+    assert r.returncode == 0, r.stderr
+    assert scan(tmp_path / "i.o") == []

@@ -37,7 +37,7 @@ _CANDIDATE = re.compile(rb"(?<![\w.$])(?:in|out|ins|outs)[bwld]?(?![\w.$])|(?<![
 class Invocation:
     """The parts of an `as` command line pvgen-as cares about."""
 
-    __slots__ = ("args", "inputs", "output", "mode", "early_exit")
+    __slots__ = ("args", "inputs", "output", "mode", "early_exit", "syntax_option")
 
     def __init__(self, args: list[str]):
         self.args = args  # the full argument list (response files expanded), without argv[0]
@@ -45,6 +45,7 @@ class Invocation:
         self.output = "a.out"
         self.mode = 64
         self.early_exit = False
+        self.syntax_option: str | None = None  # -msyntax=intel / -mnaked-reg: not understood by the rewriter
 
 
 def expand_response_files(args: list[str], depth: int = 0) -> list[str]:
@@ -124,6 +125,8 @@ def parse_command_line(argv: list[str]) -> Invocation:
             inv.mode = 64
         else:
             name = arg.lstrip("-")
+            if name in ("msyntax=intel", "mnaked-reg", "mmnemonic=intel") and inv.syntax_option is None:
+                inv.syntax_option = arg
             if "=" not in name and name in LONG_WITH_ARG:
                 i += 1
         i += 1
@@ -266,6 +269,11 @@ def run(argv: list[str], argv0: str = "pvgen-as") -> int:
         new = None
         if _CANDIDATE.search(data):
             from pvgen.errors import PvgenError
+
+            if inv.syntax_option:
+                sys.stderr.write(f"pvgen-as: {inv.syntax_option} is not supported for input with port I/O; "
+                                 "write `.intel_syntax noprefix` in the source instead\n")
+                return 1
 
             try:
                 new, sites = rewrite_input(path, data, inv.mode)
