@@ -52,14 +52,13 @@ _COMMENT_OPEN = re.compile(r"/\*")
 _SPECIAL_ATT = re.compile(r"%(?:cr|dr|db)[0-9]")
 _SPECIAL_INTEL = re.compile(r"[ \t,](?:cr|dr|db)[0-9]")
 _DANGLING = re.compile(rf"(?:^|[\s;:]){_trie(PREFIXES)}[ \t]*;?[ \t]*(?:#[^\n]*|/\*.*)?$", re.I)
-_MAY_HAVE_SITES = re.compile(rf"(?:^|[\n;:]|\*/)[ \t]*{_SITE_WORDS}{_END}|/\*", re.I)
+_SITE_AT_START = re.compile(rf"[ \t]*{_SITE_WORDS}{_END}")
+_SITE_AFTER = [re.compile(rf"{re.escape(lit)}[ \t]*{_SITE_WORDS}{_END}") for lit in ("\n", ":", ";", "*/")]
 
 
 def candidates(text: str) -> list[int]:
     """Sorted offsets (one or more per candidate line) of everything the rewriter must look at."""
-    low = text.lower() if text.isascii() else None
-    if low is None:  # str.lower() may change the length of non-ASCII text: search case-insensitively
-        return _candidates_slow(text)
+    low = _lower(text)
     pos: list[int] = []
     m = _AT_START.match(low)
     if m:
@@ -82,17 +81,17 @@ def candidates(text: str) -> list[int]:
     return pos
 
 
-def _candidates_slow(text: str) -> list[int]:
-    rx = re.compile(
-        rf"(?:^|[\n;:]|\*/)[ \t]*{_WORDS}{_END}|\.{_DIRECTIVES}{_END}|/\*|[%\s,](?:cr|dr|db)[0-9]",
-        re.I,
-    )
-    return [m.start() + (text[m.start()] == "\n") for m in rx.finditer(text)]
+def _lower(text: str) -> str:
+    """Lower-case ASCII letters; every other character becomes `?`, so offsets stay those of `text`."""
+    if text.isascii():
+        return text.lower()
+    return text.encode("ascii", errors="replace").lower().decode("ascii")
 
 
 def may_have_sites(text: str) -> bool:
     """Cheap pre-check: False means the text has no port-I/O site (it may be passed through unchanged)."""
-    return _MAY_HAVE_SITES.search(text) is not None
+    low = _lower(text)
+    return _SITE_AT_START.match(low) is not None or any(rx.search(low) for rx in _SITE_AFTER)
 
 
 _MODE_ALIASES = {None: "code64", 64: "code64", 32: "code32", 16: "code16", "64": "code64", "32": "code32",
