@@ -34,6 +34,16 @@ int hx_main(void)
 	char *a = hx_alloc(100, 4096), *b = hx_alloc(10, 64);
 	hx_printf("ALLOC %d %d %d %d %d\n", ((unsigned long)a & 4095) == 0, ((unsigned long)b & 63) == 0, b >= a + 100,
 		  hx_phys_to_virt(hx_virt_to_phys(a)) == a, a[5] == 0);
+	void *x = hx_alloc(1000, 64);
+	hx_free(x);
+	void *y = hx_alloc(900, 32), *z = hx_alloc(1000, 4096), *big = hx_alloc(200UL << 20, 16);
+	int reused = 1;
+	for (int i = 0; i < 10000; i++) {		/* 10000 x 64 KiB would not fit in RAM without reuse */
+		void *q = hx_alloc(65536, 16);
+		reused &= q != 0;
+		hx_free(q);
+	}
+	hx_printf("ALLOC2 %d %d %d %d\n", y == x, ((unsigned long)z & 4095) == 0, big == 0, reused);
 	int tick_arg = 0;
 	hx_irq_register(0, on_timer, &tick_arg);
 	hx_u64 j0 = hx_jiffies, n0 = hx_nsec();
@@ -127,6 +137,7 @@ def test_harness_selftest(kvm, tmp_path):
     assert got["CMD"] == "alpha=1 beta=two"
     assert got["GS"] == "1234abcd"
     assert got["ALLOC"] == "1 1 1 1 1"
+    assert got["ALLOC2"] == "1 1 1 1"     # a freed block is reused; alignment kept; too big fails
     ticks, arg, jiffies, usec = map(int, got["TIMER"].split())
     assert ticks >= 10 and arg == ticks and jiffies >= 10
     assert usec >= 9 * 1_000_000 // 250          # 10 timer ticks at HX_HZ=250 cannot take less than 9 periods

@@ -67,30 +67,71 @@ void hx_udelay(unsigned long usec)
 		__asm__ volatile("pause");
 }
 
-/* Memory: bump allocation over [heap_start, ram_size); blocks come back as kernel-map addresses. */
+/* Memory: power-of-two size classes over [heap_start, ram_size). A block is a 16-byte header (magic, class)
+ * right before the returned pointer; freed blocks go to their class's free list and are reused by a request of
+ * the same class whose alignment they satisfy; everything else comes from a bump pointer. */
+#define HX_HDR_MAGIC 0x48584d42u
+#define HX_CLASSES 40
+struct hx_block_hdr { unsigned int magic, cls; unsigned long reserved; };
+struct hx_free_block { struct hx_free_block *next; };
 static hx_u64 heap_next;
+static struct hx_free_block *free_lists[HX_CLASSES];
+
+static void zero(char *p, hx_size_t n)
+{
+	for (hx_size_t i = 0; i < n; i++)
+		p[i] = 0;
+}
 
 void *hx_alloc(hx_size_t size, hx_size_t align)
 {
-	if (!align)
+	unsigned int cls = 4;
+	char *p = 0;
+
+	if (align < 16)
 		align = 16;
-	unsigned long f = hx_irq_save();
-	if (!heap_next)
-		heap_next = hx_bootinfo->heap_start;
-	hx_u64 pa = (heap_next + align - 1) & ~(hx_u64)(align - 1);
-	if (pa + size > hx_bootinfo->ram_size || pa + size < pa) {
-		hx_irq_restore(f);
+	if (align & (align - 1))
 		return 0;
+	while (cls < HX_CLASSES && (1UL << cls) < size)
+		cls++;
+	if (cls >= HX_CLASSES)
+		return 0;
+	unsigned long f = hx_irq_save();
+	struct hx_free_block **pp = &free_lists[cls];
+	if (*pp && ((unsigned long)*pp & (align - 1)) == 0) {
+		p = (char *)*pp;
+		*pp = (*pp)->next;
+	} else {
+		if (!heap_next)
+			heap_next = hx_bootinfo->heap_start;
+		hx_u64 pa = (heap_next + sizeof(struct hx_block_hdr) + align - 1) & ~(hx_u64)(align - 1);
+		if (pa + (1UL << cls) <= hx_bootinfo->ram_size && pa + (1UL << cls) > pa) {
+			heap_next = pa + (1UL << cls);
+			p = hx_phys_to_virt(pa);
+			struct hx_block_hdr *h = (struct hx_block_hdr *)p - 1;
+			h->magic = HX_HDR_MAGIC;
+			h->cls = cls;
+		}
 	}
-	heap_next = pa + size;
 	hx_irq_restore(f);
-	char *p = hx_phys_to_virt(pa);
-	for (hx_size_t i = 0; i < size; i++)
-		p[i] = 0;
+	if (p)
+		zero(p, size);
 	return p;
 }
 
-void hx_free(void *p) { (void)p; }
+void hx_free(void *ptr)
+{
+	if (!ptr)
+		return;
+	struct hx_block_hdr *h = (struct hx_block_hdr *)ptr - 1;
+	if (h->magic != HX_HDR_MAGIC || h->cls >= HX_CLASSES)
+		hx_panic("hx_free(%p): not a block from hx_alloc", ptr);
+	unsigned long f = hx_irq_save();
+	struct hx_free_block *b = ptr;
+	b->next = free_lists[h->cls];
+	free_lists[h->cls] = b;
+	hx_irq_restore(f);
+}
 
 hx_u64 hx_virt_to_phys(const void *p)
 {
