@@ -272,6 +272,11 @@ class AtaDisk:
     # -- data port ---------------------------------------------------------------------------------------------
 
     def _data_read(self, size: int) -> int:
+        pos = self.pos
+        if (size == 2 or size == 4) and self.data_in and self.status & ATA_DRQ and not self.device & ATA_DEV1 \
+                and pos + size < len(self.buf):
+            self.pos = pos + size   # fast path inside a block: nothing but the position changes
+            return int.from_bytes(self.buf[pos:pos + size], "little")
         ones = (1 << (8 * size)) - 1
         if size not in (2, 4):
             self.metrics["bad_size"] += 1
@@ -290,6 +295,12 @@ class AtaDisk:
         return value
 
     def _data_write(self, size: int, value: int) -> None:
+        pos = self.pos
+        if (size == 2 or size == 4) and not self.data_in and self.status & ATA_DRQ and not self.device & ATA_DEV1 \
+                and pos + size < len(self.buf):
+            self.buf[pos:pos + size] = value.to_bytes(size, "little")   # fast path inside a block
+            self.pos = pos + size
+            return
         if size not in (2, 4):
             self.metrics["bad_size"] += 1
             return

@@ -298,6 +298,12 @@ class Ne2000:
             self.isr |= ISR_RDC
 
     def _data_read(self, size: int) -> int:
+        if self.rd == CR_RD_READ and self._bulk_span(size) >= size:   # fast path: one slice of buffer memory
+            a = self.crda
+            self._bulk_advance(size)
+            if self.rbcr == 0:
+                self.update_irq()
+            return int.from_bytes(self.mem[a:a + size], "little")
         unit = self._unit(size)
         if unit == 0 or self.rd != CR_RD_READ:
             self.metrics["data_read_without_dma" if unit else "bad_size"] += 1
@@ -311,6 +317,10 @@ class Ne2000:
         return value & ((1 << (8 * size)) - 1)   # a byte access in word mode moves a word, returns its low byte
 
     def _data_write(self, size: int, value: int) -> None:
+        if self.rd == CR_RD_WRITE and self._bulk_span(size) >= size:
+            self.mem[self.crda:self.crda + size] = value.to_bytes(size, "little")
+            self._bulk_advance(size)
+            return
         unit = self._unit(size)
         if unit == 0 or self.rd != CR_RD_WRITE:
             self.metrics["data_write_without_dma" if unit else "bad_size"] += 1
