@@ -61,3 +61,22 @@ def test_roundtrip_costs_are_measured(kvm, images):
     r = roundtrip(original, 300)
     assert r["dispatch_delivered"] == 300   # the dispatch loop really delivered every exit to the device
     assert r["ioctl_us"] > 0 and r["kvm_run_us"] > 0 and r["dispatch_us"] > 0
+
+
+def test_bench_micro_cli_json(kvm, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from pvgen.cli import cli
+
+    out = tmp_path / "micro.json"
+    r = CliRunner().invoke(cli, ["bench", "micro", "--outs", "50", "--roundtrips", "50", "--repeat", "2",
+                                 "--variants", "original,coalesced", "--json", str(out)], obj={})
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    orig, coal = data["variants"]["original"], data["variants"]["coalesced"]
+    assert orig["status"] == coal["status"] == "ok" and len(orig["wall_s_all"]) == 2
+    assert orig["kvm_run_io"] >= 50 and coal["kvm_run_io"] < orig["kvm_run_io"]
+    assert data["roundtrip"]["dispatch_delivered"] == 50
+    assert "original" in r.output and "KVM_RUN round trip" in r.output

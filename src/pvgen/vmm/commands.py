@@ -62,9 +62,11 @@ def bench() -> None:
               help="Comma-separated: original, coalesced, generated.")
 @click.option("--roundtrips", default=20000, show_default=True,
               help="Exits for the KVM_RUN round-trip measurement (0 to skip).")
+@click.option("--repeat", default=1, show_default=True, help="Runs per variant; the median wall time is reported.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the results as JSON.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help="Keep the built images here.")
-def micro_cmd(outs: int, variants: str, roundtrips: int, json_path: str | None, workdir: Path | None) -> None:
+def micro_cmd(outs: int, variants: str, roundtrips: int, repeat: int, json_path: str | None,
+              workdir: Path | None) -> None:
     """N `outb` to a posted port, then a strict read: exits and wall time per variant, and their ratios."""
     from rich.console import Console
     from rich.table import Table
@@ -76,7 +78,7 @@ def micro_cmd(outs: int, variants: str, roundtrips: int, json_path: str | None, 
     if bad:
         raise click.BadParameter(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(VARIANTS)}")
     with tempfile.TemporaryDirectory(prefix="pvgen-micro-") as tmp:
-        result = micro(outs, chosen, Path(workdir or tmp), roundtrips)
+        result = micro(outs, chosen, Path(workdir or tmp), roundtrips, repeat)
     t = Table(title=f"pvgen bench micro: {outs} posted outb + 1 strict inb", title_justify="left")
     for col in ("variant", "status", "exits", "io_exits", "KVM_RUN IO", "wall ms", "µs/out", "exits ÷",
                 "speed ×", "verified"):
