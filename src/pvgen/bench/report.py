@@ -90,6 +90,14 @@ def print_report(results: dict[str, VariantResult], workload: str, console: Cons
                 console.print(f"[red]{name}: {line}[/red]")
     for name, r in results.items():
         for p in r.phases:
+            if not any(k.startswith("io ") for k in p.breakdown):
+                continue          # the port counters were off (--ports)
+            other = sorted(((n, k) for k, n in p.stats.items()
+                            if n > 0 and (k.endswith("_exits") and k != "io_exits" or k == "insn_emulation")),
+                           reverse=True)
+            if other:
+                per = ", ".join(f"{k} {n / p.ops:.2f}/op" for n, k in other[:top_ports])
+                console.print(f"{name} {p.name}: other KVM statistics: {per}")
             for prefix, what in (("io ", "I/O exits by port"), ("flush ", "pvbatch flushes by trigger")):
                 top = sorted(((n, k) for k, n in p.breakdown.items() if k.startswith(prefix)), reverse=True)
                 if top:

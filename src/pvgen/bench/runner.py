@@ -111,6 +111,8 @@ def run_variant(variant: Variant, kit: Kit, machine: Machine, params: wl.Params,
         return VariantResult.unavailable(variant.name, str(exc))
     except PvgenError as exc:
         return VariantResult.unavailable(variant.name, f"build: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a crashing build step (e.g. a truncated object) only loses this variant
+        return VariantResult.unavailable(variant.name, f"build: {type(exc).__name__}: {exc}")
     spec.extra["count_ports"] = count_ports
     info = {"cmdline": spec.cmdline, "monitor": variant.monitor_options(), "image": str(spec.image)}
     t0 = time.monotonic()
