@@ -177,3 +177,16 @@ def test_inexact_string_forms_are_left_unchanged_and_reported(mode: str, src: st
 def test_line_count_is_preserved() -> None:
     src = "\tinb %dx,%al\n\trep\n\tinsw\n\thlt\n\tnop\n"
     assert rewrite_text(src).text.count("\n") == src.count("\n")
+
+
+def test_repeat_bodies_are_marked_and_rewritten() -> None:
+    src = ".rept 3\n\tinb $0x60,%al\n.endr\n.irp p, 0x60, 0x64\n\tinb $\\p,%al\n.endr\n\thlt\n"
+    r = rewrite_text(src)
+    assert [s.in_macro for s in r.sites] == [True, True, False]
+    assert "pushq $\\p; call __pvio_inb_imm" in r.text
+
+
+def test_labels_named_like_mnemonics_are_not_sites() -> None:
+    src = "inb:\n\tjmp inb\nhlt: .long 0\n"
+    r = rewrite_text(src)
+    assert r.text == src and r.sites == []

@@ -132,3 +132,10 @@ def test_original_that_does_not_assemble() -> None:
 
     with pytest.raises(RewriteError, match="original file does not assemble"):
         verify_text("\tbogus_insn %eax\n\thlt\n", "e.s")
+
+
+def test_macro_and_repeat_bodies_verify() -> None:
+    src = (".macro rd port\n\tinb \\port,%al\n.endm\n\t.text\nf:\trd %dx\n\trd (%dx)\n\trd $0x61\n"
+           ".rept 3\n\toutb %al,$0x80\n.endr\n\tret\n")
+    rep, res = verify_text(src, "m.s")
+    assert rep.replaced == {"__pvio_inb_dx": 2, "__pvio_inb_imm": 1, "__pvio_outb_imm": 3}

@@ -37,7 +37,7 @@ _END = r"(?![\w.$])"
 _WORDS = _trie(set(IO_FORMS) | set(REPORT_ONLY) | FOREIGN_MNEMONICS | PREFIXES)
 _SITE_WORDS = _trie(set(IO_FORMS) | PREFIXES)
 _STATE_DIRECTIVES = ("intel_syntax", "att_syntax", "code16gcc", "code16", "code32", "code64", "macro", "endm",
-                     "endmacro")
+                     "endmacro", "rept", "irp", "irpc", "endr")
 _DIRECTIVES = _trie(list(_STATE_DIRECTIVES) + [d[1:] for d in FOREIGN_DIRECTIVES])
 
 # The fast path: candidate lines are found by a few patterns, each starting with a literal character so
@@ -177,9 +177,9 @@ class _Rewriter:
             self.syntax = "att"
         elif word[1:] in CODE_MODES:
             self.mode = word[1:]
-        elif word == ".macro":
+        elif word in (".macro", ".rept", ".irp", ".irpc"):
             self.macro_depth += 1
-        elif word in (".endm", ".endmacro"):
+        elif word in (".endm", ".endmacro", ".endr"):
             self.macro_depth = max(0, self.macro_depth - 1)
         elif word in FOREIGN_DIRECTIVES:
             raise AsmSyntaxError(self.path, line, f"`{word} {st.operands}` is not a GNU as x86 directive: this "
