@@ -41,8 +41,9 @@ def build_original(workdir: Path) -> Path:
     return build.link_image([obj], workdir / "micro-original.elf")
 
 
-def build_generated(workdir: Path) -> tuple[Path, int | None]:
-    """gcc -S, pvgen.rewrite.rewrite_text, as, then link with the batching runtime (issue 3)."""
+def build_rewritten(src: Path, workdir: Path, name: str) -> Path:
+    """A C workload as generated code: gcc -S, pvgen.rewrite.rewrite_text, as, then linked with the batching
+    runtime (`pvgen runtime build --target x86_64 --backend batch`) and the harness."""
     try:
         from pvgen.rewrite import rewrite_text
     except ImportError as exc:
@@ -51,21 +52,25 @@ def build_generated(workdir: Path) -> tuple[Path, int | None]:
         from pvgen.runtime import build as rt_build
     except ImportError as exc:
         raise Unavailable(f"batching runtime build (pvgen.runtime.build): {exc}") from None
-    asm = build.compile_to_asm(MICRO_SRC, workdir / "micro.s", build.CFLAGS + [f"-I{WORKLOADS}"])
+    asm = build.compile_to_asm(src, workdir / f"{name}.s", build.CFLAGS + [f"-I{WORKLOADS}"])
     result = rewrite_text(asm.read_text(), str(asm))
-    if not any(getattr(s, "rewritten", True) for s in result.sites):
-        raise Unavailable("the rewriter found no site in micro.s")
-    pv = workdir / "micro.pv.s"
+    if not result.sites:
+        raise Unavailable(f"the rewriter found no site in {asm.name}")
+    pv = workdir / f"{name}.pv.s"
     pv.write_text(result.text)
-    obj = build.assemble(pv, workdir / "micro.pv.o")
+    obj = build.assemble(pv, workdir / f"{name}.pv.o")
     rt = rt_build.build("x86_64", "batch", workdir / "pvio-x86_64-batch.o")
+    return build.link_image([obj, rt], workdir / f"{name}-generated.elf")
+
+
+def build_generated(workdir: Path) -> tuple[Path, int | None]:
+    """The micro benchmark as generated code, and the runtime's default flush threshold."""
     from pvgen import protocol
 
-    threshold = getattr(protocol, "DEFAULT_THRESHOLD", None)
-    return build.link_image([obj, rt], workdir / "micro-generated.elf"), threshold
+    return build_rewritten(MICRO_SRC, workdir, "micro"), getattr(protocol, "DEFAULT_THRESHOLD", None)
 
 
-def _attach_pvbatch(m: Machine):
+def attach_pvbatch(m: Machine):
     try:
         from pvgen.devices.pvbatch import PvBatch
     except ImportError as exc:
@@ -81,7 +86,7 @@ def run_variant(variant: str, image: Path, outs: int, timeout: float = 60.0) -> 
     with Machine() as m:
         if variant == "coalesced":
             m.add_coalesced_pio(POSTED_PORT, 1)
-        pvb = _attach_pvbatch(m) if variant == "generated" else None
+        pvb = attach_pvbatch(m) if variant == "generated" else None
         m.boot(image, f"outs={outs} port={POSTED_PORT:#x} strict={STRICT_PORT:#x}")
         res = m.run(timeout=timeout)
         sink_count = m.sink.count
