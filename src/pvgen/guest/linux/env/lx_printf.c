@@ -26,6 +26,7 @@ static void put_num(struct out *o, unsigned long long v, int base, bool neg, boo
 	char tmp[24];
 	int nd = 0, pad, i;
 	const char *pre = "";
+	bool is_zero = v == 0;
 
 	do {
 		tmp[nd++] = digits[v % base];
@@ -33,7 +34,7 @@ static void put_num(struct out *o, unsigned long long v, int base, bool neg, boo
 	} while (v);
 	if (prec >= 0 && zero)
 		zero = false;
-	if (alt && base == 16)
+	if (alt && base == 16 && !is_zero)   /* C: "%#x" of 0 is "0" */
 		pre = upper ? "0X" : "0x";
 	else if (alt && base == 8 && tmp[nd - 1] != '0')
 		pre = "0";
