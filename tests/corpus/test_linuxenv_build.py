@@ -127,3 +127,17 @@ def test_unknown_set_is_an_error():
 
     with pytest.raises(PvgenError, match="unknown driver set"):
         lxbuild.build("floppy")
+
+
+def test_rewritten_objects_call_the_runtime_and_need_no_stub(kernel_headers, linux_source_tarball):
+    # The generated variant: the same Kbuild run with gcc -B<dir> (as -> pvgen-as); its port I/O becomes calls
+    # of the runtime's thunks, which the stub generator leaves to the runtime object.
+    from pvgen.toolchain import kbuild as tk
+
+    lb = lxbuild.build("net", f"gcc -B{tk.bdir()}")
+    pvio = {s for s in elfobj.undefined_symbols(lb.drivers) if s.startswith("__pvio_")}
+    assert {"__pvio_inb_dx", "__pvio_outb_dx", "__pvio_rep_outsl", "__pvio_rep_insl"} <= pvio
+    assert lb.stubs == []
+    plain = lxbuild.build("net")
+    assert plain.relocatable != lb.relocatable
+    assert not {s for s in elfobj.undefined_symbols(plain.drivers) if s.startswith("__pvio_")}

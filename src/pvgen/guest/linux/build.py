@@ -108,12 +108,14 @@ def _inputs_key(directory: Path, targets: list[str], cc: str | None) -> str:
 
 
 def _pvgen_fingerprint() -> str:
-    """The rewriting assembler's inputs (pvgen's own sources): a rewritten build is redone when pvgen changes."""
+    """The rewriting assembler's inputs (the parser, rewriter, toolchain and protocol sources of pvgen): a rewritten
+    build is redone when one of them changes."""
     import pvgen
 
     root = Path(pvgen.__file__).resolve().parent
     h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
+    files = [root / "protocol.py", *(f for d in ("asm", "rewrite", "toolchain") for f in (root / d).rglob("*.py"))]
+    for f in sorted(p for p in files if p.exists()):
         st = f.stat()
         h.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()
