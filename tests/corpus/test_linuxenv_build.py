@@ -141,3 +141,14 @@ def test_rewritten_objects_call_the_runtime_and_need_no_stub(kernel_headers, lin
     plain = lxbuild.build("net")
     assert plain.relocatable != lb.relocatable
     assert not {s for s in elfobj.undefined_symbols(plain.drivers) if s.startswith("__pvio_")}
+
+
+def test_cli_build_reports_the_symbol_budget(kernel_headers, linux_source_tarball):
+    from click.testing import CliRunner
+
+    from pvgen.guest.linux.commands import linux
+
+    res = CliRunner().invoke(linux, ["build", "net"])
+    assert res.exit_code == 0, res.output
+    assert "stubbed:     0" in res.output
+    assert "by the harness/runtime (jiffies)" in res.output
