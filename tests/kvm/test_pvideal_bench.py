@@ -75,3 +75,17 @@ class LosingDisk(DiskHost):
 def test_lost_write_fails_the_variant(kvm):
     r = run("disk", 16, batch=4, host=LosingDisk(7, 16))
     assert r.status == "failed" and "image block 0 differs" in r.reason
+
+
+@pytest.mark.parametrize("workload", ["net", "disk"])
+def test_pvideal_interrupt_completion(kvm, workload):
+    """With irq=LINE every batch completes by an interrupt that KVM injects (and the data still verifies)."""
+    ops, batch = 16, 4
+    host = NetHost(7, ops) if workload == "net" else DiskHost(7, ops)
+    params = wl.Params(workload, ops, seed=7, batch=batch, extra={"pv_irq": True})
+    r = run_variant(VARIANTS["pv-ideal"], KITS["pvideal"], run_guest, params, host)
+    assert r.status == "ok", (r.reason, r.checks)
+    assert " irq=" in r.info["cmdline"]
+    for p in r.phases:
+        assert p.stats.get("irq_injections", 0) >= ops // batch, (p.name, p.stats)
+        assert p.breakdown.get("IO", 0) >= 2 * (ops // batch)     # a doorbell and an ISR read per batch

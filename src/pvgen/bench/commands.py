@@ -24,7 +24,8 @@ DEFAULT_PV_BATCH = 8
 
 
 def run_bench(workload: str, ops: int, variants: str | None, seed: int, pv_batch: int,
-              console: Console | None = None, count_ports: bool = False) -> dict[str, VariantResult]:
+              console: Console | None = None, count_ports: bool = False,
+              pv_irq: bool = False) -> dict[str, VariantResult]:
     """Every selected variant, in order, on the same workload and seed; a fresh peer or disk image for each."""
     if workload == "disk" and ops < 4:
         raise PvgenError("disk needs --ops >= 4 (four quarters: seq write, seq read, random write, random read)")
@@ -33,7 +34,7 @@ def run_bench(workload: str, ops: int, variants: str | None, seed: int, pv_batch
     if not 1 <= pv_batch <= 256:
         raise PvgenError(f"--pv-batch {pv_batch} is outside 1..256")
     chosen = select(variants)
-    params = wl.Params(workload, ops, seed=seed, batch=pv_batch)
+    params = wl.Params(workload, ops, seed=seed, batch=pv_batch, extra={"pv_irq": pv_irq})
     console = console or Console(stderr=True)
     results: dict[str, VariantResult] = {}
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
@@ -59,15 +60,17 @@ def _command(workload: str) -> click.Command:
                   help="pv-ideal: requests per doorbell (1 = one doorbell per request)")
     @click.option("--json", "json_path", required=True, type=click.Path(dir_okay=False), help="write the JSON here")
     @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="write a PNG plot here")
+    @click.option("--pv-irq", is_flag=True, help="pv-ideal: completion by interrupt instead of polling `used`")
     @click.option("--ports", is_flag=True, help="also count I/O exits by port (small per-exit cost; diagnosis)")
-    def cmd(ops: int, variants: str, seed: int, pv_batch: int, json_path: str, plot_path: str | None,
-            ports: bool) -> None:
-        results = run_bench(workload, ops, variants or None, seed, pv_batch, count_ports=ports)
+    def cmd(ops: int, variants: str, seed: int, pv_batch: int, pv_irq: bool, json_path: str,
+            plot_path: str | None, ports: bool) -> None:
+        results = run_bench(workload, ops, variants or None, seed, pv_batch, count_ports=ports, pv_irq=pv_irq)
         out = Console()
         if not out.is_terminal:
             out = Console(width=140)
         print_report(results, workload, out)
-        write_json(json_path, results, workload, {"ops": ops, "seed": seed, "pv_batch": pv_batch, "ports": ports})
+        write_json(json_path, results, workload, {"ops": ops, "seed": seed, "pv_batch": pv_batch, "pv_irq": pv_irq,
+                                                       "ports": ports})
         if plot_path:
             from pvgen.bench.plot import plot
 

@@ -44,6 +44,8 @@ class PvIdealKit:
             disk = pvring.BytesDisk(host.image)
             factory = lambda mem, irq: pvring.PvRing(mem, disk=disk, irq=irq)  # noqa: E731
         cmd = params.cmdline() + f" pvring={self.base:#x}"
+        if params.extra.get("pv_irq"):
+            cmd += f" irq={self.irq_line}"
         return GuestSpec(image, cmd, [DeviceSpec(self.base, pvring.PORTS, factory, self.irq_line)])
 
 

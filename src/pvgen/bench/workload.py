@@ -149,7 +149,7 @@ class Params:
     def cmdline(self) -> str:
         parts = [f"wl={self.workload}", f"ops={self.ops}", f"seed={self.seed}", f"batch={self.batch}",
                  f"blocks={self.blocks}"]
-        parts += [f"{k}={v}" for k, v in self.extra.items()]
+        parts += [f"{k}={v}" for k, v in self.extra.items() if k.isalpha()]   # kit options carry a "_"
         return " ".join(parts)
 
 

@@ -3,9 +3,11 @@
 #include "pvring.h"
 #include "workload.h"
 
-/* Command line (docs/bench.md): wl=net|disk ops=N seed=S batch=B blocks=K pvring=0xBASE qsize=Q.
+/* Command line (docs/bench.md): wl=net|disk ops=N seed=S batch=B blocks=K pvring=0xBASE qsize=Q [irq=LINE].
  * Requests are queued `batch` at a time and each batch costs one doorbell write; completion is found by polling
- * the ring's used index (the device completes during the doorbell exit, so the poll normally succeeds at once). */
+ * the ring's used index (the device completes during the doorbell exit, so the poll normally succeeds at once).
+ * With irq=LINE the rings ask for an interrupt on completion instead, and the driver waits in hx_idle() until its
+ * handler (which reads and so clears ISR) has seen the queue's bit. */
 
 #define NET_BUF 2048
 #define TIMEOUT_NS 2000000000ULL
@@ -20,13 +22,25 @@ struct queue {
 
 static unsigned short pvr_base;
 static unsigned long errors;
+static int use_irq;
+static volatile unsigned irq_seen, irq_count;
+
+static unsigned pvr_read(unsigned reg);
+
+static void pvr_interrupt(int irq, void *arg)
+{
+	(void)irq;
+	(void)arg;
+	irq_seen |= pvr_read(PVR_REG_ISR);
+	irq_count++;
+}
 
 static inline void pvr_write(unsigned reg, unsigned value)
 {
 	__asm__ volatile("outl %0, %w1" : : "a"(value), "Nd"((unsigned short)(pvr_base + reg)) : "memory");
 }
 
-static inline unsigned pvr_read(unsigned reg)
+static unsigned pvr_read(unsigned reg)
 {
 	unsigned v;
 	__asm__ volatile("inl %w1, %0" : "=a"(v) : "Nd"((unsigned short)(pvr_base + reg)) : "memory");
@@ -39,6 +53,7 @@ static void queue_setup(struct queue *q, unsigned qnum, unsigned size, unsigned 
 	q->avail = 0;
 	q->ring = hx_alloc(sizeof(struct pvr_ring) + size * sizeof(struct pvr_desc), 4096);
 	q->desc = (struct pvr_desc *)(q->ring + 1);
+	q->ring->flags = use_irq ? PVR_F_INTERRUPT : 0;
 	q->buf = hx_alloc(nbuf * sizeof(*q->buf), 8);
 	for (unsigned i = 0; i < nbuf; i++)
 		q->buf[i] = hx_alloc(bufsize, 64);
@@ -69,6 +84,13 @@ static int queue_kick_wait(struct queue *q, unsigned qnum)
 	q->ring->avail = q->avail;
 	pvr_write(PVR_REG_NOTIFY, qnum);
 	hx_u64 t0 = hx_nsec();
+	if (use_irq) {
+		while (!(irq_seen & (1u << qnum)) && hx_nsec() - t0 < TIMEOUT_NS)
+			hx_idle();
+		unsigned long fl = hx_irq_save();
+		irq_seen &= ~(1u << qnum);
+		hx_irq_restore(fl);
+	}
 	while (q->ring->used != q->avail) {
 		if (hx_nsec() - t0 > TIMEOUT_NS) {
 			hx_printf("pvideal: queue %u: used %u of %u after timeout\n", qnum, q->ring->used, q->avail);
@@ -127,8 +149,8 @@ static int net_workload(const char *cmd)
 		}
 	}
 	hx_mark(WL_MARK_RX_END);
-	hx_printf("PVGEN-RESULT tx=%llu rx=%llu rx_bytes=%llu rx_crc=0x%08x errors=%lu dev_errors=%u\n",
-		  sent, got, bytes, crc, errors, pvr_read(PVR_REG_ERRORS));
+	hx_printf("PVGEN-RESULT tx=%llu rx=%llu rx_bytes=%llu rx_crc=0x%08x errors=%lu dev_errors=%u irqs=%u\n",
+		  sent, got, bytes, crc, errors, pvr_read(PVR_REG_ERRORS), irq_count);
 	return errors != 0 || got != ops;
 }
 
@@ -173,8 +195,8 @@ static int disk_workload(const char *cmd)
 		done += n;
 	}
 	hx_mark(WL_MARK_DISK_END);
-	hx_printf("PVGEN-RESULT reads=%llu writes=%llu read_crc=0x%08x errors=%lu dev_errors=%u\n",
-		  reads, writes, crc, errors, pvr_read(PVR_REG_ERRORS));
+	hx_printf("PVGEN-RESULT reads=%llu writes=%llu read_crc=0x%08x errors=%lu dev_errors=%u irqs=%u\n",
+		  reads, writes, crc, errors, pvr_read(PVR_REG_ERRORS), irq_count);
 	return errors != 0;
 }
 
@@ -184,6 +206,12 @@ int hx_main(void)
 	pvr_base = wl_param(cmd, "pvring", 0xe80);
 	if (pvr_read(PVR_REG_MAGIC) != PVR_MAGIC)
 		hx_panic("pvideal: no pvring device at 0x%x", pvr_base);
+	int line = (int)wl_param(cmd, "irq", 0);
+	if (line) {
+		if (hx_irq_register(line, pvr_interrupt, 0))
+			hx_panic("pvideal: IRQ %d is taken", line);
+		use_irq = 1;
+	}
 	if (wl_is(cmd, "net"))
 		return net_workload(cmd);
 	if (wl_is(cmd, "disk"))
