@@ -58,9 +58,9 @@ def test_roundtrip_costs_are_measured(kvm, images):
     from pvgen.vmm.bench_micro import roundtrip
 
     _, original = images
-    r = roundtrip(original, 300)
-    assert r["dispatch_delivered"] == 300   # the dispatch loop really delivered every exit to the device
-    assert r["ioctl_us"] > 0 and r["kvm_run_us"] > 0 and r["dispatch_us"] > 0
+    r = roundtrip(original, 300, rounds=3)
+    assert r["n"] == 300 and r["dispatch_delivered"] == 300   # the dispatch loop really delivered every exit to the device
+    assert r["ioctl_us"] > 0 and r["kvm_run_us"] > 0 and r["dispatch_us"] > 0 and r["handler_warm_us"] > 0
 
 
 def test_bench_micro_cli_json(kvm, tmp_path):
@@ -78,7 +78,7 @@ def test_bench_micro_cli_json(kvm, tmp_path):
     orig, coal = data["variants"]["original"], data["variants"]["coalesced"]
     assert orig["status"] == coal["status"] == "ok" and len(orig["wall_s_all"]) == 2
     assert orig["kvm_run_io"] >= 50 and coal["kvm_run_io"] < orig["kvm_run_io"]
-    assert data["roundtrip"]["dispatch_delivered"] == 50
+    assert data["roundtrip"]["dispatch_delivered"] == data["roundtrip"]["n"] > 0
     assert "original" in r.output and "KVM_RUN round trip" in r.output
 
 
