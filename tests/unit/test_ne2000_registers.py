@@ -316,3 +316,17 @@ def test_next_page_pointer_passes_lib8390_check_at_page_edges(length):
     frame = MAC + bytes([7]) * (length - 6)
     assert nic.receive(frame) and nic.receive(frame)
     assert receive_one(bus)[1] == frame and receive_one(bus)[1] == frame
+
+
+def test_every_register_read_is_shadowed_and_cr_write_class_is_configurable():
+    nic = N.Ne2000()
+    cls = nic.port_classes()
+    assert all(cls[off][0] == PortClass.SHADOW for off in range(0x10))
+    assert [off for off in range(0x10) if nic.read_side_effects(off)] == [N.CNTR0, N.CNTR1, N.CNTR2]
+    assert cls[N.CR][1] == PortClass.DOORBELL
+    assert N.Ne2000(cr_write_class=PortClass.POSTED).port_classes()[N.CR] == (PortClass.SHADOW, PortClass.POSTED)
+    nic.io_write(N.CR, 1, 0x62)                          # the shadow follows the page
+    nic.io_write(N.CURR, 1, 0x55)
+    assert nic.shadow_read(N.CURR) == 0x55
+    nic.io_write(N.CR, 1, 0x22)
+    assert nic.shadow_read(N.ISR) == nic.isr

@@ -182,30 +182,11 @@ class AtaDisk:
     def _status_value(self) -> int:
         return 0x00 if self._dev1_selected() else self.status
 
-    def shadow_read(self, offset: int, size: int = 1) -> int | None:
-        """Status without side effects (the value a SHADOW read serves); None where there is no shadow."""
-        if offset == ATA_REG_STATUS and size == 1:
-            return self._status_value()
-        return None
-
-    def read_side_effects(self, offset: int) -> bool:
-        """Whether a read has side effects the monitor must replay: Status acknowledges INTRQ."""
-        return offset in (ATA_REG_DATA, ATA_REG_STATUS)
-
-    def io_read(self, offset: int, size: int) -> int:
-        ones = (1 << (8 * size)) - 1
-        if offset == ATA_REG_DATA:
-            return self._data_read(size)
-        if size != 1:
-            self.metrics["bad_size"] += 1
-            return ones
+    def _peek(self, offset: int) -> int | None:
+        """Task file register at offset 1..7, without side effects (None for other offsets)."""
         if offset == ATA_REG_STATUS:
-            value = self._status_value()
-            if not self._dev1_selected():
-                self.intrq = False   # reading Status acknowledges the interrupt (7.15)
-                self.update_irq()
-            return value
-        if self.status & ATA_BUSY:
+            return self._status_value()
+        if self.status & ATA_BUSY and 1 <= offset <= 6:
             return self.status   # while BSY, every command block register reads as Status (7.1)
         hob = bool(self.devctl & ATA_HOB)
         if offset == ATA_REG_ERR:
@@ -220,8 +201,31 @@ class AtaDisk:
             return self.hob_lbah if hob else self.lbah
         if offset == ATA_REG_DEVICE:
             return self.device
-        self.metrics["bad_offset"] += 1
-        return ones
+        return None
+
+    def shadow_read(self, offset: int, size: int = 1) -> int | None:
+        """A task file register without side effects (the value a SHADOW read serves); None where there is none."""
+        return self._peek(offset) if size == 1 else None
+
+    def read_side_effects(self, offset: int) -> bool:
+        """Whether a read has side effects the monitor must replay: Status acknowledges INTRQ."""
+        return offset in (ATA_REG_DATA, ATA_REG_STATUS)
+
+    def io_read(self, offset: int, size: int) -> int:
+        if offset == ATA_REG_DATA:
+            return self._data_read(size)
+        ones = (1 << (8 * size)) - 1
+        if size != 1:
+            self.metrics["bad_size"] += 1
+            return ones
+        value = self._peek(offset)
+        if value is None:
+            self.metrics["bad_offset"] += 1
+            return ones
+        if offset == ATA_REG_STATUS and not self._dev1_selected():
+            self.intrq = False   # reading Status acknowledges the interrupt (7.15)
+            self.update_irq()
+        return value
 
     def read_altstatus(self) -> int:
         return self._status_value()
@@ -529,13 +533,9 @@ class AtaDisk:
     def port_classes(self) -> dict[int, tuple[PortClass, PortClass]]:
         classes = {ATA_REG_DATA: (PortClass.FIFO, PortClass.POSTED)}
         for off in (ATA_REG_FEATURE, ATA_REG_NSECT, ATA_REG_LBAL, ATA_REG_LBAM, ATA_REG_LBAH, ATA_REG_DEVICE):
-            classes[off] = (PortClass.STRICT, PortClass.POSTED)
+            classes[off] = (PortClass.SHADOW, PortClass.POSTED)   # side-effect-free reads: shadowed too
         classes[ATA_REG_STATUS] = (PortClass.SHADOW, PortClass.DOORBELL)
         return classes
-
-    def shadow_stale_after(self) -> set[int]:
-        """Offsets whose POSTED writes can change a SHADOW value: flush before serving a shadow after these."""
-        return {ATA_REG_DATA, ATA_REG_DEVICE}   # the last word of a DRQ block; selecting device 1
 
 
 @dataclass
@@ -574,9 +574,6 @@ class AtaControl:
 
     def port_classes(self) -> dict[int, tuple[PortClass, PortClass]]:
         return {ATA_REG_ALTSTATUS: (PortClass.SHADOW, PortClass.DOORBELL)}
-
-    def shadow_stale_after(self) -> set[int]:
-        return set()   # its shadow is the channel's status; see AtaDisk.shadow_stale_after
 
 
 ATA_PRIMARY_CMD = 0x1F0
