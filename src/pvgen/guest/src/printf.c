@@ -93,14 +93,20 @@ int hx_vsnprintf(char *buf, hx_size_t n, const char *fmt, hx_va_list ap)
 			u = lng ? __builtin_va_arg(ap, unsigned long) : __builtin_va_arg(ap, unsigned int);
 			if (half == 1) u = (unsigned short)u;
 			else if (half >= 2) u = (unsigned char)u;
-			emit_num(&o, u, *fmt == 'u' ? 10 : 16, *fmt == 'X', 0, width, zero, left, alt && *fmt != 'u');
+			emit_num(&o, u, *fmt == 'u' ? 10 : 16, *fmt == 'X', 0, width, zero, left, alt && *fmt != 'u' && u);
 			break;
 		case 'p':
 			u = (unsigned long)__builtin_va_arg(ap, void *);
 			emit_num(&o, u, 16, 0, 0, width, zero, left, 1);
 			break;
 		case 'c':
+			if (!left)
+				for (int w = width; w > 1; w--)
+					emit(&o, ' ');
 			emit(&o, (char)__builtin_va_arg(ap, int));
+			if (left)
+				for (int w = width; w > 1; w--)
+					emit(&o, ' ');
 			break;
 		case 's': {
 			const char *str = __builtin_va_arg(ap, const char *);
