@@ -86,3 +86,16 @@ def test_operand_details() -> None:
 def test_operand_syntax_errors(text: str) -> None:
     with pytest.raises(OperandSyntaxError):
         parse_operands(text, "att")
+
+
+@pytest.mark.parametrize("syntax,text", [
+    ("att", "%dx, %al"), ("att", "%dx,%AX"), ("att", "$96, %al"), ("att", "$0x3F8,%eax"), ("att", "%al, (%dx)"),
+    ("att", "(%dx),%al"), ("att", "%dx"), ("att", " $0x80 "), ("att", "%eax, $0xcf8"),
+    ("intel", "al, dx"), ("intel", "dx, eax"), ("intel", "0x80, al"), ("intel", "eax, 96"), ("intel", "AL, DX"),
+])
+def test_fast_path_agrees_with_grammar(syntax: str, text: str) -> None:
+    from pvgen.asm.operands import _simple, parse_with_grammar
+
+    fast = _simple(text, syntax)
+    assert fast is not None
+    assert fast == parse_with_grammar(text, syntax)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-
-import lark
 
 _GRAMMAR = Path(__file__).with_name("operands.lark")
 
@@ -43,15 +42,22 @@ class OperandSyntaxError(ValueError):
 
 
 @lru_cache(maxsize=1)
-def parser() -> lark.Lark:
-    """The LALR parser, built once."""
-    return lark.Lark(
-        _GRAMMAR.read_text(),
-        parser="lalr",
-        start=["att_operands", "intel_operands"],
-        propagate_positions=True,
-        maybe_placeholders=True,
-    )
+def parser():
+    """The LALR parser, built once per process (lark is imported only when a candidate needs it, and its
+    grammar analysis is cached on disk by lark, so a short-lived `pvgen-as` pays little for it)."""
+    global lark
+    import lark as _lark
+
+    lark = _lark
+    options = dict(parser="lalr", start=["att_operands", "intel_operands"], propagate_positions=True,
+                   maybe_placeholders=True)
+    try:
+        return lark.Lark(_GRAMMAR.read_text(), cache=True, **options)
+    except OSError:
+        return lark.Lark(_GRAMMAR.read_text(), **options)
+
+
+lark = None  # the lark module, set by parser()
 
 
 def _span(node) -> tuple[int, int]:
@@ -60,7 +66,7 @@ def _span(node) -> tuple[int, int]:
     return node.meta.start_pos, node.meta.end_pos
 
 
-def _regname(tok: lark.Token | None) -> str | None:
+def _regname(tok) -> str | None:
     return None if tok is None else str(tok).lstrip("%").lower()
 
 
@@ -141,11 +147,55 @@ def _is_special_reg(name: str) -> bool:
     return len(name) >= 3 and name[:2] in ("cr", "dr", "db") and name[2:].isdigit()
 
 
+# The spellings compilers emit for port I/O (`%dx, %al`, `$96, %al`, `%al, (%dx)`, `al, dx`) are
+# recognised by this one regex without loading lark; their shapes are exactly what the grammar gives
+# (tests/unit/test_asm_lexer.py checks both paths agree). Everything else goes to the grammar.
+_SIMPLE_ATT = re.compile(r"%([a-z]{2,3})|\$(0x[0-9a-f]+|[0-9]+)|\(%(dx)\)", re.I)
+_SIMPLE_INTEL = re.compile(r"([a-z]{2,3})|(0x[0-9a-f]+|[0-9]+)", re.I)
+
+
+def _simple(text: str, syntax: str) -> tuple[Operand, ...] | None:
+    parts = text.split(",")
+    if len(parts) > 2:
+        return None
+    out = []
+    for part in parts:
+        t = part.strip()
+        m = (_SIMPLE_ATT if syntax == "att" else _SIMPLE_INTEL).fullmatch(t)
+        if m is None:
+            return None
+        if syntax == "att":
+            if m.group(1):
+                out.append(Operand("reg", t, reg=m.group(1).lower()))
+            elif m.group(2):
+                out.append(Operand("imm", t, value=m.group(2)))
+            else:
+                out.append(Operand("mem", t, base="dx"))
+        elif m.group(1):
+            if m.group(1).lower() not in GP_REGS:
+                return None
+            out.append(Operand("reg", t, reg=m.group(1).lower()))
+        else:
+            out.append(Operand("imm", t, value=t))
+    return tuple(out)
+
+
 @lru_cache(maxsize=4096)
 def parse_operands(text: str, syntax: str = "att") -> tuple[Operand, ...]:
     """Parse operand text in `att` or `intel` (noprefix) syntax; raises OperandSyntaxError."""
+    if not text.strip():
+        return ()
+    simple = _simple(text, syntax)
+    if simple is not None:
+        return simple
+    return parse_with_grammar(text, syntax)
+
+
+def parse_with_grammar(text: str, syntax: str = "att") -> tuple[Operand, ...]:
+    """parse_operands without the fast path: always the lark grammar."""
+    p = parser()
     try:
-        tree = parser().parse(text, start=f"{syntax}_operands")
+        tree = p.parse(text, start=f"{syntax}_operands")
     except lark.exceptions.UnexpectedInput as exc:
         col = getattr(exc, "column", None)
         raise OperandSyntaxError(f"cannot parse operands `{text}`", col) from None

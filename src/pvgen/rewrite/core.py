@@ -1,4 +1,4 @@
-"""rewrite_text: find candidate lines with one compiled regex, parse only those, replace each site in place."""
+"""rewrite_text: visit only the candidate lines (scan.py), parse them, replace each site in place."""
 
 from __future__ import annotations
 
@@ -8,90 +8,11 @@ from dataclasses import dataclass, field
 from pvgen.asm.lexer import Statement, blank_comments, split_statements
 from pvgen.asm.operands import OperandSyntaxError, parse_operands
 from pvgen.asm.sites import CODE_MODES, Malformed, NotRewritable, Site, classify_io
-from pvgen.asm.table import (FOREIGN_DIRECTIVES, FOREIGN_MNEMONICS, IO_FORMS, MOV_MNEMONICS, PREFIXES,
-                             REPORT_ONLY, SPECIAL_REG_PREFIXES)
+from pvgen.asm.table import FOREIGN_DIRECTIVES, FOREIGN_MNEMONICS, IO_FORMS, MOV_MNEMONICS, REPORT_ONLY, \
+    SPECIAL_REG_PREFIXES
 from pvgen.errors import AsmSyntaxError, RewriteError
 from pvgen.rewrite.emit import call_sequence
-
-
-def _trie(words) -> str:
-    """A regex alternation of `words` as a trie (much faster in `re` than a flat alternation)."""
-    root: dict = {}
-    for w in words:
-        node = root
-        for ch in w:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def emit(node: dict) -> str:
-        alts = [re.escape(ch) + emit(sub) for ch, sub in sorted(node.items()) if ch]
-        if not alts:
-            return ""
-        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-        return f"(?:{body})?" if "" in node else body
-
-    return emit(root)
-
-
-_END = r"(?![\w.$])"
-_WORDS = _trie(set(IO_FORMS) | set(REPORT_ONLY) | FOREIGN_MNEMONICS | PREFIXES)
-_SITE_WORDS = _trie(set(IO_FORMS) | PREFIXES)
-_STATE_DIRECTIVES = ("intel_syntax", "att_syntax", "code16gcc", "code16", "code32", "code64", "macro", "endm",
-                     "endmacro", "rept", "irp", "irpc", "endr")
-_DIRECTIVES = _trie(list(_STATE_DIRECTIVES) + [d[1:] for d in FOREIGN_DIRECTIVES])
-
-# The fast path: candidate lines are found by a few patterns, each starting with a literal character so
-# that `re` can skip quickly, run over a lower-cased copy of the text. A line matched by none of them
-# holds no site, no report-only instruction and no state change, and is copied without being looked at.
-# An instruction starts a line, or follows `:` (a label), `;` or `*/`.
-_AFTER_NEWLINE = re.compile(rf"\n[ \t]*{_WORDS}{_END}")
-_AT_START = re.compile(rf"[ \t]*{_WORDS}{_END}")
-_AFTER = {lit: re.compile(rf"{re.escape(lit)}[ \t]*{_WORDS}{_END}") for lit in (":", ";", "*/")}
-_DIRECTIVE = re.compile(rf"\.{_DIRECTIVES}{_END}")
-_COMMENT_OPEN = re.compile(r"/\*")
-_SPECIAL_ATT = re.compile(r"%(?:cr|dr|db)[0-9]")
-_SPECIAL_INTEL = re.compile(r"[ \t,](?:cr|dr|db)[0-9]")
-_DANGLING = re.compile(rf"(?:^|[\s;:]){_trie(PREFIXES)}[ \t]*;?[ \t]*(?:#[^\n]*|/\*.*)?$", re.I)
-_SITE_AT_START = re.compile(rf"[ \t]*{_SITE_WORDS}{_END}")
-_SITE_AFTER = [re.compile(rf"{re.escape(lit)}[ \t]*{_SITE_WORDS}{_END}") for lit in ("\n", ":", ";", "*/")]
-
-
-def candidates(text: str) -> list[int]:
-    """Sorted offsets (one or more per candidate line) of everything the rewriter must look at."""
-    low = _lower(text)
-    pos: list[int] = []
-    m = _AT_START.match(low)
-    if m:
-        pos.append(0)
-    pos.extend(m.start() + 1 for m in _AFTER_NEWLINE.finditer(low))
-    extra: list[int] = []
-    for lit, rx in _AFTER.items():
-        if lit in low:
-            extra.extend(m.start() for m in rx.finditer(low))
-    extra.extend(m.start() for m in _DIRECTIVE.finditer(low))
-    if "/*" in low:
-        extra.extend(m.start() for m in _COMMENT_OPEN.finditer(low))
-    if "%cr" in low or "%dr" in low or "%db" in low:
-        extra.extend(m.start() for m in _SPECIAL_ATT.finditer(low))
-    if ".intel_syntax" in low:
-        extra.extend(m.start() for m in _SPECIAL_INTEL.finditer(low))
-    if extra:
-        pos.extend(extra)
-        pos.sort()
-    return pos
-
-
-def _lower(text: str) -> str:
-    """Lower-case ASCII letters; every other character becomes `?`, so offsets stay those of `text`."""
-    if text.isascii():
-        return text.lower()
-    return text.encode("ascii", errors="replace").lower().decode("ascii")
-
-
-def may_have_sites(text: str) -> bool:
-    """Cheap pre-check: False means the text has no port-I/O site (it may be passed through unchanged)."""
-    low = _lower(text)
-    return _SITE_AT_START.match(low) is not None or any(rx.search(low) for rx in _SITE_AFTER)
+from pvgen.rewrite.scan import candidates, dangling_prefix, may_have_sites  # noqa: F401 (re-exported)
 
 
 _MODE_ALIASES = {None: "code64", 64: "code64", 32: "code32", 16: "code16", "64": "code64", "32": "code32",
@@ -264,7 +185,7 @@ def rewrite_text(text: str, path: str = "<input>", *, mode=None) -> RewriteResul
             ci += 1
             continue
         # A line that ends in a bare prefix (`rep` alone) takes the next line along.
-        while uend < n and _DANGLING.search(text, ustart, uend):
+        while uend < n and dangling_prefix(text, ustart, uend):
             stmts = split_statements(blank_comments(text[ustart:uend], in_comment)[0])
             if not (stmts and stmts[-1].prefix_only):
                 break
