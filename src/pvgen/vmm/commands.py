@@ -19,9 +19,10 @@ from pvgen.vmm.stats import ExitReport, print_table, write_json
 @click.option("--timeout", default=120.0, show_default=True, help="Stop the guest after this many seconds.")
 @click.option("--coalesce", "coalesce", multiple=True,
               help="Coalesce writes to a port range BASE[:LEN] in KVM's ring (KVM_CAP_COALESCED_PIO).")
+@click.option("--pvbatch", is_flag=True, help="Attach the batch handler (pvgen's paravirtual port, 0xf00).")
 @click.option("--full", is_flag=True, help="Show every non-zero KVM statistic, not only the main ones.")
 def run_cmd(guest: Path, arg: str, json_path: str | None, ram_mb: int, timeout: float, coalesce: tuple[str, ...],
-            full: bool) -> None:
+            pvbatch: bool, full: bool) -> None:
     """Boot a guest ELF built against the harness, stream its console, print the exit table."""
     from pvgen.vmm.machine import Machine
 
@@ -32,7 +33,15 @@ def run_cmd(guest: Path, arg: str, json_path: str | None, ram_mb: int, timeout: 
     with Machine(ram_mb=ram_mb, console=console) as m:
         for spec in coalesce:
             base, _, length = spec.partition(":")
-            m.add_coalesced_pio(int(base, 0), int(length or "1", 0))
+            try:
+                m.add_coalesced_pio(int(base, 0), int(length or "1", 0))
+            except ValueError:
+                raise click.BadParameter(f"--coalesce {spec!r}: expected BASE[:LEN], e.g. 0x510:1") from None
+        pvb = None
+        if pvbatch:
+            from pvgen.vmm.bench_micro import attach_pvbatch
+
+            pvb = attach_pvbatch(m)
         m.boot(guest, arg)
         res = m.run(timeout=timeout)
     if res.console and not res.console.endswith(b"\n"):
@@ -40,6 +49,8 @@ def run_cmd(guest: Path, arg: str, json_path: str | None, ram_mb: int, timeout: 
     click.echo(f"guest stopped: {res.stop}, code {res.code}" + (f": {res.message}" if res.message else ""),
                err=True)
     print_table(res.report, title=f"KVM exits: {guest.name}", full=full)
+    if pvb is not None:
+        click.echo(f"pvbatch: {pvb.stats}", err=True)
     if m.ports.unowned_reads or m.ports.unowned_writes:
         click.echo(f"unowned ports: {m.ports.unowned_reads} reads, {m.ports.unowned_writes} writes", err=True)
     if json_path:
