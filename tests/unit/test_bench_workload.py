@@ -5,13 +5,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import zlib
-from pathlib import Path
 
 import pytest
 
 from pvgen.bench import workload as wl
 
-HEADER_DIR = Path(wl.__file__).resolve().parents[1] / "guest" / "pvideal"
+HEADER_DIR = wl.GUEST_DIR
 
 PROG = r"""
 #include <stdio.h>

@@ -11,9 +11,6 @@ from pvgen.bench.runner import DeviceSpec, GuestSpec, Kit, Unavailable
 from pvgen.bench.variants import Variant
 from pvgen.devices import pvring
 
-PVIDEAL_DIR = Path(__file__).resolve().parents[1] / "guest" / "pvideal"
-
-
 def _guest_build():
     try:
         from pvgen.guest import build
@@ -30,7 +27,7 @@ class PvIdealKit:
 
     def image(self) -> Path:
         build = _guest_build()
-        obj = build.compile_source(PVIDEAL_DIR / "pvideal.c", list(build.CFLAGS), include_dirs=[PVIDEAL_DIR])
+        obj = build.compile_source(wl.GUEST_DIR / "pvideal.c", list(build.CFLAGS), include_dirs=[wl.GUEST_DIR])
         digest = hashlib.sha256(Path(obj).read_bytes()).hexdigest()[:16]
         out = build.cache_dir() / f"pvideal-{digest}.elf"
         # the harness objects may have changed under the same workload object: link every time (cheap)

@@ -12,7 +12,6 @@ from pvgen.bench.runner import GuestSpec, Unavailable
 from pvgen.bench.variants import Variant
 from pvgen.errors import PvgenError
 
-PVIDEAL_DIR = Path(__file__).resolve().parents[1] / "guest" / "pvideal"
 
 NIC_IO_BASE, NIC_IRQ, NIC_SLOT = 0xC000, 11, 3
 ISR_OFFSET = 0x07      # DP8390 page 0: the driver acknowledges PRX here after draining the ring
@@ -171,8 +170,8 @@ def _link_generated(workload: str, out: Path) -> Path:
     except ImportError as exc:
         raise Unavailable(f"rewriting toolchain/runtime: {exc}") from None
     runtime = rt_build.build("x86_64", "batch", gbuild.cache_dir() / "bench-pvio-x86_64-batch.o")
-    boot = gbuild.compile_source(PVIDEAL_DIR / "pvio_boot.c", list(gbuild.CFLAGS),
-                                 include_dirs=[PVIDEAL_DIR, Path(rt_build.RUNTIME_DIR)])
+    boot = gbuild.compile_source(wl.GUEST_DIR / "pvio_boot.c", list(gbuild.CFLAGS),
+                                 include_dirs=[wl.GUEST_DIR, Path(rt_build.RUNTIME_DIR)])
     provided = elfobj.defined_symbols(gbuild.harness_objects() + [runtime])
     lb = lxbuild.build(workload, f"gcc -B{tk.bdir()}", provided)
     renamed = out.with_suffix(".drivers.o")

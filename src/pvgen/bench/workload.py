@@ -11,9 +11,11 @@ import random
 import re
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pvgen.errors import PvgenError
 
+GUEST_DIR = Path(__file__).resolve().parents[1] / "guest" / "pvideal"   # workload.h, pvideal.c, pvio_boot.c
 M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
 INDEX_MUL = 0xD1B54A32D192ED03
