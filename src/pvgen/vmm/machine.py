@@ -258,6 +258,7 @@ class Machine:
         self._t0 = time.perf_counter()
         base = self.snapshot()
         old = None
+        self._run[1] = 0   # kvm_run.immediate_exit
         if timeout:
             self._deadline_hit = False
             old = signal.signal(signal.SIGALRM, self._on_alarm)
@@ -283,7 +284,10 @@ class Machine:
         return stop
 
     def _on_alarm(self, signum, frame) -> None:
+        # The signal may land while Python runs, between two KVM_RUNs: immediate_exit makes the next KVM_RUN
+        # return at once (EINTR) instead of entering a guest that might never exit again.
         self._deadline_hit = True
+        self._run[1] = 1
 
     def _loop(self) -> RunResult:
         run_once, counts, handlers = self.vcpu.run_once, self.run_exits, self._handlers
