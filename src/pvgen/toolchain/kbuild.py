@@ -112,16 +112,11 @@ def pvgen_as_path() -> Path:
 
 
 def bdir() -> Path:
-    """A directory holding `as` -> pvgen-as, for `gcc -B<dir>` (created on demand)."""
+    """A directory holding `as` (the pvgen-as launcher, see launcher.py), for `gcc -B<dir>` (created on demand)."""
+    from pvgen.toolchain.launcher import write_launcher
+
     d = cache_root() / "bdir"
-    d.mkdir(parents=True, exist_ok=True)
-    link = d / "as"
-    target = pvgen_as_path()
-    if not (link.is_symlink() and os.readlink(link) == str(target)):
-        tmp = d / f".as.{os.getpid()}"
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(target)
-        os.replace(tmp, link)
+    write_launcher(d, pvgen_as_path())
     return d
 
 
