@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pvgen.devices import pci as P
 from pvgen.devices.bus import PortBus
 from pvgen.devices.ne2000 import CR, Ne2000
@@ -141,3 +144,26 @@ def test_ide_function_in_legacy_mode():
     assert cfg_read(bus, 1, P.PCI_VENDOR_ID, fn=1) == 0x7010_8086
     assert cfg_read(bus, 1, P.PCI_REVISION_ID, fn=1) >> 8 == 0x010180   # IDE, compatibility mode, bus master
     assert cfg_read(bus, 1, 0x20, fn=1) == 0                            # no BMDMA BAR: PIO only
+
+_pci_access = st.tuples(st.sampled_from(["r", "w"]), st.integers(0, 7), st.sampled_from([1, 2, 4]),
+                        st.integers(0, 0xFFFF_FFFF))
+
+
+@settings(max_examples=100, deadline=None)
+@given(ops=st.lists(_pci_access, max_size=60), dev=st.sampled_from([0, 3, 5]), reg=st.sampled_from(
+    [0x00, 0x04, 0x0C, 0x10, 0x14, 0x30, 0x3C, 0x40]))
+def test_random_config_accesses_never_raise_and_decoding_follows_command_and_bar(ops, dev, reg):
+    bus, host, nic, fn, line = machine()
+    bus.write(0xCF8, 4, addr(dev, reg))
+    for kind, off, size, value in ops:
+        if kind == "r":
+            assert 0 <= bus.read(0xCF8 + off, size) < 1 << (8 * size)
+        else:
+            bus.write(0xCF8 + off, size, value & ((1 << (8 * size)) - 1))
+    base = fn.bars[0].base
+    assert base % 32 == 0
+    mapped = [r.base for r in bus.ranges if r.device is nic]
+    clash = base < 0xCF8 + 8 and 0xCF8 < base + 32                  # would overlap the config ports: refused
+    want = fn.command & P.PCI_COMMAND_IO and 0 < base and base + 32 <= 0x10000 and not clash
+    assert mapped == ([base] if want else [])
+    assert line.level == (fn.intx_level and not fn.command & P.PCI_COMMAND_INTX_DISABLE)
