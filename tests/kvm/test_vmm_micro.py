@@ -79,6 +79,7 @@ def test_bench_micro_cli_json(kvm, tmp_path):
     assert orig["status"] == coal["status"] == "ok" and len(orig["wall_s_all"]) == 2
     assert orig["kvm_run_io"] >= 50 and coal["kvm_run_io"] < orig["kvm_run_io"]
     assert data["roundtrip"]["dispatch_delivered"] == data["roundtrip"]["n"] > 0
+    assert data["roundtrip"]["kvm_run_cpl0_us"] > 0
     assert "original" in r.output and "KVM_RUN round trip" in r.output
 
 

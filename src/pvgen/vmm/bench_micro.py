@@ -166,6 +166,37 @@ def roundtrip(image: Path, n: int = 20000, rounds: int = 8) -> dict:
             "dispatch_delivered": delivered}
 
 
+CPL0_SPIN = """\
+/* A bare image (no harness) that stays at CPL0 and exits forever: for the CPL0 round-trip figure. */
+\t.section .text.hx_boot, "ax"
+\t.globl _start
+_start:
+1:\toutb %al, $0x80
+\tjmp 1b
+\t.section .note.GNU-stack, "", @progbits
+"""
+
+
+def cpl0_roundtrip(workdir: Path, n: int = 5000) -> float:
+    """µs per bare KVM_RUN round trip when the exiting `outb` runs at CPL0 (emulated on hosts without VMX/SVM)."""
+    import subprocess
+
+    src = workdir / "cpl0spin.s"
+    src.write_text(CPL0_SPIN)
+    obj = build.assemble(src, workdir / "cpl0spin.o")
+    elf = workdir / "cpl0spin.elf"
+    subprocess.run(["ld", *build.LDFLAGS, "-T", str(build.LINKER_SCRIPT), "-o", str(elf), str(obj)], check=True,
+                   capture_output=True)
+    with Machine() as m:
+        m.boot(elf)
+        fd, req = m.vcpu.fd, kvm.KVM_RUN
+        m.vcpu.run_once()
+        t = time.perf_counter()
+        for _ in range(n):
+            fcntl.ioctl(fd, req, 0)
+        return (time.perf_counter() - t) * 1e6 / n
+
+
 def _median_run(variant: str, image: Path, outs: int, repeat: int) -> dict:
     """Run `repeat` times; keep the run with the median wall time, all wall times, and verified only if all were."""
     runs = sorted((run_variant(variant, image, outs) for _ in range(max(repeat, 1))), key=lambda r: r["wall_s"])
@@ -200,4 +231,5 @@ def micro(outs: int, variants: list[str], workdir: Path, rt_n: int = 20000, repe
             res["speedup"] = base["wall_s"] / res["wall_s"] if res["wall_s"] else None
     if rt_n:
         out["roundtrip"] = roundtrip(original, rt_n)
+        out["roundtrip"]["kvm_run_cpl0_us"] = cpl0_roundtrip(workdir, max(rt_n // 4, 1))
     return out

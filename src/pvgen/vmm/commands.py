@@ -114,7 +114,8 @@ def micro_cmd(outs: int, variants: str, roundtrips: int, repeat: int, json_path:
                   f"{rt['ioctl_us']:.1f} µs; KVM_RUN round trip {rt['kvm_run_us']:.1f} µs; "
                   f"full dispatch (exit loop + port bus + device) {rt['dispatch_us']:.1f} µs, "
                   f"of which the monitor's share {rt['python_us']:.1f} µs (the handler alone, warm: "
-                  f"{rt['handler_warm_us']:.1f} µs)")
+                  f"{rt['handler_warm_us']:.1f} µs); the same bare round trip from CPL0: "
+                  f"{rt['kvm_run_cpl0_us']:.1f} µs")
     if json_path:
         write_json(json_path, result)
     if any(r["status"] == "failed" for r in result["variants"].values()):
