@@ -92,3 +92,16 @@ def test_launcher_is_rewritten_only_when_it_changes(tmp_path):
     b = write_launcher(tmp_path / "d", pvgen_as_path())
     assert a == b and b.stat().st_mtime_ns == mtime
     assert re.match(r"#!/bin/sh\n", a.read_text())
+
+
+def test_excluded_objects_go_straight_to_gnu_as(tmp_path, launcher):
+    src, sites = tmp_path / "rt.s", tmp_path / "sites"
+    src.write_text(WITH_SITE)
+    env = {"PVGEN_AS_EXCLUDE": "x*.o:*-pvio-*.o", "PVGEN_SITES_DIR": str(sites)}
+    r = run([str(launcher), str(src), "-o", str(tmp_path / "m-pvio-thunks.o")], env=env)
+    assert r.returncode == 0, r.stderr
+    assert [h.kind for h in scan(tmp_path / "m-pvio-thunks.o")] == ["in"]
+    assert not sites.exists()
+    r = run([str(launcher), str(src), f"-o{tmp_path / 'other.o'}"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert scan(tmp_path / "other.o") == []

@@ -20,6 +20,24 @@ TEMPLATE = """#!/bin/sh
 PVGEN_AS={pvgen_as}
 PVGEN_REAL_AS="${{PVGEN_REAL_AS:-{real_as}}}"
 export PVGEN_REAL_AS
+# $PVGEN_AS_EXCLUDE: objects assembled as written (the runtime's own), decided on the basename of -o.
+if [ -n "$PVGEN_AS_EXCLUDE" ]; then
+  out=a.out
+  prev=
+  for a do
+    case $prev in -o) out=$a ;; esac
+    case $a in -o) ;; -o*) out=${{a#-o}} ;; esac
+    prev=$a
+  done
+  name=${{out##*/}}
+  set -f
+  IFS=:
+  for pat in $PVGEN_AS_EXCLUDE; do
+    case $name in $pat) exec "$PVGEN_REAL_AS" "$@" ;; esac
+  done
+  unset IFS
+  set +f
+fi
 skip=0
 n=0
 for a do
