@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
 import sys
+import time
 
 import click
 from rich.console import Console
@@ -49,6 +53,17 @@ def run_bench(workload: str, ops: int, variants: str | None, seed: int, pv_batch
     return results
 
 
+def environment() -> dict:
+    """Where the figures come from: the commit, the host kernel and CPU count, the time of the run."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(__file__), timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"commit": commit, "kernel": platform.release(), "cpus": os.cpu_count(),
+            "python": platform.python_version(), "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
 def _command(workload: str) -> click.Command:
     @click.command(workload, help=f"Measure the {workload} workload: exits/op and ops/s per variant (docs/bench.md).")
     @click.option("--ops", type=int, default=DEFAULT_OPS[workload], show_default=True,
@@ -70,7 +85,7 @@ def _command(workload: str) -> click.Command:
             out = Console(width=140)
         print_report(results, workload, out)
         write_json(json_path, results, workload, {"ops": ops, "seed": seed, "pv_batch": pv_batch, "pv_irq": pv_irq,
-                                                       "ports": ports})
+                                                       "ports": ports, "environment": environment()})
         if plot_path:
             from pvgen.bench.plot import plot
 
