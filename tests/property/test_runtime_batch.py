@@ -81,13 +81,15 @@ def recorder(bus, trace: Trace):
     return read, write
 
 
-def immediate(ops):
+def immediate(ops, ids: list[int] | None = None):
+    """Every access at once on the devices; ids[i] names op i's string buffer (default: i)."""
     trace = Trace()
     bus, _ = lab_bus(trace, BASE)
     rd, wr = recorder(bus, trace)
     mem = HostMemory(RAM)
     results = []
-    for i, (kind, port, size, v) in enumerate(ops):
+    for n, (kind, port, size, v) in enumerate(ops):
+        i = ids[n] if ids is not None else n
         gpa = BUFS + i * 4096
         if kind == "out":
             wr(port, size, mask(size, v))

@@ -2,18 +2,33 @@
 
 #include "pvio_arch.h"
 
+/* The back end runs with an 8-byte aligned stack (-mpreferred-stack-boundary=3, thunks called from anywhere);
+ * Python's callbacks need the ABI's 16 bytes: realign on entry. */
+#define HOST_DOUBLE PVIO_BACKEND __attribute__((force_align_arg_pointer))
+
 struct pvio_host_ops pvio_host_ops;
 unsigned long pvio_host_ram_base;
 __attribute__((__visibility__("hidden"))) unsigned long pvio_host_irq_mask;
+
+unsigned long pvio_host_irq_pending;
+
+/* Runs the pending interrupt's handler with interrupts masked (the harness runs upcalls soft-disabled). */
+HOST_DOUBLE void pvio_host_deliver(void)
+{
+	pvio_host_irq_mask++;
+	while (pvio_host_irq_pending) {
+		pvio_host_irq_pending = 0;
+		if (pvio_host_ops.irq)
+			pvio_host_ops.irq();
+	}
+	pvio_host_irq_mask--;
+}
 
 unsigned long pvio_host_irq_depth(void)
 {
 	return pvio_host_irq_mask;
 }
 
-/* The back end runs with an 8-byte aligned stack (-mpreferred-stack-boundary=3, thunks called from anywhere);
- * Python's callbacks need the ABI's 16 bytes: realign on entry. */
-#define HOST_DOUBLE PVIO_BACKEND __attribute__((force_align_arg_pointer))
 
 /* no_caller_saved_registers: the back end calls these without spilling; the spill happens here, off the fast
  * path.  An unset pointer behaves like an absent device (reads all ones). */

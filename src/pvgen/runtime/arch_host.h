@@ -16,6 +16,7 @@ struct pvio_host_ops {
 	void (*ins)(pvio_u16 port, unsigned size, void *dst, unsigned long count);
 	void (*outs)(pvio_u16 port, unsigned size, const void *src, unsigned long count);
 	void (*hlt)(void);
+	void (*irq)(void);     /* the interrupt handler (PVIO_HOST_IRQ_SIM builds) */
 };
 
 extern struct pvio_host_ops pvio_host_ops;
@@ -25,11 +26,19 @@ extern unsigned long pvio_host_ram_base;
 extern __attribute__((__visibility__("hidden"))) unsigned long pvio_host_irq_mask;
 unsigned long pvio_host_irq_depth(void);
 
-/* For the hand-scheduled pvio_out in batch.c. */
+/* Interrupt simulation (tests, -DPVIO_HOST_IRQ_SIM): Python raises pvio_host_irq_pending from inside a masked
+ * section (during an exit or a real instruction); like the harness, the interrupt is delivered when the mask
+ * drops to zero, and the handler (pvio_host_ops.irq) runs masked and may do I/O through the thunks. */
+extern unsigned long pvio_host_irq_pending;
+PVIO_BACKEND void pvio_host_deliver(void);
+
+#ifndef PVIO_HOST_IRQ_SIM
+/* For the hand-scheduled pvio_out in batch.c (the simulation needs the C version's restore hook). */
 #define PVIO_ARCH_ASM_RET "ret"
 #define PVIO_ARCH_ASM_IRQ_SAVE "incq pvio_host_irq_mask(%rip)"
 #define PVIO_ARCH_ASM_IRQ_RESTORE "decq pvio_host_irq_mask(%rip)"
 #define PVIO_ARCH_ASM_LOAD_AREA(reg, fail) "movq pvio_areas(%rip), " reg
+#endif
 
 static inline unsigned pvio_arch_cpu(void)
 {
@@ -46,6 +55,10 @@ static inline void pvio_arch_irq_restore(unsigned long f)
 {
 	(void)f;
 	__asm__ __volatile__("decq %0" : "+m"(pvio_host_irq_mask) : : "memory");
+#ifdef PVIO_HOST_IRQ_SIM
+	if (pvio_host_irq_mask == 0 && pvio_host_irq_pending)
+		pvio_host_deliver();
+#endif
 }
 
 static inline pvio_u64 pvio_arch_virt_to_phys(const void *p)

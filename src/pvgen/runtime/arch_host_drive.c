@@ -64,14 +64,19 @@ static void t_ins(pvio_u16 port, unsigned size, void *dst, unsigned long n)
 		__asm__ __volatile__(THUNK_CALL("__pvio_rep_insl") : "+D"(dst), "+c"(n) : "d"(port) : "memory");
 }
 
-/* Run n operations; results[i] receives the value of an IN (others 0). */
+/* The index of the operation pvio_host_run is executing (for the interrupt simulation). */
+unsigned long pvio_host_cur_op;
+
+/* Run n operations; results[i] receives the value of an IN (others 0).  Reentrant (an interrupt handler may run
+ * a program of its own); pvio_host_cur_op is restored on return. */
 void pvio_host_run(const struct pvio_host_op *ops, unsigned long n, pvio_u32 *results)
 {
-	unsigned long i;
+	unsigned long i, outer = pvio_host_cur_op;
 
 	for (i = 0; i < n; i++) {
 		const struct pvio_host_op *o = &ops[i];
 
+		pvio_host_cur_op = i;
 		results[i] = 0;
 		switch (o->kind) {
 		case PVIO_HOP_OUT:
@@ -100,6 +105,7 @@ void pvio_host_run(const struct pvio_host_op *ops, unsigned long n, pvio_u32 *re
 			break;
 		}
 	}
+	pvio_host_cur_op = outer;
 }
 
 /* The benchmark loop: n posted `outb %al,%dx` through the thunk, nothing else. */

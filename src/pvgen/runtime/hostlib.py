@@ -62,7 +62,8 @@ _HLT = ctypes.CFUNCTYPE(None)
 
 
 class _Ops(ctypes.Structure):
-    _fields_ = [("exit", _EXIT), ("in_", _IN), ("out", _OUT), ("ins", _STR), ("outs", _STR), ("hlt", _HLT)]
+    _fields_ = [("exit", _EXIT), ("in_", _IN), ("out", _OUT), ("ins", _STR), ("outs", _STR), ("hlt", _HLT),
+                ("irq", _HLT)]
 
 
 @dataclass
@@ -74,20 +75,31 @@ class Strict:
     hlt: Callable[[], None] = lambda: None
 
 
+_LAST: dict[str, "HostRuntime"] = {}    # per library: the runtime whose area may still be registered
+
+
 class HostRuntime:
     """One loaded host build.  `exit(port, value)` is the flush/registration exit (the monitor's control ports);
     `strict` receives real instructions.  A Python exception inside a callback is stored and re-raised by run()."""
 
-    def __init__(self, lib: Path, mem: HostMemory, exit: Callable[[int, int], None], strict: Strict):
+    def __init__(self, lib: Path, mem: HostMemory, exit: Callable[[int, int], None], strict: Strict,
+                 irq: Callable[[], None] | None = None):
         self.lib = ctypes.CDLL(str(lib))
         self.mem, self._exit, self.strict = mem, exit, strict
+        self._area_gpa: int | None = None
+        old = _LAST.get(str(lib))
+        if old is not None:
+            old.detach()            # the library's globals outlive a runtime object: drop its area first
+        _LAST[str(lib)] = self
         self.exits = 0
         self.unmasked = 0          # exits and real instructions made with the soft interrupt mask clear
         self.error: BaseException | None = None
         ctypes.c_ulong.in_dll(self.lib, "pvio_host_ram_base").value = mem.base
         self.lib.pvio_host_irq_depth.restype = ctypes.c_ulong
         self._cbs = _Ops(_EXIT(self._on_exit), _IN(self._guard(strict.read, 0)), _OUT(self._guard(strict.write)),
-                         _STR(self._guard(self._ins)), _STR(self._guard(self._outs)), _HLT(self._guard(strict.hlt, masked=False)))
+                         _STR(self._guard(self._ins)), _STR(self._guard(self._outs)),
+                         _HLT(self._guard(strict.hlt, masked=False)), _HLT(self._guard(irq or (lambda: None))))
+        self.on_masked_call: Callable[[], None] | None = None   # runs at every masked callback (interrupt tests)
         ctypes.memmove(ctypes.addressof(_Ops.in_dll(self.lib, "pvio_host_ops")), ctypes.addressof(self._cbs),
                        ctypes.sizeof(_Ops))
         self.lib.pvio_init.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
@@ -100,14 +112,22 @@ class HostRuntime:
     def _guard(self, fn: Callable, default=None, masked: bool = True) -> Callable:
         """Wrap a callback; `masked`: the runtime must call it with interrupts masked (all but hlt)."""
         def call(*args):
-            if masked and self.lib.pvio_host_irq_depth() == 0:
-                self.unmasked += 1
+            if masked:
+                if self.lib.pvio_host_irq_depth() == 0:
+                    self.unmasked += 1
+                elif self.on_masked_call is not None:
+                    self.on_masked_call()
             try:
                 return fn(*args)
             except BaseException as exc:  # noqa: BLE001 - must not unwind through C; re-raised by run()
                 self.error = self.error or exc
                 return default
         return call
+
+    def raise_irq(self) -> int:
+        """Make an interrupt pending (delivered when the mask drops to zero); returns the running op's index."""
+        ctypes.c_ulong.in_dll(self.lib, "pvio_host_irq_pending").value = 1
+        return ctypes.c_ulong.in_dll(self.lib, "pvio_host_cur_op").value
 
     def _on_exit(self, port: int, value: int) -> None:
         self.exits += 1
@@ -130,7 +150,17 @@ class HostRuntime:
     def init(self, area_gpa: int) -> int:
         rc = self.lib.pvio_init(self.mem.base + area_gpa, P.AREA_SIZE)
         self._reraise()
+        if rc == 0:
+            self._area_gpa = area_gpa
         return rc
+
+    def detach(self) -> None:
+        """Forget the registered area without flushing it (its monitor may be gone): the runtime is direct again."""
+        if self._area_gpa is not None:
+            off, size = P.HEADER.field("count")
+            self.mem.write(self._area_gpa + off, bytes(size))
+            self.lib.pvio_fini()
+            self._area_gpa = None
 
     def run(self, ops: list[HostOp]) -> list[int]:
         arr = (HostOp * max(1, len(ops)))(*ops)
