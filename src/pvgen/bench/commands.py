@@ -24,7 +24,7 @@ from pvgen.bench.variants import select
 from pvgen.errors import PvgenError
 
 DEFAULT_OPS = {"net": 200, "disk": 64}   # all five variants in about a minute each here (docs/bench.md)
-DEFAULT_PV_BATCH = 8
+DEFAULT_PV_BATCH = 1   # issue 5: "one doorbell per request"; --pv-batch B queues B requests per doorbell
 
 
 def run_bench(workload: str, ops: int, variants: str | None, seed: int, pv_batch: int,
