@@ -15,8 +15,9 @@ pytestmark = pytest.mark.kvm
 @pytest.mark.parametrize("workload", ["net", "disk"])
 def test_bench_command_pv_ideal(kvm, tmp_path, workload):
     out, png = tmp_path / "r.json", tmp_path / "r.png"
-    res = CliRunner().invoke(cli, ["bench", workload, "--ops", "32", "--variants", "pv-ideal,original", "--pv-batch", "4",
-                                   "--json", str(out), "--plot", str(png)], obj={})
+    args = ["bench", workload, "--ops", "32", "--variants", "pv-ideal,original", "--pv-batch", "4",
+            "--json", str(out), "--plot", str(png)]
+    res = CliRunner().invoke(cli, args, obj={})
     assert res.exit_code == 0, res.output
     assert "pv-ideal" in res.output and "exits/op" in res.output
     data = json.loads(out.read_text())

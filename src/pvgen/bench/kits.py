@@ -1,4 +1,4 @@
-"""Kits: how each kind of guest is built and attached — pv-ideal (here, end to end) and the Linux driver environment."""
+"""Kits: how each kind of guest is built and attached; pv-ideal here, the Linux drivers in linuxkit.py."""
 
 from __future__ import annotations
 
