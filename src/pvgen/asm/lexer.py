@@ -9,6 +9,7 @@ from pvgen.asm.table import PREFIXES
 
 # A label at the start of a statement: a symbol, a numeric local label (`1:`) or a quoted name.
 _LABEL = re.compile(r'[ \t]*(?:[A-Za-z_.$][\w.$@]*|\d+|"[^"\n]*")[ \t]*:(?!:)')
+_SEPARATORS = re.compile(r"[;\n]")
 _WORD = re.compile(r"[ \t]*([A-Za-z_.][\w.]*|\\[A-Za-z_]\w*)")
 
 
@@ -41,6 +42,15 @@ def blank_comments(text: str, in_comment: bool = False) -> tuple[str, bool]:
     `#` starts a comment to the end of the line (x86 GNU as, both syntaxes); `/* */` may span lines;
     quotes protect both; a `'c` character constant protects its character.
     """
+    if not in_comment and '"' not in text and "'" not in text and "/*" not in text:
+        if "#" not in text:
+            return text, False
+        lines = text.split("\n")
+        for k, ln in enumerate(lines):
+            c = ln.find("#")
+            if c >= 0:
+                lines[k] = ln[:c] + " " * (len(ln) - c)
+        return "\n".join(lines), False
     out = list(text)
     i, n = 0, len(text)
     in_string = False
@@ -85,6 +95,14 @@ def blank_comments(text: str, in_comment: bool = False) -> tuple[str, bool]:
 def split_statements(code: str) -> list[Statement]:
     """Split comment-free code on newlines and on `;` outside strings; parse labels, prefixes and the first word."""
     stmts: list[Statement] = []
+    if '"' not in code and "'" not in code:  # no string: every `;` and newline separates
+        start = 0
+        for piece in _SEPARATORS.split(code):
+            st = parse_statement(code, start, start + len(piece))
+            if st is not None:
+                stmts.append(st)
+            start += len(piece) + 1
+        return stmts
     start, i, n = 0, 0, len(code)
     in_string = False
     while i <= n:

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pvgen.asm.lexer import Statement, blank_comments, split_statements
 from pvgen.asm.operands import OperandSyntaxError, parse_operands
 from pvgen.asm.sites import CODE_MODES, Malformed, NotRewritable, Site, classify_io
-from pvgen.asm.table import FOREIGN_DIRECTIVES, FOREIGN_MNEMONICS, IO_FORMS, MOV_MNEMONICS, REPORT_ONLY, \
-    SPECIAL_REG_PREFIXES
+from pvgen.asm.table import FOREIGN_DIRECTIVES, FOREIGN_MNEMONICS, IO_FORMS, MOV_MNEMONICS, PREFIXES, \
+    REPORT_ONLY, SPECIAL_REG_PREFIXES
 from pvgen.errors import AsmSyntaxError, RewriteError
 from pvgen.rewrite.emit import call_sequence
-from pvgen.rewrite.scan import candidates, dangling_prefix, may_have_sites  # noqa: F401 (re-exported)
+from pvgen.rewrite.scan import candidates, may_have_sites  # noqa: F401 (re-exported)
 
 
 _MODE_ALIASES = {None: "code64", 64: "code64", 32: "code32", 16: "code16", "64": "code64", "32": "code32",
@@ -55,8 +55,8 @@ class _Rewriter:
         self.sites: list[Site] = []
 
     # -- one unit (one or more whole lines) --------------------------------------------------------
-    def unit(self, unit: str, in_comment: bool, first_line: int) -> tuple[list[tuple[int, int, str]], bool]:
-        code, in_comment_after = blank_comments(unit, in_comment)
+    def unit(self, code: str, first_line: int) -> list[tuple[int, int, str]]:
+        """Record the sites of one unit (comments already blanked); return its replacements (start, end, text)."""
         stmts = split_statements(code)
         repl: list[tuple[int, int, str]] = []
         pending: list[Statement] = []
@@ -83,7 +83,7 @@ class _Rewriter:
             if new is not None:
                 nl = code.count("\n", start, st.end)
                 repl.append((start, st.end, new + "\n" * nl))
-        return repl, in_comment_after
+        return repl
 
     def directive(self, word: str, st: Statement, line: int) -> None:
         args = st.operands.strip().lower()
@@ -150,6 +150,16 @@ def _special_reg(operands: str) -> bool:
 _new_site = object.__new__
 
 
+def _ends_in_prefix(code: str) -> bool:
+    """Whether the last statement of `code` is only prefixes (`rep`, `rep;`, `1: lock`)."""
+    tail = code.rstrip(" \t\r\n;")
+    word = tail[tail.rfind("\n") + 1 :].rsplit(None, 1)[-1:] if tail else []
+    if not word or word[0].rpartition(";")[2].rpartition(":")[2].lower() not in PREFIXES:
+        return False
+    stmts = split_statements(code)
+    return bool(stmts) and stmts[-1].prefix_only
+
+
 def rewrite_text(text: str, path: str = "<input>", *, mode=None) -> RewriteResult:
     """Rewrite every port-I/O site of GNU as source `text`; lines without a site are kept byte for byte.
 
@@ -162,7 +172,7 @@ def rewrite_text(text: str, path: str = "<input>", *, mode=None) -> RewriteResul
     pos = 0  # everything before pos has been emitted
     line_no = 1  # line number of pos
     in_comment = False
-    # Lines repeat (`inb %dx, %al`): a unit with no directive is rewritten once per (text, state).
+    # Lines repeat (`inb %dx, %al`): a unit with no directive is rewritten once per (code, state).
     cache: dict[tuple, tuple[list, list[Site]]] = {}
     cands = candidates(text)
     ci, nc = 0, len(cands)
@@ -179,23 +189,29 @@ def rewrite_text(text: str, path: str = "<input>", *, mode=None) -> RewriteResul
                 break
             anchor = cands[ci]
         ustart = text.rfind("\n", pos, anchor) + 1 or pos
+        if not in_comment:
+            seg = text[ustart:anchor]
+            if "#" in seg and '"' not in seg and "'" not in seg and "/*" not in seg:
+                ci += 1  # the candidate is inside a `#` comment (`# drv.c:479:   outb(v, port);`)
+                continue
         uend = text.find("\n", anchor)
         uend = n if uend < 0 else uend
         if uend <= ustart and not in_comment:  # an empty line: nothing to look at (guarantees progress)
             ci += 1
             continue
-        # A line that ends in a bare prefix (`rep` alone) takes the next line along.
-        while uend < n and dangling_prefix(text, ustart, uend):
-            stmts = split_statements(blank_comments(text[ustart:uend], in_comment)[0])
-            if not (stmts and stmts[-1].prefix_only):
-                break
-            nxt = text.find("\n", uend + 1)
-            uend = n if nxt < 0 else nxt
         out.append(text[pos:ustart])
         line_no += count("\n", pos, ustart)
         unit = text[ustart:uend]
-        key = (unit, in_comment, rw.syntax, rw.mode, rw.macro_depth > 0)
-        hit = cache.get(key)
+        code, in_comment_after = blank_comments(unit, in_comment)
+        # A line that ends in a bare prefix (`rep` alone) takes the next line along.
+        while uend < n and _ends_in_prefix(code):
+            nxt = text.find("\n", uend + 1)
+            uend = n if nxt < 0 else nxt
+            unit = text[ustart:uend]
+            code, in_comment_after = blank_comments(unit, in_comment)
+        # the key is the code without its comments: `inb %dx, %al  # tmp107` and `# tmp110` share an entry
+        key = (code.rstrip(), in_comment, rw.syntax, rw.mode, rw.macro_depth > 0)
+        hit = None if in_comment_after else cache.get(key)
         if hit is not None:
             repl, templates = hit
             for t in templates:
@@ -206,7 +222,7 @@ def rewrite_text(text: str, path: str = "<input>", *, mode=None) -> RewriteResul
         else:
             before = len(rw.sites)
             state = (rw.syntax, rw.mode, rw.macro_depth)
-            repl, in_comment_after = rw.unit(unit, in_comment, line_no)
+            repl = rw.unit(code, line_no)
             if not in_comment_after and state == (rw.syntax, rw.mode, rw.macro_depth):
                 templates = []
                 for s in rw.sites[before:]:
@@ -215,7 +231,7 @@ def rewrite_text(text: str, path: str = "<input>", *, mode=None) -> RewriteResul
                     t.line -= line_no
                     templates.append(t)
                 cache[key] = (repl, templates)
-            in_comment = in_comment_after
+        in_comment = in_comment_after
         if repl:
             last = 0
             for a, b, new in repl:

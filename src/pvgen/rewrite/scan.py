@@ -56,16 +56,6 @@ def _other_patterns() -> dict[str, re.Pattern]:
     }
 
 
-@cache
-def _dangling() -> re.Pattern:
-    return re.compile(rf"(?:^|[\s;:]){_trie(PREFIXES)}[ \t]*;?[ \t]*(?:#[^\n]*|/\*.*)?$", re.I)
-
-
-def dangling_prefix(text: str, start: int, end: int) -> bool:
-    """Whether text[start:end] may end in a bare prefix (`rep` alone), which binds to the next line."""
-    return _dangling().search(text, start, end) is not None
-
-
 def _lower(text: str) -> str:
     """Lower-case ASCII letters; every other character becomes `?`, so offsets stay those of `text`."""
     if text.isascii():
