@@ -139,3 +139,28 @@ def test_macro_and_repeat_bodies_verify() -> None:
            ".rept 3\n\toutb %al,$0x80\n.endr\n\tret\n")
     rep, res = verify_text(src, "m.s")
     assert rep.replaced == {"__pvio_inb_dx": 2, "__pvio_inb_imm": 1, "__pvio_outb_imm": 3}
+
+
+INTEL_C = r"""
+static inline unsigned char inb(unsigned short p)
+{ unsigned char v; asm volatile("{inb %w1,%0|in %0,%w1}" : "=a"(v) : "Nd"(p)); return v; }
+static inline void outb(unsigned char v, unsigned short p)
+{ asm volatile("{outb %b0,%w1|out %w1,%b0}" : : "a"(v), "Nd"(p)); }
+static inline void insw(unsigned short p, void *a, unsigned long c)
+{ asm volatile("rep insw" : "+D"(a), "+c"(c) : "d"(p) : "memory"); }
+int f(unsigned short port, unsigned short *buf, int n)
+{ int s = 0; outb(0x20, 0x80); for (int i = 0; i < n; i++) s += inb(port + i) ^ inb(0x61);
+  insw(port, buf, 256); outb(s, port); return s; }
+"""
+
+
+def test_gcc_intel_syntax_output_verifies(tmp_path: Path) -> None:
+    if shutil.which("gcc") is None:
+        pytest.fail("gcc is needed to test the rewriter on real compiler output")
+    (tmp_path / "i.c").write_text(INTEL_C)
+    subprocess.run(["gcc", "-O2", "-S", "-masm=intel", str(tmp_path / "i.c"), "-o", str(tmp_path / "i.s")],
+                   check=True)
+    report, result = verify_text((tmp_path / "i.s").read_text(), "i.s", 64)
+    assert {s.syntax for s in result.sites} == {"intel"}
+    assert {s.kind for s in result.sites} == {"in", "out", "rep-ins"}
+    assert report.replaced_total == len(result.sites) == 5
