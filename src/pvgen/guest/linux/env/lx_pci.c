@@ -6,7 +6,7 @@
 /* PCI Local Bus Specification 3.0, section 3.2.2.3.2: CONFIG_ADDRESS at 0xCF8, CONFIG_DATA at 0xCFC. */
 #define PCI_CONF_ADDR 0xcf8
 #define PCI_CONF_DATA 0xcfc
-#define LX_MAX_BOUND 8
+#define LX_MAX_BOUND 64
 
 static u32 conf_addr(unsigned bus, unsigned devfn, unsigned reg)
 {
@@ -136,8 +136,13 @@ static void try_probe(struct pci_driver *drv, struct pci_dev *pdev)
 	const struct pci_device_id *id = match_id(drv->id_table, pdev);
 	int err;
 
-	if (!id || nbound == LX_MAX_BOUND)
+	if (!id)
 		return;
+	if (nbound == LX_MAX_BOUND) {
+		_printk(KERN_ERR "lxenv: %s: more than %d bound PCI functions, %s not probed\n", drv->name,
+			LX_MAX_BOUND, pci_name(pdev));
+		return;
+	}
 	pdev->dev.driver = &drv->driver;
 	err = drv->probe(pdev, id);
 	if (err) {
