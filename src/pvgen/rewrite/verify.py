@@ -264,7 +264,7 @@ def verify_objects(orig_o: str, rew_o: str, result: RewriteResult, path: str, bi
             raise Mismatch(f"{path}: {sec.name}+{r.address:#x}: extra instruction `{r.mnemonic} {r.op_str}` "
                            "in the rewritten code")
 
-    _compare_data(orig, rew, code, path, reloc_key)
+    _compare_data(orig, rew, code, path)
     _compare_symbols(orig, rew, code, path)
     _check_sites(report, result, path)
     return report
@@ -306,7 +306,7 @@ def _data_addend_ok(sec: _Section, oadd: int, radd: int, pcrel: bool, offset: in
     return False
 
 
-def _compare_data(orig: _Obj, rew: _Obj, code, path: str, reloc_key) -> None:
+def _compare_data(orig: _Obj, rew: _Obj, code, path: str) -> None:
     for key, oidx in orig.sections.items():
         sec = orig.elf.get_section(oidx)
         if oidx in code or not key[0] or _SKIP_SECTIONS.match(key[0]):
