@@ -120,3 +120,20 @@ def test_bench_rewrite_json(tmp_path: Path) -> None:
     assert fig["lines"] >= 2000 and fig["sites"] > 0
     assert fig["rewrite_seconds"] > 0 and fig["as_seconds"] > 0
     assert fig["ratio"] == pytest.approx(fig["rewrite_seconds"] / fig["as_seconds"])
+
+
+@pytest.mark.skipif(shutil.which("as") is None, reason="GNU as is missing")
+def test_verify_reports_first_unexplained_difference(tmp_path: Path, monkeypatch) -> None:
+    import pvgen.rewrite.core as core
+
+    real = core.rewrite_text
+
+    def tampered(text, path="<input>", *, mode=None):
+        r = real(text, path, mode=mode)
+        r.text = r.text.replace("movl $1, %eax", "movl $2, %eax")
+        return r
+
+    monkeypatch.setattr(core, "rewrite_text", tampered)
+    src = tmp_path / "t.s"
+    src.write_text("\t.text\nf:\tinb %dx,%al\n\tmovl $1, %eax\n\tret\n")
+    one_line_error(run("verify", str(src)), "t.s", ".text+0x1", "mov eax, 1", "mov eax, 2", "not a site")
