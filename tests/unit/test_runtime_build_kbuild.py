@@ -34,8 +34,7 @@ def test_runtime_kbuild_module_links(tmp_path, kernel_headers):
     proc = subprocess.run(["make", "-j2", "-C", str(kernel_headers), f"M={tmp_path}", "modules"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "batch.o: warning" not in proc.stderr and "glue.o: warning" not in proc.stderr, proc.stderr
-    assert "warning:" not in "\n".join(l for l in proc.stderr.splitlines() if "thunks64" not in l), proc.stderr
+    assert "warning" not in proc.stderr, proc.stderr          # objtool and gcc: not one warning
     syms = subprocess.run(["nm", str(tmp_path / "pvdemo.ko")], capture_output=True, text=True).stdout
     for name in ("pvio_out", "pvio_in", "pvio_init", "__pvio_outb_dx", "__pvio_rep_insw", "pvio_linux_start"):
         assert f" T {name}\n" in syms, name

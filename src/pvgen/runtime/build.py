@@ -35,7 +35,7 @@ TARGETS: dict[str, Target] = {
         "linux-module",
         (*KERNEL64, "-DPVIO_TARGET_LINUX", "-mindirect-branch=thunk-extern", "-mfunction-return=thunk-extern",
          "-mindirect-branch-register", "-fno-jump-tables"),
-        ("-DPVIO_RETHUNK",), "thunks64.S", (), "relocatable",
+        ("-DPVIO_KERNEL", "-DPVIO_RETHUNK"), "thunks64.S", (), "relocatable",
         "x86-64 Linux kernel module object (-mcmodel=kernel, -mno-red-zone, RETHUNK returns)"),
     "x86_64": Target(
         "x86_64", tuple(KERNEL64), (), "thunks64.S", ("arch_hx.c",), "relocatable",
@@ -167,5 +167,5 @@ def export_kbuild(dest: Path, module: str) -> Path:
         f"{module}-y += {sub}/batch.o {sub}/thunks64.o {sub}/arch_linux_glue.o\n"
         f"CFLAGS_{sub}/batch.o := -mgeneral-regs-only -DPVIO_TARGET_LINUX -Werror\n"
         f"CFLAGS_{sub}/arch_linux_glue.o := -Werror\n"
-        f"AFLAGS_{sub}/thunks64.o := -DPVIO_RETHUNK\n")
+        f"AFLAGS_{sub}/thunks64.o := -DPVIO_KERNEL -DPVIO_RETHUNK\n")
     return frag
