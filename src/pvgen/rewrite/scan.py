@@ -33,23 +33,24 @@ def _trie(words) -> str:
 
 # Candidate lines are found by a few patterns, each starting with a literal character so that `re` can
 # skip quickly, run over a lower-cased copy of the text. A line matched by none of them holds no site, no
-# report-only instruction and no state change, and is copied without being looked at. An instruction
-# starts a line, or follows `:` (a label), `;` or `*/`. Patterns are compiled on first use: a short-lived
-# `pvgen-as` that only asks may_have_sites() compiles only those.
+# report-only instruction and no state change, and is copied without being looked at. A statement (an
+# instruction or a directive) starts a line, or follows `:` (a label), `;` or `*/`. Patterns are compiled
+# on first use: a short-lived `pvgen-as` that only asks may_have_sites() compiles only those.
 @cache
 def _word_patterns(site_only: bool) -> tuple[re.Pattern, list[tuple[str, re.Pattern]]]:
     words = set(IO_FORMS) | PREFIXES
-    if not site_only:
-        words |= set(REPORT_ONLY) | FOREIGN_MNEMONICS
-    w = _trie(words)
-    after = [(lit, re.compile(rf"{re.escape(lit)}[ \t]*{w}{_END}")) for lit in ("\n", ":", ";", "*/")]
-    return re.compile(rf"[ \t]*{w}{_END}"), after
+    if not site_only:  # everything that can start a statement of interest, directives included
+        words |= set(REPORT_ONLY) | FOREIGN_MNEMONICS | FOREIGN_DIRECTIVES | {"." + d for d in STATE_DIRECTIVES}
+    first = re.escape("".join(sorted({w[0] for w in words})))
+    # possessive blanks and a look-ahead on the first letter let `re` give up early on most lines
+    w = rf"[ \t]*+(?=[{first}]){_trie(words)}{_END}"
+    after = [(lit, re.compile(re.escape(lit) + w)) for lit in ("\n", ":", ";", "*/")]
+    return re.compile(w), after
 
 
 @cache
 def _other_patterns() -> dict[str, re.Pattern]:
     return {
-        "directive": re.compile(rf"\.{_trie(list(STATE_DIRECTIVES) + [d[1:] for d in FOREIGN_DIRECTIVES])}{_END}"),
         "comment": re.compile(r"/\*"),
         "special_att": re.compile(r"%(?:cr|dr|db)[0-9]"),
         "special_intel": re.compile(r"[ \t,](?:cr|dr|db)[0-9]"),
@@ -75,7 +76,6 @@ def candidates(text: str) -> list[int]:
             pos.extend(m.start() + 1 for m in rx.finditer(low))
         elif lit in low:
             extra.extend(m.start() for m in rx.finditer(low))
-    extra.extend(m.start() for m in other["directive"].finditer(low))
     if "/*" in low:
         extra.extend(m.start() for m in other["comment"].finditer(low))
     if "%cr" in low or "%dr" in low or "%db" in low:
