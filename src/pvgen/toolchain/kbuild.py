@@ -21,7 +21,6 @@ VARIANTS = (PLAIN, PVGEN)
 
 # The direct runtime (src/pvgen/runtime/), copied into every pvgen build directory and linked into each module.
 RUNTIME_SOURCES = {"thunks": "thunks64.S", "direct": "direct.c"}
-RUNTIME_HEADERS = ("pvio_backend.h", "ioinsn.h")
 RUNTIME_EXCLUDE = "*-pvio-*.o"  # $PVGEN_AS_EXCLUDE: the runtime's own objects are assembled as they are
 
 
@@ -150,8 +149,8 @@ def _inputs(target: Target, variant: str, tree: Path) -> dict[str, bytes]:
             for part, src in RUNTIME_SOURCES.items():
                 ext = os.path.splitext(src)[1]
                 files[runtime_stem(mod, part) + ext] = (rt / src).read_bytes()
-            for h in RUNTIME_HEADERS:
-                files[h] = (rt / h).read_bytes()
+            for h in sorted(rt.glob("*.h")):  # pvio_backend.h, ioinsn.h and whatever else the runtime includes
+                files[h.name] = h.read_bytes()
     return files
 
 
