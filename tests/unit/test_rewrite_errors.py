@@ -16,6 +16,8 @@ from pvgen.rewrite import rewrite_text
     ("\toutl %al,%dx\n", 1, "size mismatch"),
     ("\tinb ($0x60,%al\n", 1, "cannot parse"),
     ("\thlt %eax\n", 1, "no operands"),
+    ("\tinw $0x1f0,%ax\n", 1, "0..255"),
+    ("\toutb %al,$256\n", 1, "0..255"),
     ("\tinsb (%bx),%es:(%rdi)\n", 1, "%dx"),
     ("\n\n\t.intel_syntax\n\tin al, dx\n", 3, "noprefix"),
     ("\tldr r0, [r1]\n", 1, "ARM"),
