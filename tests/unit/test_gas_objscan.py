@@ -63,3 +63,12 @@ def test_disassembly_resynchronises_at_each_function(tmp_path):
 def test_missing_tarball_names_the_debian_package(tmp_path):
     with pytest.raises(EnvironmentMissing, match="apt-get install linux-source-6.1"):
         ensure_extracted(["drivers/rtc"], tarball=tmp_path / "linux-source-6.1.tar.xz")
+
+
+def test_paths_inside_extracted_directories_need_no_new_pass():
+    from pvgen.toolchain.linuxsrc import _covered
+
+    have = {"drivers/ata", "lib/iomap.c"}
+    assert _covered(["drivers/ata/libata.h", "drivers/ata", "lib/iomap.c"], have)
+    assert not _covered(["drivers/atari"], have)
+    assert not _covered(["lib"], have)

@@ -94,18 +94,27 @@ def ensure_extracted(paths: Iterable[str] = (), *, tarball: Path = TARBALL, quie
         )
     ident = _tarball_id(tarball)
     stamp = _read_stamp(dest)
-    if stamp.get("id") == ident and set(wanted) <= set(stamp.get("paths", [])):
+    if stamp.get("id") == ident and _covered(wanted, set(stamp.get("paths", []))):
         return dest
     with _locked(cache_root() / "linux-6.1.lock"):
         stamp = _read_stamp(dest)  # another process may have extracted while we waited
         have = set(stamp.get("paths", [])) if stamp.get("id") == ident else set()
-        if set(wanted) <= have:
+        if _covered(wanted, have):
             return dest
-        todo = sorted(have | set(wanted))
+        todo = sorted(have | {p for p in wanted if not _covered([p], have)})
         dest.mkdir(parents=True, exist_ok=True)
         _extract(tarball, dest, todo, quiet=quiet)
         (dest / STAMP).write_text(json.dumps({"id": ident, "paths": todo}, indent=1))
     return dest
+
+
+def _covered(paths: Iterable[str], have: set[str]) -> bool:
+    """Every path is extracted already, itself or as part of an extracted directory."""
+    def one(p: str) -> bool:
+        parts = p.split("/")
+        return any("/".join(parts[:i]) in have for i in range(1, len(parts) + 1))
+
+    return all(one(p) for p in paths)
 
 
 def _extract(tarball: Path, dest: Path, paths: list[str], *, quiet: bool) -> None:
