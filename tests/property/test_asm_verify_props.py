@@ -1,6 +1,6 @@
 """Hypothesis: random mixes of every site form with ordinary code rewrite and pass `pvgen verify` (real as).
 
-25 examples per mode by default; PVGEN_HYPOTHESIS_PROFILE=long runs 500.
+25 examples per code size (64, 32, 16) by default; PVGEN_HYPOTHESIS_PROFILE=long runs 500.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ SITES = {
          "rep; outsb", "repz insl", "rep outsw %ds:(%rsi),(%dx)", "hlt", "data16 inl %dx,%eax", "addr32 insb"],
     32: ["inb $0x60,%al", "inw %dx,%ax", "outl %eax,%dx", "outb %al,$0x80", "insb (%dx),%es:(%edi)", "rep insl",
          "rep outsw", "outsb", "hlt", "addr16 outsb"],
+    16: ["inb $0x60,%al", "outw %ax,%dx", "inl %dx,%eax", "rep insw", "outsb", "hlt", "insb (%dx),%es:(%di)",
+         "rep outsl"],
 }
 PLAIN = {
     64: ["movl $1, %eax", "addq $8, %rsp", "subq $8, %rsp", "pushq %rbx", "popq %rbx", "leaq 16(%rsp), %rdi",
@@ -32,6 +34,7 @@ PLAIN = {
          "leaq .Ltab(%rip), %rsi", "rep movsb", ".p2align 4", "xorl %edx, %edx"],
     32: ["movl $1, %eax", "addl $8, %esp", "pushl %ebx", "popl %ebx", "jne 1f", "1:", "call ext", "movl gvar, %eax",
          "rep stosl", ".p2align 4", "xorl %edx, %edx"],
+    16: ["movw $1, %ax", "pushw %bx", "popw %bx", "jne 1f", "1:", "call ext", "xorw %dx, %dx", "addw $2, %si"],
 }
 
 
@@ -40,12 +43,12 @@ def program(bits: int):
     return st.lists(line, min_size=1, max_size=25)
 
 
-@pytest.mark.parametrize("bits", [64, 32])
+@pytest.mark.parametrize("bits", [64, 32, 16])
 def test_random_programs_verify(bits: int) -> None:
     @PROFILE
     @given(program(bits))
     def run(lines: list[str]) -> None:
-        head = "\t.code32\n" if bits == 32 else ""
+        head = {64: "", 32: "\t.code32\n", 16: "\t.code16gcc\n"}[bits]
         body = "".join(f"\t{ln}\n" if not ln.endswith(":") else f"{ln}\n" for ln in lines)
         src = (f"{head}\t.text\n\t.globl f\nf:\n{body}1:\tret\n\t.size f, .-f\n"
                f"\t.section .rodata\n.Ltab:\t.long 1b - .Ltab\n\t{'.quad' if bits == 64 else '.long'} f, 1b\n")
