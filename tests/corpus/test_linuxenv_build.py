@@ -1,4 +1,4 @@
-"""The Linux driver environment builds: Kbuild objects, no undefined symbol after linking, stubs for exactly the rest."""
+"""The Linux driver environment builds: Kbuild objects, no undefined symbol after linking, exact stubs for the rest."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ int lx_memcmp(const void *a, const void *b, size_t n);
 size_t lx_strlen(const char *s);
 
 /* lx_irq.c: interrupt lines as the drivers see them (request_irq, disable_irq depth, replay of pending lines). */
-void lx_irq_init(void);
+unsigned long lx_irq_count(int irq);   /* handler runs on a line (replays included) */
 
 /* lx_pci.c: configuration mechanism #1 (0xCF8/0xCFC). */
 u32 lx_pci_read32(unsigned bus, unsigned devfn, unsigned reg);

@@ -42,10 +42,6 @@ static void lx_irq_entry(int irq, void *arg)
 	run_actions(irq);
 }
 
-void lx_irq_init(void)
-{
-}
-
 int request_threaded_irq(unsigned int irq, irq_handler_t handler, irq_handler_t thread_fn,
 			 unsigned long irqflags, const char *devname, void *dev_id)
 {

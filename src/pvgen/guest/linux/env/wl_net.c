@@ -164,8 +164,9 @@ int hx_main(void)
 
 	errors += tx_err ? 1 : 0;
 	hx_printf("PVGEN-RESULT tx=%lu tx_bytes=%lu rx=%lu rx_bytes=%lu rx_crc=0x%08x errors=%lu dev_errors=%lu "
-		  "timeouts=%lu idle_tx=%lu idle_rx=%lu\n", tx_done(dev), tx_bytes, rx_frames, rx_bytes, rx_crc, errors,
-		  (unsigned long)(dev->stats.tx_errors + dev->stats.rx_errors), timeouts, idles[0], idles[1]);
+		  "timeouts=%lu idle_tx=%lu idle_rx=%lu irqs=%lu\n", tx_done(dev), tx_bytes, rx_frames, rx_bytes, rx_crc,
+		  errors, (unsigned long)(dev->stats.tx_errors + dev->stats.rx_errors), timeouts, idles[0], idles[1],
+		  lx_irq_count(dev->irq));
 	lx_netdev_close(dev);
 	lx_ne2k_pci_cleanup_module();
 	lx_8390_cleanup_module();
