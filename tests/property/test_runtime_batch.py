@@ -15,11 +15,11 @@ from pvgen.runtime.build import build
 from pvgen.runtime.hostlib import HostMemory, HostOp, HostRuntime, Hop, Strict
 from pvgen.runtime.refmodel import BLOCK, RefRuntime, Trace, lab_bus, mask
 
-settings.register_profile("default", max_examples=60, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-settings.register_profile("long", max_examples=3000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-settings.load_profile(os.environ.get("PVGEN_HYPOTHESIS_PROFILE", "default"))
+# Explicit settings (not a global profile, which would change other areas' tests): PVGEN_HYPOTHESIS_PROFILE=long
+# is the documented large run.
+LONG = os.environ.get("PVGEN_HYPOTHESIS_PROFILE") == "long"
+SETTINGS = settings(max_examples=3000 if LONG else 60, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 BASE = 0x100
 FIFO_PORT, FIFO_SIZE = BASE + 8, 2
@@ -177,6 +177,7 @@ def split(trace: Trace):
 
 
 # --- properties -----------------------------------------------------------------------------------------------------
+@SETTINGS
 @given(st.lists(op_st, max_size=60))
 def test_runtime_trace_equals_immediate_execution(host_lib, ops):
     ops = complete(ops)
@@ -187,6 +188,7 @@ def test_runtime_trace_equals_immediate_execution(host_lib, ops):
     assert split(got_trace) == split(want_trace)
 
 
+@SETTINGS
 @given(st.lists(op_st, max_size=60))
 def test_runtime_exits_match_reference_model(host_lib, ops):
     ops = complete(ops)
@@ -196,6 +198,7 @@ def test_runtime_exits_match_reference_model(host_lib, ops):
     assert split(ref_trace) == split(immediate(ops)[0])
 
 
+@SETTINGS
 @given(st.integers(1, P.ENTRY_CAPACITY), st.integers(1, 700))
 def test_runtime_posted_writes_flush_at_threshold(host_lib, threshold, n):
     ops = [("threshold", 0, 1, threshold)] + [("out", BASE, 1, i) for i in range(n)]

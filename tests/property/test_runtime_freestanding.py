@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_runtime_batch import BASE, CTRL, buf_data, complete, immediate, op_st, split
+from test_runtime_batch import BASE, CTRL, LONG, buf_data, complete, immediate, op_st, split
 from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_MODE_32, UC_MODE_64, Uc
 from unicorn import x86_const as X
 
@@ -228,7 +228,8 @@ def run(image, ops, monitor: bool = True):
 small_ops = st.lists(op_st.filter(lambda o: o[0] != "hlt"), max_size=40)   # hlt would stop the emulator
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=300 if LONG else 25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(small_ops)
 def test_runtime_freestanding_trace_equals_immediate_execution(image, ops):
     ops = complete(ops)

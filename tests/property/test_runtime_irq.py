@@ -3,12 +3,10 @@ handler's I/O after the interrupted operation, and the devices see exactly that 
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_runtime_batch import AREA, BASE, BUFS, RAM, UNOWNED, buf_data, complete, immediate, op_st, recorder, split
+from test_runtime_batch import AREA, BASE, BUFS, LONG, RAM, UNOWNED, buf_data, complete, immediate, op_st, recorder, split
 
 from pvgen import protocol as P
 from pvgen.devices.pvbatch import PvBatch
@@ -47,7 +45,8 @@ def n_results(ops) -> int:
     return sum(k in ("in", "fifo", "ins") for k, *_ in ops)
 
 
-@settings(max_examples=3000 if os.environ.get("PVGEN_HYPOTHESIS_PROFILE") == "long" else 250, deadline=None)
+@settings(max_examples=3000 if LONG else 250, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(op_st, max_size=40), st.lists(irq_op, min_size=1, max_size=6), st.integers(1, 6))
 def test_runtime_interrupt_inside_the_runtime_runs_after_the_interrupted_access(sim_lib, ops, handler, nth):
     ops = complete(ops)
