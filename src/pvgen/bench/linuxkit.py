@@ -45,22 +45,12 @@ class RxPacer:
         if self.enabled and self.inbox and offset == ISR_OFFSET and value & 0x01 and self.nic.page == 0:
             self.pump()
 
-    def _room(self, frame: bytes) -> bool:
-        n = self.nic
-        ring = n.pstop - n.pstart
-        if ring <= 0 or not (n.pstart <= n.curr < n.pstop):
-            return False
-        free = (n.bnry - n.curr) % ring if n.pstart <= n.bnry < n.pstop else ring
-        free = free or ring
-        pages = (4 + max(len(frame), 60) + 255) >> 8
-        return pages < free
-
     def pump(self) -> int:
         if self._busy:
             return 0
         self._busy, done = True, 0
         try:
-            while self.inbox and done < PUMP_BURST and self._room(self.inbox[0]):
+            while self.inbox and done < PUMP_BURST and self.nic.rx_fits(len(self.inbox[0])):
                 if not self.nic.receive(self.inbox[0]):
                     break
                 self.inbox.popleft()
@@ -110,6 +100,7 @@ def _attach_disk(m, host, box: dict) -> None:
     ata.attach_primary(m.ports, disk)
     pcihost = pci.PciHost()
     pcihost.add(0, 0, pci.host_bridge())
+    pcihost.add(1, 0, pci.isa_bridge())            # function 0 present, so a scan finds 00:01.1
     pcihost.add(1, 1, pci.ide_legacy_function())
     m.ports.register(pci.CONFIG_ADDRESS_PORT, 8, pcihost)
     box.update(disk=disk)

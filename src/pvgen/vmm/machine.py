@@ -99,6 +99,7 @@ class Machine:
         self.stats = StatsFd(self.vcpu.fd)
         self._run = self.vcpu.run_mm
         self._irq_level = kvm.kvm_irq_level()
+        self._irq_levels: dict[int, bool] = {}     # last level driven per line (we are its only driver)
         self.console_out = bytearray()
         self._console_cb = console
         self.ports = CachedPortBus()
@@ -131,7 +132,10 @@ class Machine:
             self._console_cb(data)
 
     def set_irq(self, irq: int, level: bool) -> None:
-        """Drive an ISA interrupt line of the in-kernel PIC (KVM_IRQ_LINE)."""
+        """Drive an ISA interrupt line of the in-kernel PIC (KVM_IRQ_LINE); an unchanged level costs no ioctl."""
+        if self._irq_levels.get(irq) == level:
+            return
+        self._irq_levels[irq] = level
         self._irq_level.irq, self._irq_level.level = irq, int(level)
         kvm.ioctl(self.vm_fd, kvm.KVM_IRQ_LINE, self._irq_level)
 
