@@ -116,7 +116,8 @@ def test_called_stub_stops_the_guest_with_its_name(kvm, tmp_path):
     assert "unimplemented: lx_missing_kernel_fn" in res.console.decode(errors="replace")
 
 
-def test_libata_sff_disk_workload(kvm, kernel_headers, linux_source_tarball, tmp_path):
+@pytest.mark.parametrize("hsm", [0, 1], ids=["direct-calls", "ata_sff_hsm_move"])
+def test_libata_sff_disk_workload(kvm, kernel_headers, linux_source_tarball, tmp_path, hsm):
     from pvgen.bench import diskbench
     from pvgen.devices import ata
     from pvgen.devices.diskimage import SECTOR_SIZE, MemoryDisk
@@ -130,11 +131,12 @@ def test_libata_sff_disk_workload(kvm, kernel_headers, linux_source_tarball, tmp
     with Machine(ram_mb=64) as m:
         disk = ata.AtaDisk(MemoryDisk(size // SECTOR_SIZE, data), irq=lambda level: m.set_irq(14, level))
         ata.attach_primary(m.ports, disk)
-        m.boot(image, f"wl=disk ops={ops} seed={seed} blocks={size // wl.BLOCK}")
+        m.boot(image, f"wl=disk ops={ops} seed={seed} blocks={size // wl.BLOCK} hsm={hsm}")
         res = m.run(timeout=60)
     console = res.console.decode(errors="replace")
     assert res.stop == "exit" and res.code == 0, console
     assert "lxdisk: PVGEN ATA DISK" in console          # IDENTIFY's model string, read by ata_sff_data_xfer
     assert disk.metrics["cmd_ec"] == 1 and disk.metrics["cmd_c6"] == 1
+    assert wl.parse_result(console)["hsm"] == hsm
     checks = diskbench.verify_disk(seed, ops, initial, bytes(data), console)
     assert all(c.startswith("ok:") for c in checks), checks

@@ -43,7 +43,7 @@ DISK = DriverSet(
     "disk",
     ("drivers/ata/libata-sff.c", "drivers/ata/libata.h", "lib/iomap.c"),
     (("libata-sff.o", "lx_libata_sff"), ("iomap.o", "lx_iomap")),
-    ENV_CORE + ("wl_disk.c",),
+    ENV_CORE + ("lx_percpu.c", "lx_ata.c", "wl_disk.c"),
 )
 # No driver objects: the environment's PCI enumeration on its own, for tests (tests/kvm/test_linuxenv_pci.py).
 PCI = DriverSet("pci", (), (), ENV_CORE + ("lx_pci.c", "wl_pci.c"))

@@ -39,4 +39,9 @@ struct net_device *lx_netdev_registered(int n);
 int lx_netdev_open(struct net_device *dev);
 int lx_netdev_close(struct net_device *dev);
 
+/* lx_percpu.c: per-CPU area and memory map for inline kernel code (disk set). */
+void lx_percpu_init(void);
+struct page;
+struct page *lx_page_map(void *buf, unsigned long npages);
+
 #endif

@@ -10,10 +10,18 @@
 #define ATA_PRIMARY_CTL 0x3f6
 #define SECTORS (WL_BLOCK / ATA_SECT_SIZE)
 
-/* Direct calls, not the hsm state machine: ata_sff_tf_load, ata_sff_exec_command, ata_sff_check_status (through
- * ata_sff_busy_wait) and ata_sff_data_xfer are the real libata-sff.o functions, on port addresses that
- * lib/iomap.c's ioread8/iowrite8/ioread16_rep/iowrite16_rep turn into inb/outb/insw/outsw. The port is
- * polled (nIEN set). */
+/* Two ways through the real libata-sff.o, both polled (nIEN set), on port addresses that lib/iomap.c's
+ * ioread8/iowrite8/ioread16_rep/iowrite16_rep turn into inb/outb/insw/outsw:
+ * - direct (default): ata_sff_tf_load, ata_sff_exec_command, ata_sff_check_status (through ata_sff_busy_wait)
+ *   and one ata_sff_data_xfer per DRQ block;
+ * - hsm=1: the task file as ata_tf_to_host issues it, then libata's own state machine, ata_sff_hsm_move, driven
+ *   the way ata_sff_pio_task drives a polled command: it moves the data a sector at a time through
+ *   ata_pio_sectors/ata_pio_sector (a scatterlist, kmap_atomic) and completes the qc. */
+static void noop_irq_on(struct ata_port *ap)
+{
+	/* stay polled: ata_hsm_qc_complete would otherwise turn the device's interrupt on (ata_sff_irq_on) */
+}
+
 static struct ata_port_operations port_ops = {
 	.sff_check_status = ata_sff_check_status,
 	.sff_tf_load = ata_sff_tf_load,
@@ -21,12 +29,13 @@ static struct ata_port_operations port_ops = {
 	.sff_exec_command = ata_sff_exec_command,
 	.sff_data_xfer = ata_sff_data_xfer,
 	.sff_dev_select = ata_sff_dev_select,
+	.sff_irq_on = noop_irq_on,
 };
 static struct ata_host host;
 static struct ata_port port;
 static struct ata_queued_cmd qc;
 static unsigned long errors, dev_errors;
-static bool multiple;
+static bool multiple, hsm;
 
 static void port_init(void)
 {
@@ -34,6 +43,8 @@ static void port_init(void)
 
 	ap->ops = &port_ops;
 	ap->host = &host;
+	spin_lock_init(&host.lock);
+	ap->lock = &host.lock;
 	ap->link.ap = ap;
 	ap->print_id = 1;
 	for (int i = 0; i < ATA_MAX_DEVICES; i++) {
@@ -121,18 +132,73 @@ static int transfer(u64 lba, u8 *buf, bool write)
 	return wait_status(0, write ? "write done" : "read done");
 }
 
+/* The same request through ata_sff_hsm_move (libata-sff.c), as ata_sff_pio_task runs it for a polled command. */
+static int transfer_hsm(u64 lba, u8 *buf, struct page *page, bool write)
+{
+	static struct scatterlist sg;
+	struct ata_taskfile *tf = &qc.tf;
+	int poll_next;
+
+	lx_memset(tf, 0, sizeof(*tf));
+	tf->flags = ATA_TFLAG_ISADDR | ATA_TFLAG_DEVICE | ATA_TFLAG_LBA | ATA_TFLAG_POLLING |
+		    (write ? ATA_TFLAG_WRITE : 0);
+	tf->nsect = SECTORS;
+	tf->lbal = lba;
+	tf->lbam = lba >> 8;
+	tf->lbah = lba >> 16;
+	tf->device = ATA_LBA | ((lba >> 24) & 0xf);
+	tf->command = multiple ? (write ? ATA_CMD_WRITE_MULTI : ATA_CMD_READ_MULTI)
+			       : (write ? ATA_CMD_PIO_WRITE : ATA_CMD_PIO_READ);
+	lx_memset(&sg, 0, sizeof(sg));
+	sg_set_page(&sg, page, WL_BLOCK, 0);
+	sg_mark_end(&sg);
+	qc.sg = qc.cursg = &sg;
+	qc.n_elem = 1;
+	qc.cursg_ofs = 0;
+	qc.sect_size = ATA_SECT_SIZE;
+	qc.nbytes = WL_BLOCK;
+	qc.curbytes = 0;
+	qc.err_mask = 0;
+	qc.flags = ATA_QCFLAG_ACTIVE;
+	qc.dev->multi_count = multiple ? SECTORS : 0;
+
+	issue(tf);
+	/* ata_sff_qc_issue, ATA_PROT_PIO with polling: a write starts by sending data, a read by waiting for it */
+	port.hsm_task_state = write ? HSM_ST_FIRST : HSM_ST;
+	spin_lock_irq(port.lock);
+	do {
+		u8 status = ata_sff_busy_wait(&port, ATA_BUSY, 100000);
+
+		poll_next = ata_sff_hsm_move(&port, &qc, status, 1);
+	} while (poll_next);
+	spin_unlock_irq(port.lock);
+	if (qc.flags & ATA_QCFLAG_ACTIVE || qc.err_mask || port.hsm_task_state != HSM_ST_IDLE) {
+		hx_printf("lxdisk: %s via ata_sff_hsm_move: err_mask 0x%x, state %u\n", write ? "write" : "read",
+			  qc.err_mask, port.hsm_task_state);
+		dev_errors++;
+		return -1;
+	}
+	return 0;
+}
+
 int hx_main(void)
 {
 	const char *cmd = hx_cmdline();
 	u64 ops = wl_param(cmd, "ops", 64), seed = wl_param(cmd, "seed", 1);
 	u64 blocks = wl_param(cmd, "blocks", 16384), capacity, reads = 0, writes = 0;
 	static u16 id[ATA_ID_WORDS];
-	static u8 buf[WL_BLOCK], want[WL_BLOCK];
+	static u8 want[WL_BLOCK];
+	u8 *buf;
+	struct page *page;
 	char model[ATA_ID_PROD_LEN + 1];
 	u32 crc = 0, *writer;
 	hx_u64 t0;
 
 	lx_verbose = wl_param(cmd, "verbose", 0);
+	hsm = wl_param(cmd, "hsm", 0);
+	lx_percpu_init();
+	buf = hx_alloc(WL_BLOCK, PAGE_SIZE);
+	page = lx_page_map(buf, 1);
 	if (ops < 4) {
 		hx_printf("lxdisk: FAIL: need ops >= 4\n");
 		return 2;
@@ -168,14 +234,14 @@ int hx_main(void)
 
 		if (write) {
 			wl_write_data(seed, i, buf);
-			if (transfer(block * SECTORS, buf, true)) {
+			if (hsm ? transfer_hsm(block * SECTORS, buf, page, true) : transfer(block * SECTORS, buf, true)) {
 				errors++;
 				continue;
 			}
 			writer[block] = i + 1;
 			writes++;
 		} else {
-			if (transfer(block * SECTORS, buf, false)) {
+			if (hsm ? transfer_hsm(block * SECTORS, buf, page, false) : transfer(block * SECTORS, buf, false)) {
 				errors++;
 				continue;
 			}
@@ -194,8 +260,8 @@ int hx_main(void)
 	t0 = hx_nsec() - t0;
 	hx_mark(WL_MARK_DISK_END);
 	hx_printf("lxdisk: %llu ops in %llu us (guest clock), %llu us/op\n", ops, t0 / 1000, t0 / 1000 / ops);
-	hx_printf("PVGEN-RESULT reads=%llu writes=%llu read_crc=0x%08x errors=%lu dev_errors=%lu multiple=%d\n",
-		  reads, writes, crc, errors, dev_errors, multiple);
+	hx_printf("PVGEN-RESULT reads=%llu writes=%llu read_crc=0x%08x errors=%lu dev_errors=%lu multiple=%d hsm=%d\n",
+		  reads, writes, crc, errors, dev_errors, multiple, hsm);
 	hx_printf("lxdisk: %s\n", errors ? "FAIL" : "PASS");
 	return errors ? 1 : 0;
 }
