@@ -12,6 +12,7 @@ import enum
 import functools
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pvgen.errors import ProtocolError
 
@@ -246,9 +247,8 @@ def encode_class_table(words: dict[int, int]) -> bytes:
 
 # --- entries -----------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Entry:
-    """A decoded, validated batch entry."""
+class Entry(NamedTuple):
+    """A decoded, validated batch entry (a NamedTuple: the monitor builds one per queued access)."""
 
     op: Op
     port: int
@@ -257,7 +257,7 @@ class Entry:
     gpa: int = 0
 
     def encode(self) -> bytes:
-        return ENTRY.pack(port=self.port, size=self.size, op=int(self.op), value=self.value, gpa=self.gpa)
+        return ENTRY.fmt.pack(self.port, self.size, int(self.op), self.value, self.gpa)
 
 
 class BatchRejected(ProtocolError):

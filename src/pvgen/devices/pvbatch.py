@@ -224,27 +224,29 @@ class PvBatch:
     def _replay(self, area: _Area, entries: list[P.Entry]) -> tuple[int, int] | None:
         """Run the entries in order; returns (port, size) if the last FIFO-class read was an IN, for the refill."""
         fifo, route = None, self._route
-        for i, e in enumerate(entries):
-            self.stats.entries += 1
-            dev, off = route[e.port]          # resolved once per port by _validate
-            if e.op == Op.OUT:
-                dev.io_write(off, e.size, e.value)
-            elif e.op == Op.IN:
-                v = dev.io_read(off, e.size) & ((1 << (8 * e.size)) - 1)
+        OUT, IN, IN_DISCARD, OUTS = Op.OUT, Op.IN, Op.IN_DISCARD, Op.OUTS
+        self.stats.entries += len(entries)
+        for i, (op, port, size, value, gpa) in enumerate(entries):
+            dev, off = route[port]            # resolved once per port by _validate
+            if op is OUT:
+                dev.io_write(off, size, value)
+                continue
+            if op is IN:
+                v = dev.io_read(off, size) & ((1 << (8 * size)) - 1)
                 self._write(area.gpa + P.OFF_ENTRIES + i * P.ENTRY.size + 4, v.to_bytes(4, "little"))
-            elif e.op == Op.IN_DISCARD:
-                dev.io_read(off, e.size)
-            elif e.op == Op.OUTS:
-                data = self._read(e.gpa, e.value * e.size)
-                for k in range(0, len(data), e.size):
-                    dev.io_write(off, e.size, int.from_bytes(data[k:k + e.size], "little"))
-            elif e.op == Op.INS:
-                vals = self._read_many(e.port, e.size, e.value)
-                self._write(e.gpa, b"".join(v.to_bytes(e.size, "little") for v in vals))
-            if e.op in (Op.IN, Op.INS) and self._read_class(e.port) == PortClass.FIFO:
+            elif op is IN_DISCARD:
+                dev.io_read(off, size)
+            elif op is OUTS:
+                data = self._read(gpa, value * size)
+                for k in range(0, len(data), size):
+                    dev.io_write(off, size, int.from_bytes(data[k:k + size], "little"))
+            else:   # INS
+                vals = self._read_many(port, size, value)
+                self._write(gpa, b"".join(v.to_bytes(size, "little") for v in vals))
+            if op is not IN_DISCARD and op is not OUTS and self._read_class(port) == PortClass.FIFO:
                 # Prefetch after a single read only: an INS took exactly what the guest asked for, and the device's
                 # "current block" after it may be one the guest has not started (docs/protocol.md).
-                fifo = (e.port, e.size) if e.op == Op.IN else None
+                fifo = (port, size) if op is IN else None
         return fifo
 
     def _read_class(self, port: int) -> PortClass:
