@@ -160,3 +160,12 @@ def test_intel_syntax_from_the_command_line_is_refused_with_one_line(tmp_path):
     r = pvgen_as(["-o", str(tmp_path / "i.o"), str(src)])
     assert r.returncode == 0, r.stderr
     assert scan(tmp_path / "i.o") == []
+
+
+def test_32_bit_mode_follows_the_command_line(tmp_path):
+    src, out = tmp_path / "m32.s", tmp_path / "m32.o"
+    src.write_text("\t.text\n\tmovl $0x1f0, %edx\n\tinb %dx, %al\n\trep outsw\n\tret\n")
+    r = pvgen_as(["--32", "-o", str(out), str(src)])
+    assert r.returncode == 0, r.stderr
+    assert scan(out) == []
+    assert {"__pvio_inb_dx", "__pvio_rep_outsw"} <= set(undefined_symbols(out))
