@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
-_GRAMMAR = Path(__file__).with_name("operands.lark")
+_GRAMMAR = os.path.join(os.path.dirname(__file__), "operands.lark")  # no pathlib: it costs pvgen-as start-up
 
 # Register names (Intel noprefix spelling; AT&T adds `%`).
 GP_REGS = frozenset(
@@ -41,6 +41,11 @@ class OperandSyntaxError(ValueError):
         self.col = col
 
 
+def _grammar_text() -> str:
+    with open(_GRAMMAR, encoding="utf-8") as f:
+        return f.read()
+
+
 @lru_cache(maxsize=1)
 def parser():
     """The LALR parser, built once per process (lark is imported only when a candidate needs it, and its
@@ -52,9 +57,9 @@ def parser():
     options = dict(parser="lalr", start=["att_operands", "intel_operands"], propagate_positions=True,
                    maybe_placeholders=True)
     try:
-        return lark.Lark(_GRAMMAR.read_text(), cache=True, **options)
+        return lark.Lark(_grammar_text(), cache=True, **options)
     except OSError:
-        return lark.Lark(_GRAMMAR.read_text(), **options)
+        return lark.Lark(_grammar_text(), **options)
 
 
 lark = None  # the lark module, set by parser()
