@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import shlex
 import shutil
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +104,9 @@ def _inputs_key(directory: Path, targets: list[str], cc: str | None) -> str:
     for f in sorted(directory.iterdir()):
         if f.suffix in (".c", ".h", ".S") or f.name == "Kbuild":
             h.update(f.name.encode() + b"\0" + f.read_bytes())
+    for d in (GUEST_INCLUDE, WORKLOAD_INCLUDE):   # headers the environment includes from outside the directory
+        for f in sorted(d.glob("*.h")):
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
     hd = headers_dir()
     h.update(f"{targets}|{cc}|{hd}|{(hd / 'Makefile').stat().st_mtime_ns}".encode())
     if cc and "-B" in cc:
@@ -191,9 +196,12 @@ def env_kbuild_text(sources: list[str]) -> str:
 def build_env(dset: DriverSet) -> list[Path]:
     """Kbuild the environment and the workload (always with the plain compiler: only drivers get rewritten)."""
     linux_tree()   # fails early with a clear message when headers or sources are missing
-    bdir = cache_root() / "env"   # one directory for every set: Kbuild rebuilds only what changed
-    bdir.mkdir(parents=True, exist_ok=True)
     sources = list(dset.env)
+    # One directory per content of the environment's sources: processes running different versions of pvgen
+    # (another checkout, an older benchmark) never build into each other's directory.
+    digest = _key(*(f"{n}\0{(ENV_DIR / n).read_text()}" for n in sorted(sources + ENV_HEADERS)))
+    bdir = cache_root() / f"env-{digest}"
+    bdir.mkdir(parents=True, exist_ok=True)
     for name in sources + ENV_HEADERS:
         _sync(ENV_DIR / name, bdir / name)
     _write_if_changed(bdir / "Kbuild", env_kbuild_text(sources))
@@ -209,7 +217,26 @@ def harness_symbols() -> set[str]:
     return elfobj.defined_symbols(harness_objects())
 
 
+@contextmanager
+def _locked():
+    """One build at a time across processes (a test run and a benchmark share the cache's Kbuild directories)."""
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def build(name: str = "net", cc: str | None = None, provided: set[str] | None = None) -> LinuxBuild:
+    """Build the driver set `name` for one variant (serialised across processes by a lock in the cache)."""
+    with _locked():
+        return _build(name, cc, provided)
+
+
+def _build(name: str, cc: str | None, provided: set[str] | None) -> LinuxBuild:
     """Build the driver set `name` for one variant and return the relocatable to link with the harness.
 
     `provided` are symbols something else linked into the image defines (default: the harness's); the pvgen
@@ -235,8 +262,9 @@ def link(name: str, image: Path, cc: str | None = None, extra_objects: list[Path
     from pvgen.guest.build import harness_objects, link_image
 
     provided = elfobj.defined_symbols(harness_objects() + list(extra_objects))
-    lb = build(name, cc, provided)
-    link_image([lb.relocatable, *extra_objects], image)
+    with _locked():   # the relocatable stays as built until the image is linked
+        lb = _build(name, cc, provided)
+        link_image([lb.relocatable, *extra_objects], image)
     return lb
 
 
