@@ -137,3 +137,9 @@ def test_verify_reports_first_unexplained_difference(tmp_path: Path, monkeypatch
     src = tmp_path / "t.s"
     src.write_text("\t.text\nf:\tinb %dx,%al\n\tmovl $1, %eax\n\tret\n")
     one_line_error(run("verify", str(src)), "t.s", ".text+0x1", "mov eax, 1", "mov eax, 2", "not a site")
+
+
+def test_unwritable_output(tmp_path: Path) -> None:
+    src = tmp_path / "d.s"
+    src.write_text("\thlt\n")
+    one_line_error(run("rewrite", str(src), "-o", str(tmp_path / "no" / "x.s")), "cannot write")

@@ -33,7 +33,10 @@ def read_source(path: str) -> str:
 
 
 def write_text(path: str, text: str) -> None:
-    Path(path).write_bytes(text.encode("utf-8", errors="surrogateescape"))
+    try:
+        Path(path).write_bytes(text.encode("utf-8", errors="surrogateescape"))
+    except OSError as exc:
+        raise PvgenError(f"{path}: cannot write: {exc.strerror}") from None
 
 
 def summary_table(result: RewriteResult, path: str) -> None:
@@ -71,7 +74,7 @@ def rewrite_cmd(src: str, out: str | None, sites_path: str | None, mode: str, qu
         stream.write(result.text.encode("utf-8", errors="surrogateescape"))
         stream.flush()
     if sites_path:
-        Path(sites_path).write_text(json.dumps([s.to_json() for s in result.sites], indent=1) + "\n")
+        write_text(sites_path, json.dumps([s.to_json() for s in result.sites], indent=1) + "\n")
     if not quiet:
         summary_table(result, src)
 
@@ -114,7 +117,7 @@ def bench_rewrite_cmd(src: str | None, json_path: str | None, runs: int, generat
         if src is None:
             tmp = tempfile.NamedTemporaryFile(prefix="pvgen-gen-", suffix=".s", delete=False)
             src = tmp.name
-        Path(src).write_text(generate(generate_lines))
+        write_text(src, generate(generate_lines))
     if src is None:
         raise PvgenError("bench rewrite: give FILE.s or --generate-lines N")
     try:
@@ -131,7 +134,7 @@ def bench_rewrite_cmd(src: str | None, json_path: str | None, runs: int, generat
                f"as a fresh process (start-up included) {fig['rewrite_process_seconds']:.3f} s, "
                f"ratio {fig['process_ratio']:.2f}")
     if json_path:
-        Path(json_path).write_text(json.dumps(fig, indent=1) + "\n")
+        write_text(json_path, json.dumps(fig, indent=1) + "\n")
 
 
 COMMANDS: list[click.Command] = [rewrite_cmd, verify_cmd, bench_group]
