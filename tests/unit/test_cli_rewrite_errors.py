@@ -143,3 +143,9 @@ def test_unwritable_output(tmp_path: Path) -> None:
     src = tmp_path / "d.s"
     src.write_text("\thlt\n")
     one_line_error(run("rewrite", str(src), "-o", str(tmp_path / "no" / "x.s")), "cannot write")
+
+
+def test_strict_fails_on_a_site_left_unchanged(tmp_path: Path) -> None:
+    src = tmp_path / "d.s"
+    src.write_text("\thlt\n\toutsb %fs:(%rsi),(%dx)\n")
+    one_line_error(run("rewrite", str(src), "--strict", "-o", str(tmp_path / "o.s")), f"{src}:2:", "segment")

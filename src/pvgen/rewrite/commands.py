@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pvgen.errors import PvgenError
+from pvgen.errors import PvgenError, RewriteError
 from pvgen.rewrite.core import RewriteResult, rewrite_text
 
 _MODES = click.Choice(["code64", "code32", "code16", "code16gcc"])
@@ -64,9 +64,14 @@ def summary_table(result: RewriteResult, path: str) -> None:
 @click.option("--sites", "sites_path", type=click.Path(), help="Write the site table as JSON.")
 @click.option("--mode", type=_MODES, default="code64", show_default=True, help="Code mode at the start of the file.")
 @click.option("--quiet", is_flag=True, help="No summary table.")
-def rewrite_cmd(src: str, out: str | None, sites_path: str | None, mode: str, quiet: bool) -> None:
+@click.option("--strict", is_flag=True, help="Fail on a port-I/O site that cannot be rewritten exactly.")
+def rewrite_cmd(src: str, out: str | None, sites_path: str | None, mode: str, quiet: bool, strict: bool) -> None:
     """Rewrite the port-I/O instructions of SRC (GNU as x86) into pvgen runtime thunk calls."""
     result = rewrite_text(read_source(src), src, mode=mode)
+    if strict:
+        for s in result.sites:
+            if not s.rewritten and s.kind != "report-only":
+                raise RewriteError(f"{s.file}:{s.line}: `{s.text}` cannot be rewritten exactly: {s.reason}")
     if out:
         write_text(out, result.text)
     else:
