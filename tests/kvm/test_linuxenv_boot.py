@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from pathlib import Path
 
@@ -140,3 +141,14 @@ def test_libata_sff_disk_workload(kvm, kernel_headers, linux_source_tarball, tmp
     assert wl.parse_result(console)["hsm"] == hsm
     checks = diskbench.verify_disk(seed, ops, initial, bytes(data), console)
     assert all(c.startswith("ok:") for c in checks), checks
+
+
+def test_cli_run_net_verifies_every_byte(kvm, kernel_headers, linux_source_tarball):
+    from click.testing import CliRunner
+
+    from pvgen.guest.linux.commands import linux
+
+    res = CliRunner().invoke(linux, ["run", "net", "--ops", "4", "--seed", "7"])
+    assert res.exit_code == 0, res.output
+    assert "ok: 4 transmitted frames" in res.output and "ok: 4 received frames" in res.output
+    assert re.search(r"^tx: \d+ exits", res.output, re.M)
