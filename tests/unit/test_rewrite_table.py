@@ -190,3 +190,8 @@ def test_labels_named_like_mnemonics_are_not_sites() -> None:
     src = "inb:\n\tjmp inb\nhlt: .long 0\n"
     r = rewrite_text(src)
     assert r.text == src and r.sites == []
+
+
+def test_conditional_bodies_are_marked() -> None:
+    r = rewrite_text(".if 0\n\tinb %dx,%al\n.endif\n\toutb %al,%dx\n")
+    assert [(s.kind, s.in_macro) for s in r.sites] == [("in", True), ("out", False)]

@@ -27,7 +27,7 @@ class Site:
     thunk: str | None = None  # the runtime thunk called (rewritten sites)
     reason: str | None = None  # why a site is not rewritten (report-only category, or the limitation)
     syntax: str = "att"
-    in_macro: bool = False  # inside a .macro, .rept, .irp or .irpc body (expanded 0..n times)
+    in_macro: bool = False  # inside a .macro, .rept, .irp, .irpc or .if body (assembled 0..n times)
 
     def to_json(self) -> dict:
         return asdict(self)

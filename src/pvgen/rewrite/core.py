@@ -12,7 +12,7 @@ from pvgen.asm.table import FOREIGN_DIRECTIVES, FOREIGN_MNEMONICS, IO_FORMS, MOV
     REPORT_ONLY, SPECIAL_REG_PREFIXES
 from pvgen.errors import AsmSyntaxError, RewriteError
 from pvgen.rewrite.emit import call_sequence
-from pvgen.rewrite.scan import candidates, may_have_sites  # noqa: F401 (re-exported)
+from pvgen.rewrite.scan import CONDITIONALS, candidates, may_have_sites  # noqa: F401 (re-exported)
 
 
 _MODE_ALIASES = {None: "code64", 64: "code64", 32: "code32", 16: "code16", "64": "code64", "32": "code32",
@@ -98,9 +98,9 @@ class _Rewriter:
             self.syntax = "att"
         elif word[1:] in CODE_MODES:
             self.mode = word[1:]
-        elif word in (".macro", ".rept", ".irp", ".irpc"):
+        elif word in _OPENERS:
             self.macro_depth += 1
-        elif word in (".endm", ".endmacro", ".endr"):
+        elif word in (".endm", ".endmacro", ".endr", ".endif"):
             self.macro_depth = max(0, self.macro_depth - 1)
         elif word in FOREIGN_DIRECTIVES:
             raise AsmSyntaxError(self.path, line, f"`{word} {st.operands}` is not a GNU as x86 directive: this "
@@ -148,6 +148,8 @@ def _special_reg(operands: str) -> bool:
 
 
 _new_site = object.__new__
+# Bodies assembled zero or more times: sites inside are marked in_macro.
+_OPENERS = frozenset([".macro", ".rept", ".irp", ".irpc"] + ["." + c for c in CONDITIONALS])
 
 
 def _ends_in_prefix(code: str) -> bool:

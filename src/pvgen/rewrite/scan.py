@@ -7,8 +7,10 @@ from functools import cache
 
 from pvgen.asm.table import FOREIGN_DIRECTIVES, FOREIGN_MNEMONICS, IO_FORMS, PREFIXES, REPORT_ONLY
 
+CONDITIONALS = ("if", "ifdef", "ifndef", "ifnotdef", "ifc", "ifnc", "ifeq", "ifeqs", "ifne", "ifnes", "ifge", "ifgt",
+                "ifle", "iflt", "ifb", "ifnb")
 STATE_DIRECTIVES = ("intel_syntax", "att_syntax", "code16gcc", "code16", "code32", "code64", "macro", "endm",
-                    "endmacro", "rept", "irp", "irpc", "endr")
+                    "endmacro", "rept", "irp", "irpc", "endr", "endif") + CONDITIONALS
 _END = r"(?![\w.$])"
 
 
