@@ -104,6 +104,16 @@ class _Obj:
             out.append((r["r_offset"], r["r_info_type"], name, add, issec, shndx))
         return sorted(out)
 
+    def symbolize(self, secidx: int, addr: int) -> str:
+        """` (func+0x1a)` for the nearest named symbol at or before addr in the section, or ``."""
+        best = None
+        if self.symtab is not None:
+            for sym in self.symtab.iter_symbols():
+                if sym["st_shndx"] == secidx and sym.name and sym["st_info"]["type"] in ("STT_FUNC", "STT_NOTYPE") \
+                        and sym["st_value"] <= addr and (best is None or sym["st_value"] > best[1]):
+                    best = (sym.name, sym["st_value"])
+        return f" ({best[0]}+{addr - best[1]:#x})" if best else ""
+
     def insns(self, secidx: int) -> list:
         data = self.elf.get_section(secidx).data()
         return [i for i in self.md.disasm(data, 0)]
@@ -238,7 +248,7 @@ def verify_objects(orig_o: str, rew_o: str, result: RewriteResult, path: str, bi
 
         for i, j, n in sec.pairs:
             o = sec.O[i]
-            where = f"{path}: {sec.name}+{o.address:#x}"
+            where = f"{path}: {sec.name}+{o.address:#x}{orig.symbolize(sec.oidx, o.address)}"
             if j + n > len(sec.R):
                 raise Mismatch(f"{where}: original `{o.mnemonic} {o.op_str}` has no counterpart (rewritten code ends)")
             report.instructions += 1
