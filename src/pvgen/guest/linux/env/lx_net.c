@@ -324,11 +324,6 @@ struct sk_buff *lx_rx_dequeue(void)
 	return skb;
 }
 
-unsigned long lx_rx_queued(void)
-{
-	return READ_ONCE(rx_count);
-}
-
 void netif_tx_stop_all_queues(struct net_device *dev)
 {
 	for (unsigned int i = 0; i < dev->num_tx_queues; i++)

@@ -16,8 +16,6 @@ static unsigned long tx_done(struct net_device *dev)
 	return READ_ONCE(dev->stats.tx_packets) + READ_ONCE(dev->stats.tx_errors);
 }
 
-/* Wait (hx_idle) until cond(dev) holds; after `watchdog` jiffies with the queue stopped, do what the kernel's
- * dev_watchdog does: call ndo_tx_timeout. Returns false after `limit` jiffies without progress. */
 static unsigned long timeouts, idles[2];
 
 /* hx_idle, counted per phase (0 = transmit, 1 = receive): each one waits for an interrupt. */
@@ -27,6 +25,8 @@ static void idle(int phase)
 	hx_idle();
 }
 
+/* Wait (hx_idle) while the driver keeps its queue stopped; after a second, do what the kernel's dev_watchdog does
+ * (ndo_tx_timeout). Gives up, returning false, after 8 such timeouts. */
 static bool wait_queue(struct net_device *dev)
 {
 	hx_u64 start = hx_jiffies;
