@@ -17,6 +17,7 @@ STAGE_COMMANDS = [
     "pvgen.runtime.commands",
     "pvgen.vmm.commands",
     "pvgen.bench.commands",
+    "pvgen.guest.linux.commands",
 ]
 
 
