@@ -140,7 +140,9 @@ def test_harness_selftest(kvm, tmp_path):
     assert got["ALLOC2"] == "1 1 1 1"     # a freed block is reused; alignment kept; too big fails
     ticks, arg, jiffies, usec = map(int, got["TIMER"].split())
     assert ticks >= 10 and arg == ticks and jiffies >= 10
-    assert usec >= 9 * 1_000_000 // 250          # 10 timer ticks at HX_HZ=250 cannot take less than 9 periods
+    # PIT reinjection is off, so tick k+1 fires one period after tick k; the first tick counted may have fired up to
+    # one period before the measurement started (delivered late), so 10 ticks span at least 8 periods.
+    assert usec >= 8 * 1_000_000 // 250
     during, disabled, after, still = map(int, got["MASK"].split())
     assert (during, disabled, still) == (0, 1, 0) and after >= 1
     assert got["IDLEMASKED"] == "3 1"

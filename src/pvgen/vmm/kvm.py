@@ -120,6 +120,11 @@ KVM_IRQ_LINE = _iow(0x61, ctypes.sizeof(kvm_irq_level))
 KVM_REGISTER_COALESCED_MMIO = _iow(0x67, ctypes.sizeof(kvm_coalesced_mmio_zone))
 KVM_UNREGISTER_COALESCED_MMIO = _iow(0x68, ctypes.sizeof(kvm_coalesced_mmio_zone))
 KVM_CREATE_PIT2 = _iow(0x77, ctypes.sizeof(kvm_pit_config))
+KVM_REINJECT_CONTROL = _io(0x71)
+
+
+class kvm_reinject_control(ctypes.Structure):
+    _fields_ = [("pit_reinject", ctypes.c_uint8), ("reserved", ctypes.c_uint8 * 31)]
 KVM_RUN = _io(0x80)
 KVM_GET_REGS = _ior(0x81, ctypes.sizeof(kvm_regs))
 KVM_SET_REGS = _iow(0x82, ctypes.sizeof(kvm_regs))
