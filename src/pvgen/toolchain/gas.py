@@ -29,9 +29,17 @@ LONG_WITH_ARG = frozenset({
 
 STDIN = "-"
 
-# A superset of the mnemonics the rewriter turns into thunk calls (in/out/ins/outs with any suffix, hlt). The
-# rewriter's own `may_have_sites` refines it; this only decides whether the rewriter is imported at all.
-_CANDIDATE = re.compile(rb"(?<![\w.$])(?:in|out|ins|outs)[bwld]?(?![\w.$])|(?<![\w.$])hlt(?![\w.$])", re.I)
+# A superset of the lines on which the rewriter finds a site (in/out/ins/outs with any suffix, hlt): the mnemonic
+# is a whole word at a statement start (line start, or after `:`, `;` or `*/`), possibly behind other words
+# (prefixes such as `rep` or `lock`, whatever the rewriter's list is) each followed by blanks or `;`. A word
+# elsewhere (`-mno-fp-ret-in-387` in gcc's recorded switches, `call in_x`) does not count. It only decides
+# whether the rewriter is imported at all; the rewriter's may_have_sites() refines it. launcher.py has the same
+# expression for grep.
+_CANDIDATE = re.compile(
+    rb"(?:^|[:;]|\*/)[ \t]*(?:[a-z_][a-z0-9_]*(?:[ \t]+|[ \t]*;[ \t]*))*"
+    rb"(?:(?:in|out|ins|outs)[bwld]?|hlt)(?![\w.$])",
+    re.I | re.M,
+)
 
 
 class Invocation:
