@@ -24,9 +24,9 @@ def read_source(path: str) -> str:
         raise PvgenError(f"{path}: is a directory, not an assembly file") from None
     except OSError as exc:
         raise PvgenError(f"{path}: cannot read: {exc.strerror}") from None
-    if not data.strip():
+    if not data or data.isspace():
         raise PvgenError(f"{path}:1: empty file: nothing to rewrite (expected GNU as x86 assembly)")
-    if b"\0" in data[:65536]:
+    if data.find(b"\0", 0, 65536) >= 0:
         raise PvgenError(f"{path}: binary file (contains NUL bytes), not assembly text; "
                          "pvgen reads the .s output of `gcc -S` or preprocessed .S files")
     return data.decode("utf-8", errors="surrogateescape")

@@ -171,8 +171,9 @@ def rewrite_text(text: str, path: str = "<input>", *, mode=None) -> RewriteResul
     rw = _Rewriter(path, _normalise_mode(mode))
     out: list[str] = []
     n = len(text)
-    pos = 0  # everything before pos has been emitted
-    line_no = 1  # line number of pos
+    pos = 0  # everything before pos has been looked at
+    emitted = 0  # text[:emitted] is in `out`
+    lpos, line_no = 0, 1  # line_no is the line number of offset lpos
     in_comment = False
     # Lines repeat (`inb %dx, %al`): a unit with no directive is rewritten once per (code, state).
     cache: dict[tuple, tuple[list, list[Site]]] = {}
@@ -201,8 +202,8 @@ def rewrite_text(text: str, path: str = "<input>", *, mode=None) -> RewriteResul
         if uend <= ustart and not in_comment:  # an empty line: nothing to look at (guarantees progress)
             ci += 1
             continue
-        out.append(text[pos:ustart])
-        line_no += count("\n", pos, ustart)
+        line_no += count("\n", lpos, ustart)
+        lpos = ustart
         unit = text[ustart:uend]
         code, in_comment_after = blank_comments(unit, in_comment)
         # A line that ends in a bare prefix (`rep` alone) takes the next line along.
@@ -234,16 +235,17 @@ def rewrite_text(text: str, path: str = "<input>", *, mode=None) -> RewriteResul
                     templates.append(t)
                 cache[key] = (repl, templates)
         in_comment = in_comment_after
-        if repl:
+        if repl:  # lines without a replacement are copied later, in one slice with their neighbours
+            out.append(text[emitted:ustart])
             last = 0
             for a, b, new in repl:
                 out.append(unit[last:a])
                 out.append(new)
                 last = b
             out.append(unit[last:])
-        else:
-            out.append(unit)
-        line_no += count("\n", ustart, uend)
+            emitted = uend
         pos = uend
-    out.append(text[pos:])
+    if not out:
+        return RewriteResult(text, rw.sites)
+    out.append(text[emitted:])
     return RewriteResult("".join(out), rw.sites)
