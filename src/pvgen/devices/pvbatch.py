@@ -238,11 +238,15 @@ class PvBatch:
                 dev.io_read(off, size)
             elif op is OUTS:
                 data = self._read(gpa, value * size)
+                write_many = getattr(dev, "write_many", None)   # optional: the same effects, in bulk
+                if write_many is not None:
+                    write_many(off, size, data)
+                    continue
                 for k in range(0, len(data), size):
                     dev.io_write(off, size, int.from_bytes(data[k:k + size], "little"))
             else:   # INS
                 vals = self._read_many(port, size, value)
-                self._write(gpa, b"".join(v.to_bytes(size, "little") for v in vals))
+                self._write(gpa, struct.pack(f"<{len(vals)}{'?BH?I'[size]}", *vals))   # values are masked
             if op is not IN_DISCARD and op is not OUTS and self._read_class(port) == PortClass.FIFO:
                 # Prefetch after a single read only: an INS took exactly what the guest asked for, and the device's
                 # "current block" after it may be one the guest has not started (docs/protocol.md).
@@ -264,7 +268,7 @@ class PvBatch:
                 vals.append(self.bus.read(port, size))
             else:
                 mask = (1 << (8 * size)) - 1
-                vals.extend(v & mask for v in got[: n - len(vals)])
+                vals += [v & mask for v in got[: n - len(vals)]]
         return vals
 
     def _refill(self, area: _Area, fifo: tuple[int, int] | None) -> None:
