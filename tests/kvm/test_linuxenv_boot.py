@@ -32,10 +32,8 @@ class Peer:
 
     def pace(self) -> None:
         n = self.nic
-        while self.on and self.queue and not n.isr & ne2000.ISR_PRX and n.started and n.pstop > n.pstart:
-            ring = n.pstop - n.pstart
-            free = ((n.bnry - n.curr) % ring if n.pstart <= n.bnry < n.pstop else ring) or ring
-            if (ne2000.RX_HEADER + 4 + len(self.queue[0]) + 255) >> 8 >= free:
+        while self.on and self.queue and not n.isr & ne2000.ISR_PRX and n.started:
+            if not n.rx_fits(len(self.queue[0])):   # the model's own free-space rule
                 return
             if not n.receive(self.queue.popleft()):
                 return
