@@ -30,7 +30,9 @@ CASES = [
     ("code64", "\toutw %ax,%dx", "\t" + c64("__pvio_outw_dx")),
     ("code64", "\toutl %eax,%dx", "\t" + c64("__pvio_outl_dx")),
     ("code64", "\tout %eax,$0xcf", "\t" + c64("__pvio_outl_imm", "$0xcf")),
-    ("code64", "\toutb $PORT+1", "\t" + c64("__pvio_outb_imm", "$PORT+1")),
+    ("code64", "\toutb $PORT+1", "\t" + c64("__pvio_outb_imm", "$((PORT+1)&0xff)")),
+    ("code64", "\toutb %al,$-1", "\t" + c64("__pvio_outb_imm", "$0xff")),
+    ("code64", "\tinb $-128,%al", "\t" + c64("__pvio_inb_imm", "$0x80")),
     ("code64", "\tINB %DX,%AL", "\t" + c64("__pvio_inb_dx")),
     # string forms, with and without rep and operands
     ("code64", "\tinsb", "\t" + c64("__pvio_insb")),
@@ -146,7 +148,7 @@ def test_macro_body_port_argument_uses_ifc() -> None:
 
 def test_macro_immediate_argument() -> None:
     r = rewrite_text(".macro wr p\n\toutb %al,$\\p\n.endm\n")
-    assert "pushq $\\p; call __pvio_outb_imm" in r.text
+    assert "pushq $((\\p)&0xff); call __pvio_outb_imm" in r.text
 
 
 def test_macro_register_argument_without_suffix_is_reported_not_rewritten() -> None:
@@ -183,7 +185,7 @@ def test_repeat_bodies_are_marked_and_rewritten() -> None:
     src = ".rept 3\n\tinb $0x60,%al\n.endr\n.irp p, 0x60, 0x64\n\tinb $\\p,%al\n.endr\n\thlt\n"
     r = rewrite_text(src)
     assert [s.in_macro for s in r.sites] == [True, True, False]
-    assert "pushq $\\p; call __pvio_inb_imm" in r.text
+    assert "pushq $((\\p)&0xff); call __pvio_inb_imm" in r.text
 
 
 def test_labels_named_like_mnemonics_are_not_sites() -> None:

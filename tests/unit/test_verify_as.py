@@ -164,3 +164,10 @@ def test_gcc_intel_syntax_output_verifies(tmp_path: Path) -> None:
     assert {s.syntax for s in result.sites} == {"intel"}
     assert {s.kind for s in result.sites} == {"in", "out", "rep-ins"}
     assert report.replaced_total == len(result.sites) == 5
+
+
+def test_symbolic_and_negative_immediate_ports_push_the_8bit_port() -> None:
+    src = ("\t.equ P, 0x3f9\n\t.text\nf:\toutb %al,$P\n\tinb $P+1,%al\n\toutb %al,$-1\n\tinb $-128,%al\n"
+           "\t.irp p, 0x60, 0x64\n\tinb $\\p,%al\n\t.endr\n\tret\n")
+    rep, res = verify_text(src, "p.s")  # verify checks each pushed value against the decoded imm8
+    assert rep.replaced == {"__pvio_outb_imm": 2, "__pvio_inb_imm": 4}

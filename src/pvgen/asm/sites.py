@@ -71,16 +71,16 @@ def _port(op: Operand) -> tuple[str, Operand | None]:
     if op.kind == "mem" and op.base == "dx" and op.index is None and op.seg is None and op.text.startswith("("):
         return "dx", None
     if op.kind == "imm":
-        value = _number(op.value or "")
-        if value is not None and not 0 <= value <= 0xFF:
-            raise Malformed(f"immediate port `{op.text}` is not 0..255 (ports above 0xff need %dx)")
+        value = number(op.value or "")
+        if value is not None and not -0x80 <= value <= 0xFF:
+            raise Malformed(f"immediate port `{op.text}` does not fit in 8 bits (ports above 0xff need %dx)")
         return "imm", op
     if op.kind == "macro":
         return "macro", op
     raise Malformed(f"port operand `{op.text}` must be %dx, (%dx) or an immediate")
 
 
-def _number(text: str) -> int | None:
+def number(text: str) -> int | None:
     """The value of a plain numeric literal (decimal, 0x, 0b, 0 octal); None for an expression."""
     t = text.strip().lower()
     try:

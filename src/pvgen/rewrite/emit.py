@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pvgen.asm.sites import IoInstr
+from pvgen.asm.sites import IoInstr, number
 
 RED_ZONE = 128  # System V x86-64 ABI §3.2.2: the 128 bytes below %rsp belong to the interrupted code
 
@@ -21,12 +21,25 @@ def _call(thunk: str, push: str | None, code_mode: str) -> list[str]:
     return ([f"pushl {push}"] if push is not None else []) + [f"calll {thunk}"]
 
 
+def port_push(io: IoInstr, syntax: str) -> str:
+    """The AT&T immediate that pushes the port of an `_imm` site: the zero-extended imm8 of the instruction.
+
+    A literal 0..255 is kept as written; a negative literal (GNU as accepts -128..-1) becomes its 8-bit value;
+    an expression (`$PORT+1`, which as truncates to 8 bits with a warning) is pushed as `$((expr)&0xff)`.
+    """
+    assert io.port is not None and io.port.value is not None
+    value = number(io.port.value)
+    if value is not None and value >= 0:
+        return io.port.text if syntax == "att" else f"$({io.port.value})"
+    if value is not None:
+        return f"${value & 0xFF:#x}"
+    return f"$(({io.port.value})&0xff)"
+
+
 def call_sequence(io: IoInstr, code_mode: str, syntax: str) -> str:
     """One line of `;`-separated statements (the line count of the file stays the same)."""
     if io.port_form == "imm":
-        assert io.port is not None
-        push = io.port.text if syntax == "att" else f"$({io.port.value})"
-        seq = _call(io.thunk(code_mode), push, code_mode)
+        seq = _call(io.thunk(code_mode), port_push(io, syntax), code_mode)
     elif io.port_form == "macro":
         # A bare macro argument as port: `%dx`, `(%dx)` or `$imm` is known only at expansion, so let the
         # assembler choose with `.ifc` (string comparison of the expanded argument).
