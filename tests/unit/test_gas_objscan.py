@@ -72,3 +72,10 @@ def test_paths_inside_extracted_directories_need_no_new_pass():
     assert _covered(["drivers/ata/libata.h", "drivers/ata", "lib/iomap.c"], have)
     assert not _covered(["drivers/atari"], have)
     assert not _covered(["lib"], have)
+
+
+def test_one_tar_pass_asks_only_for_outermost_paths():
+    from pvgen.toolchain.linuxsrc import _outermost
+
+    assert _outermost({"lib", "lib/iomap.c", "drivers/ata", "drivers/atari/x.c"}) == ["drivers/ata",
+                                                                                      "drivers/atari/x.c", "lib"]

@@ -193,7 +193,7 @@ def build(target: Target, variant: str, *, force: bool = False, jobs: int = 2) -
     """Build target in variant (cached: nothing is rebuilt when no input changed)."""
     if variant not in VARIANTS:
         raise PvgenError(f"unknown variant {variant!r}; use one of {', '.join(VARIANTS)}")
-    tree = ensure_extracted([m.srcdir for m in target.modules], quiet=not sys.stderr.isatty())
+    tree = ensure_extracted([m.source for m in target.modules], quiet=not sys.stderr.isatty())
     headers = headers_dir()
     files = _inputs(target, variant, tree)
     key = _key(target, variant, files, headers)
@@ -271,7 +271,7 @@ def clean_build_seconds(target: Target, layout: str, wrapper: bool, jobs: int = 
 
     layout PVGEN with wrapper False builds the same objects (driver + runtime) with the plain assembler, so the
     difference to wrapper True is the cost of pvgen-as alone."""
-    tree = ensure_extracted([m.srcdir for m in target.modules], quiet=True)
+    tree = ensure_extracted([m.source for m in target.modules], quiet=True)
     files = _inputs(target, layout, tree)
     d = cache_root() / "kbuild-bench" / target.name / f"{layout}-{'wrapper' if wrapper else 'as'}"
     kos = {m.name: d / f"{m.name}.ko" for m in target.modules}

@@ -101,7 +101,7 @@ def ensure_extracted(paths: Iterable[str] = (), *, tarball: Path = TARBALL, quie
         have = set(stamp.get("paths", [])) if stamp.get("id") == ident else set()
         if _covered(wanted, have):
             return dest
-        todo = sorted(have | {p for p in wanted if not _covered([p], have)})
+        todo = _outermost(have | {p for p in wanted if not _covered([p], have)})
         dest.mkdir(parents=True, exist_ok=True)
         _extract(tarball, dest, todo, quiet=quiet)
         (dest / STAMP).write_text(json.dumps({"id": ident, "paths": todo}, indent=1))
@@ -115,6 +115,11 @@ def _covered(paths: Iterable[str], have: set[str]) -> bool:
         return any("/".join(parts[:i]) in have for i in range(1, len(parts) + 1))
 
     return all(one(p) for p in paths)
+
+
+def _outermost(paths: set[str]) -> list[str]:
+    """The paths not inside another one of them (tar reports `dir/file` not found when `dir` is also asked)."""
+    return sorted(p for p in paths if not _covered([p], paths - {p}))
 
 
 def _extract(tarball: Path, dest: Path, paths: list[str], *, quiet: bool) -> None:
