@@ -25,10 +25,11 @@ class PortClass(enum.IntEnum):
     DOORBELL = 2  # write: queued, then the whole queue is flushed in one exit
     SHADOW = 3    # read: served from the shadow area that the monitor keeps current
     FIFO = 4      # read: served from the input queue; an empty queue is refilled in one exit
+    DOORBELL_IF = 6  # write: DOORBELL when the value has a bit of doorbell_masks[slot] set, else POSTED
 
 
 MAGIC = 0x4F495650          # "PVIO" little-endian: in the area header, and what a monitor returns on the probe port
-VERSION = 1
+VERSION = 2                 # 2: doorbell masks
 
 # Control ports (owned by the monitor's pvbatch device, 0x0F00..+0x8; unassigned on the PC/AT map).
 CTRL_BASE = 0x0F00
@@ -66,7 +67,8 @@ class State(enum.IntEnum):
     ACTIVE = 1
 
 
-# Class-table word (u16 per port): bits 0-2 read class, 3-5 write class, flags, bits 8-15 shadow slot.
+# Class-table word (u16 per port): bits 0-2 read class, 3-5 write class, flags, bits 8-15 the port's slot: the index
+# of its shadow (a SHADOW read) and of its doorbell mask (a DOORBELL_IF write).
 CLS_READ_SHIFT = 0
 CLS_WRITE_SHIFT = 3
 CLS_CLASS_MASK = 7
@@ -77,7 +79,7 @@ CLS_SLOT_SHIFT = 8
 ENTRY_CAPACITY = 240        # entries in the queue (the header, FIFO control and entries fill the first page)
 DEFAULT_THRESHOLD = 64      # flush when this many entries are queued (guest-settable, 1..capacity)
 FIFO_CAPACITY = 1024        # u32 values in the FIFO area
-SHADOW_SLOTS = 256          # shadow registers (slot index is 8 bits in the class word)
+SHADOW_SLOTS = 256          # shadow registers and doorbell masks (slot index is 8 bits in the class word)
 MAX_STRING_BYTES = 1 << 20  # one OUTS/INS entry moves at most this many bytes
 SIZES = (1, 2, 4)
 
@@ -193,6 +195,7 @@ OFF_FIFO = 0x0040
 OFF_ENTRIES = 0x0100
 OFF_FIFO_VALUES = 0x1000
 OFF_SHADOWS = 0x2000
+OFF_DOORBELL_MASKS = 0x3000   # u8 per slot: a DOORBELL_IF write whose value has a bit of the mask set flushes
 OFF_CLASSES = 0x4000
 AREA_SIZE = OFF_CLASSES + 0x10000 * 2
 
@@ -202,6 +205,7 @@ AREA_REGIONS = (  # (name, offset, size) in address order, used by the generator
     ("entries", OFF_ENTRIES, ENTRY.size * ENTRY_CAPACITY),
     ("fifo_values", OFF_FIFO_VALUES, 4 * FIFO_CAPACITY),
     ("shadows", OFF_SHADOWS, SHADOW.size * SHADOW_SLOTS),
+    ("doorbell_masks", OFF_DOORBELL_MASKS, SHADOW_SLOTS),
     ("classes", OFF_CLASSES, 2 * 0x10000),
 )
 
@@ -235,6 +239,15 @@ def split_class_word(w: int) -> tuple[PortClass, PortClass, bool, bool, int]:
     """(read class, write class, owned, read has side effects, shadow slot)."""
     return (PortClass((w >> CLS_READ_SHIFT) & CLS_CLASS_MASK), PortClass((w >> CLS_WRITE_SHIFT) & CLS_CLASS_MASK),
             bool(w & CLS_OWNED), bool(w & CLS_READ_EFFECT), w >> CLS_SLOT_SHIFT)
+
+
+def is_doorbell(word: int, value: int, masks: bytes | bytearray) -> bool:
+    """Whether a queued write of value to a port with class word `word` flushes the queue (masks: the
+    doorbell_masks region): DOORBELL always, DOORBELL_IF when the value has a bit of the port's mask set."""
+    wc = (word >> CLS_WRITE_SHIFT) & CLS_CLASS_MASK
+    if wc == PortClass.DOORBELL:
+        return True
+    return wc == PortClass.DOORBELL_IF and bool(value & masks[word >> CLS_SLOT_SHIFT])
 
 
 def encode_class_table(words: dict[int, int]) -> bytes:
@@ -399,7 +412,8 @@ def c_header() -> str:
         "header": "struct pvio_header header;", "fifo": "struct pvio_fifo fifo;",
         "entries": "struct pvio_entry entries[PVIO_ENTRY_CAPACITY];",
         "fifo_values": "pvio_u32 fifo_values[PVIO_FIFO_CAPACITY];",
-        "shadows": "struct pvio_shadow shadows[PVIO_SHADOW_SLOTS];", "classes": "pvio_u16 classes[0x10000];",
+        "shadows": "struct pvio_shadow shadows[PVIO_SHADOW_SLOTS];",
+        "doorbell_masks": "pvio_u8 doorbell_masks[PVIO_SHADOW_SLOTS];", "classes": "pvio_u16 classes[0x10000];",
     }
     end = 0
     for name, off, size in AREA_REGIONS:

@@ -296,9 +296,9 @@ def test_port_classes_shadow_and_fifo():
     bus, nic, peer, irq = make()
     cls = bus.class_map()
     assert cls[BASE + N.CR] == (PortClass.SHADOW, PortClass.DOORBELL)
-    assert cls[BASE + N.ISR] == (PortClass.SHADOW, PortClass.DOORBELL)
+    assert cls[BASE + N.ISR] == (PortClass.SHADOW, PortClass.POSTED)
     assert cls[BASE + N.NE_DATAPORT] == (PortClass.FIFO, PortClass.POSTED)
-    assert cls[BASE + N.RBCR0][1] == PortClass.POSTED and cls[BASE + N.IMR][1] == PortClass.DOORBELL
+    assert cls[BASE + N.RBCR0][1] == PortClass.POSTED and cls[BASE + N.IMR][1] == PortClass.POSTED
     assert BASE + N.NE_RESET not in cls                      # strict: a read resets the card
     init_8390(bus)
     nic.receive(MAC + bytes(100))
@@ -325,8 +325,19 @@ def test_every_register_read_is_shadowed_and_cr_write_class_is_configurable():
     assert [off for off in range(0x10) if nic.read_side_effects(off)] == [N.CNTR0, N.CNTR1, N.CNTR2]
     assert cls[N.CR][1] == PortClass.DOORBELL
     assert N.Ne2000(cr_write_class=PortClass.POSTED).port_classes()[N.CR] == (PortClass.SHADOW, PortClass.POSTED)
+    assert N.Ne2000(cr_write_class=PortClass.DOORBELL_IF).port_classes()[N.CR][1] == PortClass.DOORBELL_IF
+    assert nic.doorbell_masks() == {N.CR: N.CR_TXP}
     nic.io_write(N.CR, 1, 0x62)                          # the shadow follows the page
     nic.io_write(N.CURR, 1, 0x55)
     assert nic.shadow_read(N.CURR) == 0x55
     nic.io_write(N.CR, 1, 0x22)
     assert nic.shadow_read(N.ISR) == nic.isr
+
+
+def test_page0_register_reads_match_the_datasheet_table():
+    nic = N.Ne2000()
+    nic.clda, nic.crda, nic.bnry, nic.tsr, nic.ncr = 0x4D2E, 0x4A07, 0x47, 1, 3
+    nic.isr, nic.rsr, nic.cntr = 0x85, 0x21, [4, 5, 6]
+    want = {N.CLDA0: 0x2E, N.CLDA1: 0x4D, N.BNRY: 0x47, N.TSR: 1, N.NCR: 3, N.FIFO: 0, N.ISR: 0x85, N.CRDA0: 0x07,
+            N.CRDA1: 0x4A, N.RTL8029_ID0: 0x50, N.RTL8029_ID1: 0x43, N.RSR: 0x21, N.CNTR0: 4, N.CNTR1: 5, N.CNTR2: 6}
+    assert {off: nic.shadow_read(off) for off in want} == want

@@ -47,11 +47,11 @@ def test_protocol_area_regions_are_ordered_and_page_sized():
 
 def test_protocol_port_class_names_and_values_are_stable():
     assert [(c.name, int(c)) for c in PortClass] == [("STRICT", 0), ("POSTED", 1), ("DOORBELL", 2), ("SHADOW", 3),
-                                                     ("FIFO", 4)]
+                                                     ("FIFO", 4), ("DOORBELL_IF", 6)]
 
 
 @pytest.mark.parametrize("rc", list(PortClass))
-@pytest.mark.parametrize("wc", [PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL])
+@pytest.mark.parametrize("wc", [PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL, PortClass.DOORBELL_IF])
 def test_protocol_class_word_round_trip(rc, wc):
     for owned in (False, True):
         for effect in (False, True):
@@ -60,6 +60,15 @@ def test_protocol_class_word_round_trip(rc, wc):
             assert P.split_class_word(w) == (rc, wc, owned, effect, 200)
     # the hand-scheduled pvio_out tests bit 3 for "write class POSTED"
     assert bool(P.class_word(rc, wc) & 8) == (wc == PortClass.POSTED)
+
+
+def test_protocol_doorbell_if_rings_only_on_a_masked_bit():
+    masks = bytearray(P.SHADOW_SLOTS)
+    masks[7] = 0x04
+    w = P.class_word(PortClass.SHADOW, PortClass.DOORBELL_IF, slot=7)
+    assert [P.is_doorbell(w, v, masks) for v in (0x22, 0x26, 0x04, 0x1FB)] == [False, True, True, False]
+    assert P.is_doorbell(P.class_word(PortClass.STRICT, PortClass.DOORBELL), 0, masks)
+    assert not P.is_doorbell(P.class_word(PortClass.STRICT, PortClass.POSTED, slot=7), 0x04, masks)
 
 
 def test_protocol_class_word_rejects_bad_slot():
@@ -93,7 +102,8 @@ def test_protocol_header_checks():
     good = dict(P.HEADER.unpack(P.HEADER.pack(magic=P.MAGIC, version=P.VERSION, area_size=P.AREA_SIZE,
                                               capacity=P.ENTRY_CAPACITY, state=P.State.ACTIVE, count=3)))
     P.check_header(good, slot=0)
-    for field, value in (("magic", 0), ("version", 2), ("area_size", 4096), ("capacity", 1000), ("state", 0),
+    for field, value in (("magic", 0), ("version", P.VERSION + 1), ("area_size", 4096), ("capacity", 1000),
+                         ("state", 0),
                          ("count", P.ENTRY_CAPACITY + 1), ("slot", 5)):
         with pytest.raises(BatchRejected, match=field.split("_")[0] if field != "count" else "count"):
             P.check_header({**good, field: value}, slot=0)

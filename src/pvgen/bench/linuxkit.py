@@ -66,8 +66,10 @@ class RxPacer:
 def _attach_net(m, host, nic_box: dict) -> None:
     from pvgen.devices import pci
     from pvgen.devices.ne2000 import Ne2000
+    from pvgen.protocol import PortClass
 
-    nic = Ne2000(mac=wl.GUEST_MAC, backend=host.peer)
+    # CR writes flush only when they start a transmission (docs/devices.md, "NE2000 write classes")
+    nic = Ne2000(mac=wl.GUEST_MAC, backend=host.peer, cr_write_class=PortClass.DOORBELL_IF)
     pacer = RxPacer(nic, host.peer.inbox)
     pcihost = pci.PciHost()
     pcihost.add(0, 0, pci.host_bridge())

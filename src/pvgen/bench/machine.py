@@ -76,12 +76,14 @@ class ExitCounter:
     def watch_pvbatch(self, pv) -> None:
         validate = pv._validate
 
+        from pvgen.protocol import Op
+
         def recorded(area, slot):
-            entries = validate(area, slot)
-            last = entries[-1] if entries else None
-            key = "flush empty" if last is None else f"flush {last.op.name} {last.port:#06x}"
+            entries, touched = validate(area, slot)
+            last = entries[-1] if entries else None     # (op, device, offset, size, value, gpa, port)
+            key = "flush empty" if last is None else f"flush {Op(last[0]).name} {last[6]:#06x}"
             self.counts[key] += 1
-            return entries
+            return entries, touched
 
         pv._validate = recorded
 

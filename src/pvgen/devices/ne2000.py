@@ -95,10 +95,14 @@ class Ne2000:
     mem: bytearray = field(default_factory=lambda: bytearray(MEM_END))
     prom: bytes = b""
     metrics: Counter = field(default_factory=Counter)
-    # The CR write class: DOORBELL flushes at every CR write (the brief's choice; a TX start goes out at once);
-    # POSTED lets page selects and DMA starts wait in the queue, and a TX start waits for the next flush
-    # (in ne2k-pci/lib8390 the IMR doorbell right after it). docs/devices.md has the measured difference.
+    # The CR write class: DOORBELL flushes at every CR write; DOORBELL_IF (with doorbell_masks(): only a write with
+    # TXP) lets page selects and remote-DMA starts wait in the queue and sends a TX start at once; POSTED lets a
+    # TX start wait for the next flush. docs/devices.md has the measured difference.
     cr_write_class: PortClass = PortClass.DOORBELL
+
+    # The shadow values change only through port accesses and receive(), whose caller refreshes the shadows
+    # (pvbatch skips this device's shadows after a batch that did not touch it).
+    synchronous_shadows = True
 
     def __post_init__(self) -> None:
         # Station address PROM: 16 bytes (MAC, then 0x57 0x57 at 14-15: "word-wide NE2000"), each byte doubled.
@@ -158,10 +162,23 @@ class Ne2000:
         if off == CR:
             return self.cr_value()
         if p == 0:
-            return {CLDA0: self.clda & 0xFF, CLDA1: self.clda >> 8, BNRY: self.bnry, TSR: self.tsr, NCR: self.ncr,
-                    FIFO: 0, ISR: self.isr, CRDA0: self.crda & 0xFF, CRDA1: self.crda >> 8 & 0xFF,
-                    RTL8029_ID0: 0x50, RTL8029_ID1: 0x43, RSR: self.rsr, CNTR0: self.cntr[0],
-                    CNTR1: self.cntr[1], CNTR2: self.cntr[2]}[off]
+            if off == ISR:
+                return self.isr
+            if off == BNRY:
+                return self.bnry
+            if off == TSR:
+                return self.tsr
+            if off <= CLDA1:
+                return self.clda & 0xFF if off == CLDA0 else self.clda >> 8
+            if off == NCR:
+                return self.ncr
+            if off == FIFO:
+                return 0
+            if off <= CRDA1:
+                return self.crda & 0xFF if off == CRDA0 else self.crda >> 8 & 0xFF
+            if off <= RTL8029_ID1:
+                return 0x50 if off == RTL8029_ID0 else 0x43
+            return self.rsr if off == RSR else self.cntr[off - CNTR0]
         if p == 1:
             if off < CURR:
                 return self.par[off - PAR0]
@@ -502,10 +519,14 @@ class Ne2000:
     def port_classes(self) -> dict[int, tuple[PortClass, PortClass]]:
         """Reads of every DP8390 register are SHADOW (the runtime serves a shadow only while its queue is empty, and
         the page changes only through CR, so the monitor's refresh after each flush computes the value for the
-        current page; the tally counters' clear-on-read is replayed). Writes: see docs/devices.md."""
+        current page; the tally counters' clear-on-read is replayed). Writes are POSTED but CR's (a TX start
+        needs the device now: DOORBELL_IF with doorbell_masks()); ISR and IMR writes may wait too: the device
+        changes only when a batch is replayed, and the replay keeps their order (docs/devices.md)."""
         classes = {off: (PortClass.SHADOW, PortClass.POSTED) for off in range(0x01, 0x10)}
         classes[CR] = (PortClass.SHADOW, self.cr_write_class)
-        classes[ISR] = (PortClass.SHADOW, PortClass.DOORBELL)   # interrupt acknowledge: must not wait
-        classes[IMR] = (PortClass.SHADOW, PortClass.DOORBELL)   # interrupt mask: must not wait
         classes[NE_DATAPORT] = (PortClass.FIFO, PortClass.POSTED)
         return classes
+
+    def doorbell_masks(self) -> dict[int, int]:
+        """For a DOORBELL_IF CR: the write flushes the queue only when it sets TXP (start transmission)."""
+        return {CR: CR_TXP}

@@ -21,6 +21,14 @@ from pvgen.protocol import BatchRejected, Op, PortClass, State, Status
 MAX_AREAS = 64                        # areas (vCPUs) one monitor accepts
 MAX_BATCH_STRING_BYTES = 8 << 20      # string bytes one batch may move in total
 _FIFO_HDR = struct.Struct("<HBBIII")
+_HDR, _ENTRY, _U32 = P.HEADER.fmt, P.ENTRY.fmt, struct.Struct("<I")
+_OFF_COUNT, _OFF_STATUS = P.HEADER.field("count")[0], P.HEADER.field("status")[0]
+_ZERO32 = bytes(4)
+_OUT, _IN, _IN_DISCARD, _OUTS, _INS = int(Op.OUT), int(Op.IN), int(Op.IN_DISCARD), int(Op.OUTS), int(Op.INS)
+_MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
+_UNRESOLVED = object()
+_SHADOW_PACK = P.SHADOW.fmt.pack
+_SIZE_SLOTS = tuple((i, size, (1 << (8 * size)) - 1) for i, size in enumerate(P.SIZES))
 
 
 class GuestMemory(Protocol):
@@ -36,15 +44,28 @@ class GuestMemory(Protocol):
 @dataclass
 class _Shadow:
     port: int
-    device: object
+    device: object | None    # None: a slot holding only a doorbell mask (its shadow stays invalid)
     offset: int
     length: int       # of the device's range, so a wide read never leaves it
+    sizes: tuple = ()  # (index, size, mask) of the access sizes that had a value at the last full refresh
+
+
+@dataclass
+class _Group:
+    """The contiguous slots of one device, refreshed together."""
+
+    device: object
+    first: int                     # slot of shadows[0]
+    shadows: list[_Shadow]
+    synchronous: bool              # the device's shadows change only through its accesses (or refresh())
+    last: bytes = b""              # what was written last (compare-and-write)
 
 
 @dataclass
 class _Area:
     gpa: int
     shadows: list[_Shadow] = field(default_factory=list)
+    groups: list[_Group] = field(default_factory=list)
 
 
 @dataclass
@@ -54,11 +75,26 @@ class PvBatchStats:
     entries: int = 0
     rejected: int = 0
     fifo_refills: int = 0
+    shadow_writes: int = 0   # shadow groups rewritten (a refresh skips devices that cannot have changed)
     errors: list[str] = field(default_factory=list)   # the last few rejection messages
 
     def record(self, exc: PvgenError) -> None:
         self.rejected += 1
         self.errors = (self.errors + [str(exc)])[-16:]
+
+
+def device_doorbell_masks(bus) -> dict[int, int]:
+    """port -> doorbell mask for every DOORBELL_IF port, from the devices' optional doorbell_masks() (offset ->
+    mask); a DOORBELL_IF port without a mask is absent (the monitor publishes it as DOORBELL)."""
+    out: dict[int, int] = {}
+    for r in bus.ranges:
+        get = getattr(r.device, "doorbell_masks", None)
+        if get is None:
+            continue
+        for off, m in get().items():
+            if 0 <= off < r.length and m & 0xFF:
+                out[r.base + off] = m & 0xFF
+    return out
 
 
 class PvBatch:
@@ -71,8 +107,10 @@ class PvBatch:
         self.areas: list[_Area] = []
         self.stats = PvBatchStats()
         self._words: dict[int, int] = {}
-        self._shadow_ports: list[int] = []
-        self._route: dict[int, tuple[object, int]] = {}   # port -> (device, offset), per batch
+        self._slots: list[tuple[int, int]] = []          # slot -> (port, doorbell mask)
+        self._fifo_ports: frozenset[int] = frozenset()
+        self._routes: dict[int, tuple[object, int] | None] = {}   # port * 8 + size -> (device, offset) or None
+        self._routes_sig: tuple = ()
 
     # --- the port device -------------------------------------------------------------------------------------
     def io_read(self, offset: int, size: int) -> int:
@@ -119,38 +157,51 @@ class PvBatch:
         return hit
 
     def class_words(self) -> dict[int, int]:
-        """port -> class word, from the devices' declarations; every port a device owns is marked OWNED."""
+        """port -> class word, from the devices' declarations; every port a device owns is marked OWNED.  A slot
+        goes to each SHADOW read (its shadow) and each DOORBELL_IF write with a mask (its doorbell mask)."""
         words: dict[int, int] = {}
         declared = self.bus.class_map()
-        shadows: list[int] = []
+        masks = device_doorbell_masks(self.bus)
+        slots: list[tuple[int, int]] = []
+        fifo: set[int] = set()
         for r in self.bus.ranges:
             if r.device is self:
                 continue
             for port in range(r.base, r.base + r.length):
                 rc, wc = declared.get(port, (PortClass.STRICT, PortClass.STRICT))
                 dev, off = r.device, port - r.base
-                if wc not in (PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL):
+                if wc == PortClass.DOORBELL_IF and port not in masks:
+                    wc = PortClass.DOORBELL           # no mask declared: the safe side
+                elif wc not in (PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL, PortClass.DOORBELL_IF):
                     wc = PortClass.STRICT
                 if rc == PortClass.FIFO and not hasattr(dev, "fifo_read"):
                     rc = PortClass.STRICT          # no prefetch: every read is one in-order IN entry
-                slot, effect = 0, False
-                if rc == PortClass.SHADOW:
-                    if hasattr(dev, "shadow_read") and len(shadows) < P.SHADOW_SLOTS:
-                        slot = len(shadows)
-                        shadows.append(port)
-                        probe = getattr(dev, "read_side_effects", None)
-                        effect = True if probe is None else bool(probe(off))
-                    else:
-                        rc = PortClass.STRICT
-                elif rc not in (PortClass.STRICT, PortClass.FIFO):
+                shadow = rc == PortClass.SHADOW and hasattr(dev, "shadow_read")
+                if rc == PortClass.SHADOW and not shadow or rc not in (PortClass.STRICT, PortClass.FIFO,
+                                                                       PortClass.SHADOW):
                     rc = PortClass.STRICT
+                slot, effect = 0, False
+                if shadow or wc == PortClass.DOORBELL_IF:
+                    if len(slots) < P.SHADOW_SLOTS:
+                        slot = len(slots)
+                        slots.append((port, masks.get(port, 0) if wc == PortClass.DOORBELL_IF else 0))
+                        if shadow:
+                            probe = getattr(dev, "read_side_effects", None)
+                            effect = True if probe is None else bool(probe(off))
+                    else:
+                        rc = PortClass.STRICT if shadow else rc
+                        wc = PortClass.DOORBELL if wc == PortClass.DOORBELL_IF else wc
+                if not shadow and rc == PortClass.SHADOW:
+                    rc = PortClass.STRICT
+                if rc == PortClass.FIFO:
+                    fifo.add(port)
                 words[port] = P.class_word(rc, wc, owned=True, read_effect=effect, slot=slot)
-        self._shadow_ports = shadows
+        self._slots, self._fifo_ports = slots, frozenset(fifo)
         return words
 
     # --- registration ------------------------------------------------------------------------------------------
     def register(self, gpa: int) -> int:
-        """Validate the area at gpa, publish classes and shadows, mark it active; returns its slot."""
+        """Validate the area at gpa, publish classes, doorbell masks and shadows, mark it active; returns its slot."""
         self.stats.registrations += 1
         if gpa % P.PAGE_SIZE or gpa + P.AREA_SIZE > self.mem.size:
             raise ProtocolError(f"area at GPA {gpa:#x}+{P.AREA_SIZE:#x} is not page aligned inside guest RAM")
@@ -164,13 +215,21 @@ class PvBatch:
             self.areas.append(_Area(gpa))
         area = self.areas[slot]
         self._words = self.class_words()
+        self._routes, self._routes_sig = {}, ()
         self._write(gpa + P.OFF_CLASSES, P.encode_class_table(self._words))
         self._write(gpa + P.OFF_FIFO, bytes(P.FIFO.size))
-        area.shadows = []
-        for port in self._shadow_ports:
+        masks = bytes(m for _, m in self._slots) + bytes(P.SHADOW_SLOTS - len(self._slots))
+        self._write(gpa + P.OFF_DOORBELL_MASKS, masks)
+        area.shadows, area.groups = [], []
+        for i, (port, _) in enumerate(self._slots):
             dev, off = self._owner(port)  # type: ignore[misc]
             rng = next(r for r in self.bus.ranges if r.device is dev and r.base <= port < r.base + r.length)
-            area.shadows.append(_Shadow(port, dev, off, rng.length))
+            is_shadow = P.split_class_word(self._words[port])[0] == PortClass.SHADOW
+            sh = _Shadow(port, dev if is_shadow else None, off, rng.length)
+            area.shadows.append(sh)
+            if not area.groups or area.groups[-1].device is not dev:
+                area.groups.append(_Group(dev, i, [], bool(getattr(dev, "synchronous_shadows", False))))
+            area.groups[-1].shadows.append(sh)
         self._refresh(area)
         for name, value in (("slot", slot), ("count", 0), ("status", Status.OK), ("state", State.ACTIVE)):
             self._set(area, name, int(value))
@@ -184,7 +243,7 @@ class PvBatch:
         area = self.areas[slot]
         self.stats.flushes += 1
         try:
-            entries = self._validate(area, slot)
+            entries, touched = self._validate(area, slot)
         except BatchRejected as exc:
             self._set(area, "status", int(exc.status))
             self._set(area, "count", 0)
@@ -192,67 +251,92 @@ class PvBatch:
             self._set(area, "rejected", (h["rejected"] + 1) & 0xFFFFFFFF)
             raise
         fifo_port = self._replay(area, entries)
-        self._refill(area, fifo_port)
-        self._refresh(area)
-        self._set(area, "count", 0)
-        self._set(area, "status", Status.OK)
+        if fifo_port is not None:
+            self._refill(area, fifo_port)
+        # An empty batch (a tick or an idle hlt) refreshes every shadow: it is how a guest polling a shadow sees
+        # a device change; a non-empty one only the devices it touched and those whose shadows are not synchronous.
+        self._refresh(area, touched if entries else None)
+        mem, gpa = self.mem, area.gpa
+        mem.write(gpa + _OFF_COUNT, _ZERO32)
+        mem.write(gpa + _OFF_STATUS, _ZERO32)
 
-    def _validate(self, area: _Area, slot: int) -> list[P.Entry]:
-        h = P.decode_header(self._read(area.gpa, P.HEADER.size))
-        P.check_header(h, slot=slot)
-        entries = P.decode_entries(self._read(area.gpa + P.OFF_ENTRIES, h["count"] * P.ENTRY.size), self.mem.size)
-        owners: dict[tuple[int, int], bool] = {}
-        self._route = route = {}
+    def _route_table(self) -> dict[int, tuple[object, int] | None]:
+        sig = tuple((r.base, r.length, id(r.device)) for r in self.bus.ranges)
+        if sig != self._routes_sig:
+            self._routes, self._routes_sig = {}, sig
+        return self._routes
+
+    def _resolve(self, port: int, size: int) -> tuple[object, int] | None:
+        first, last = self._owner(port), self._owner(port + size - 1)
+        return first if first is not None and last is not None and first[0] is last[0] else None
+
+    def _validate(self, area: _Area, slot: int) -> tuple[list[tuple], set]:
+        """The whole batch checked before anything runs: [(op, device, offset, size, value, gpa, port)], and the
+        set of the ids of the devices it touches."""
+        raw = self._read(area.gpa, P.HEADER.size)
+        magic, version, hslot, state, asize, cap, count = _HDR.unpack(raw)[:7]
+        if (magic != P.MAGIC or version != P.VERSION or hslot != slot or state != State.ACTIVE
+                or asize != P.AREA_SIZE or cap != P.ENTRY_CAPACITY or count > cap):
+            P.check_header(P.decode_header(raw), slot=slot)   # raises, naming the first bad field
+        data = self._read(area.gpa + P.OFF_ENTRIES, count * P.ENTRY.size)
+        routes, ram = self._route_table(), self.mem.size
+        out: list[tuple] = []
+        touched: set = set()
         string_bytes = 0
-        for i, e in enumerate(entries):
-            ok = owners.get((e.port, e.size))
-            if ok is None:
-                first, last = self._owner(e.port), self._owner(e.port + e.size - 1)
-                ok = owners[(e.port, e.size)] = first is not None and last is not None and first[0] is last[0]
-                if ok:
-                    route[e.port] = first
-            if not ok:
-                raise BatchRejected(Status.BAD_ENTRY, f"entry {i}: port {e.port:#x} (size {e.size}) is not owned "
+        for i, (port, size, op, value, gpa) in enumerate(_ENTRY.iter_unpack(data)):
+            if _OUT <= op <= _IN_DISCARD:
+                if ((size != 1 and size != 2 and size != 4) or port + size > 0x10000
+                        or (op == _OUT and value >> (8 * size))):
+                    P.check_entry(i, port, size, op, value, gpa, ram)   # raises with the reason
+            else:
+                P.check_entry(i, port, size, op, value, gpa, ram)       # unknown op, or a string's range
+                string_bytes += value * size
+            key = port * 8 + size
+            route = routes.get(key, _UNRESOLVED)
+            if route is _UNRESOLVED:
+                route = routes[key] = self._resolve(port, size)
+            if route is None:
+                raise BatchRejected(Status.BAD_ENTRY, f"entry {i}: port {port:#x} (size {size}) is not owned "
                                     "by one device")
-            if e.op in (Op.OUTS, Op.INS):
-                string_bytes += e.value * e.size
-                if string_bytes > MAX_BATCH_STRING_BYTES:
-                    raise BatchRejected(Status.BAD_ADDRESS, f"entry {i}: batch moves more than "
-                                        f"{MAX_BATCH_STRING_BYTES} string bytes")
-        return entries
+            if string_bytes > MAX_BATCH_STRING_BYTES:
+                raise BatchRejected(Status.BAD_ADDRESS, f"entry {i}: batch moves more than "
+                                    f"{MAX_BATCH_STRING_BYTES} string bytes")
+            dev = route[0]
+            touched.add(id(dev))
+            out.append((op, dev, route[1], size, value, gpa, port))
+        return out, touched
 
-    def _replay(self, area: _Area, entries: list[P.Entry]) -> tuple[int, int] | None:
+    def _replay(self, area: _Area, entries: list[tuple]) -> tuple[int, int] | None:
         """Run the entries in order; returns (port, size) if the last FIFO-class read was an IN, for the refill."""
-        fifo, route = None, self._route
-        OUT, IN, IN_DISCARD, OUTS = Op.OUT, Op.IN, Op.IN_DISCARD, Op.OUTS
+        fifo, fifo_ports = None, self._fifo_ports
         self.stats.entries += len(entries)
-        for i, (op, port, size, value, gpa) in enumerate(entries):
-            dev, off = route[port]            # resolved once per port by _validate
-            if op is OUT:
+        for i, (op, dev, off, size, value, gpa, port) in enumerate(entries):
+            if op == _OUT:
                 dev.io_write(off, size, value)
                 continue
-            if op is IN:
-                v = dev.io_read(off, size) & ((1 << (8 * size)) - 1)
-                self._write(area.gpa + P.OFF_ENTRIES + i * P.ENTRY.size + 4, v.to_bytes(4, "little"))
-            elif op is IN_DISCARD:
+            if op == _IN:
+                v = dev.io_read(off, size) & _MASKS[size]
+                self._write(area.gpa + P.OFF_ENTRIES + i * P.ENTRY.size + 4, _U32.pack(v))
+            elif op == _IN_DISCARD:
                 dev.io_read(off, size)
-            elif op is OUTS:
+                continue
+            elif op == _OUTS:
                 data = self._read(gpa, value * size)
-                write_many = getattr(dev, "write_many", None)   # optional: the same effects, in bulk
+                write_many = getattr(dev, "write_many", None)
                 if write_many is not None:
                     write_many(off, size, data)
-                    continue
-                for k in range(0, len(data), size):
-                    dev.io_write(off, size, int.from_bytes(data[k:k + size], "little"))
+                else:
+                    for k in range(0, len(data), size):
+                        dev.io_write(off, size, int.from_bytes(data[k:k + size], "little"))
+                continue
             else:   # INS
                 vals = self._read_many(port, size, value)
-                self._write(gpa, struct.pack(f"<{len(vals)}{'?BH?I'[size]}", *vals))   # values are masked
-            if op is not IN_DISCARD and op is not OUTS and self._read_class(port) == PortClass.FIFO:
+                self._write(gpa, b"".join(v.to_bytes(size, "little") for v in vals))
+            if port in fifo_ports:
                 # Prefetch after a single read only: an INS took exactly what the guest asked for, and the device's
                 # "current block" after it may be one the guest has not started (docs/protocol.md).
-                fifo = (port, size) if op is IN else None
+                fifo = (port, size) if op == _IN else None
         return fifo
-
     def _read_class(self, port: int) -> PortClass:
         return PortClass(self._words.get(port, 0) & P.CLS_CLASS_MASK)
 
@@ -285,27 +369,46 @@ class PvBatch:
         if vals:
             self.stats.fifo_refills += 1
 
-    def _refresh(self, area: _Area) -> None:
-        if not area.shadows:
-            return
-        out = bytearray()
-        for s in area.shadows:
-            valid, vals = 0, [0, 0, 0]
-            for i, size in enumerate(P.SIZES):
-                if s.offset + size > s.length:
-                    continue
-                try:
-                    v = s.device.shadow_read(s.offset, size)  # type: ignore[attr-defined]
-                except PvgenError:
-                    continue
-                if v is not None:
-                    valid |= 1 << i
-                    vals[i] = v & ((1 << (8 * size)) - 1)
-            out += P.SHADOW.pack(port=s.port, valid=valid, val=tuple(vals))
-        self._write(area.gpa + P.OFF_SHADOWS, bytes(out))
+    def _refresh(self, area: _Area, touched: set | None = None) -> None:
+        """Rewrite the shadows of the devices in `touched` and of every device whose shadows are not synchronous;
+        all of them when touched is None.  Only groups whose bytes changed are written."""
+        for g in area.groups:
+            if touched is not None and g.synchronous and id(g.device) not in touched:
+                continue
+            data = b"".join(self._shadow_bytes(s, full=touched is None) for s in g.shadows)
+            if data != g.last:
+                self._write(area.gpa + P.OFF_SHADOWS + g.first * P.SHADOW.size, data)
+                g.last = data
+                self.stats.shadow_writes += 1
+
+    @staticmethod
+    def _shadow_bytes(s: _Shadow, full: bool) -> bytes:
+        """One shadow record.  A full refresh asks every access size; a partial one only the sizes that had a
+        value at the last full refresh (a size left out is marked invalid: the guest reads it with an exit)."""
+        if s.device is None:
+            return _SHADOW_PACK(s.port, 0, 0, 0, 0, 0)
+        valid, vals = 0, [0, 0, 0]
+        sizes = _SIZE_SLOTS if full else s.sizes
+        found = []
+        for i, size, mask in sizes:
+            if s.offset + size > s.length:
+                continue
+            try:
+                v = s.device.shadow_read(s.offset, size)  # type: ignore[attr-defined]
+            except PvgenError:
+                continue
+            if v is not None:
+                valid |= 1 << i
+                vals[i] = v & mask
+                found.append((i, size, mask))
+        if full:
+            s.sizes = tuple(found)
+        return _SHADOW_PACK(s.port, valid, 0, *vals)
 
     def refresh(self) -> None:
-        """Bring every area's shadows up to date (call after an asynchronous device event)."""
+        """Bring every area's shadows up to date (call after an asynchronous device event: a device whose
+        `synchronous_shadows` is true promises its shadow values change only through its port accesses or an
+        event followed by this call, so a flush that does not touch it skips it)."""
         for area in self.areas:
             try:
                 self._refresh(area)

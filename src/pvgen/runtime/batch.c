@@ -7,6 +7,9 @@
  * shadows and sets count to 0.  Until the monitor has activated the area every function runs the original
  * instruction, so the same object is correct with no monitor at all.
  *
+ * A write is POSTED (joins the queue), DOORBELL (joins the queue, then the queue is flushed) or DOORBELL_IF (a
+ * DOORBELL when the value has a bit of a.doorbell_masks[slot] set, else POSTED).
+ *
  * Order: every access either joins the queue, or flushes the queue before it runs (real instruction or IN entry),
  * or is served in the guest from state that is current for it: a shadow only while the queue is empty (a queued
  * write could change the register), a FIFO value because the monitor promised it is the next read of that port.
@@ -155,10 +158,11 @@ PVIO_HELPER void pvio_out_slow(pvio_u16 port, unsigned size, pvio_u32 value)
 	}
 	w = a->classes[port];
 	wc = (w >> PVIO_CLS_WRITE_SHIFT) & PVIO_CLS_CLASS_MASK;
-	if (wc == PVIO_CLASS_POSTED) {
+	if (wc == PVIO_CLASS_POSTED ||
+	    (wc == PVIO_CLASS_DOORBELL_IF && !(value & a->doorbell_masks[w >> PVIO_CLS_SLOT_SHIFT]))) {
 		pvio_push(a, port, size, PVIO_OP_OUT)->value = value;
 		pvio_push_done(a);
-	} else if (wc == PVIO_CLASS_DOORBELL || (w & PVIO_CLS_OWNED)) {
+	} else if (wc == PVIO_CLASS_DOORBELL || wc == PVIO_CLASS_DOORBELL_IF || (w & PVIO_CLS_OWNED)) {
 		pvio_push(a, port, size, PVIO_OP_OUT)->value = value;
 		pvio_flush_locked(a);
 	} else {
@@ -167,7 +171,9 @@ PVIO_HELPER void pvio_out_slow(pvio_u16 port, unsigned size, pvio_u32 value)
 	pvio_arch_irq_restore(fl);
 }
 
-/* The hot path, a posted write: four stores into the queue.  On x86-64 targets whose interrupt mask is inline
+/* The hot path, a posted write: four stores into the queue.  A DOORBELL_IF write (posted unless its value has a
+ * bit of the port's doorbell mask set: a command register whose "start transmit" bit needs the device now) takes
+ * pvio_out_slow, so the hot path pays nothing for it.  On x86-64 targets whose interrupt mask is inline
  * (host, Linux) it is hand-scheduled below so it touches two scratch registers only (a posted OUT must cost at
  * most ~40 instructions including the thunk, docs/protocol.md); the C version is the reference and serves the
  * other targets (and -DPVIO_NO_ASM_OUT, which the tests use to check it).  The thunks pass the port zero-extended (thunk ABI), so the table index needs no extension. */
@@ -213,8 +219,9 @@ _Static_assert(__builtin_offsetof(struct pvio_area, header.count) == 20, "count 
 _Static_assert(__builtin_offsetof(struct pvio_area, header.threshold) == 24, "threshold offset in pvio_out");
 _Static_assert(sizeof(struct pvio_entry) == 16, "entry size in pvio_out");
 _Static_assert(PVIO_OFF_ENTRIES == 0x100 && PVIO_OFF_CLASSES == 0x4000 && PVIO_OP_OUT == 1, "pvio_out constants");
-_Static_assert((PVIO_CLASS_POSTED << PVIO_CLS_WRITE_SHIFT) == 8 && (PVIO_CLASS_DOORBELL & PVIO_CLASS_POSTED) == 0,
-	       "pvio_out tests bit 3 of the class word for a posted write");
+_Static_assert((PVIO_CLASS_POSTED << PVIO_CLS_WRITE_SHIFT) == 8 && (PVIO_CLASS_DOORBELL & PVIO_CLASS_POSTED) == 0 &&
+	       (PVIO_CLASS_DOORBELL_IF & PVIO_CLASS_POSTED) == 0,
+	       "pvio_out tests bit 3 of the class word for a posted write (a DOORBELL_IF write takes the slow path)");
 #else
 PVIO_BACKEND void pvio_out(pvio_u16 port, unsigned size, pvio_u32 value)
 {

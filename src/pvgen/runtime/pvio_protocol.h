@@ -9,7 +9,7 @@ typedef unsigned int pvio_u32;
 typedef unsigned long long pvio_u64;
 
 #define PVIO_MAGIC 0x4f495650u  /* "PVIO" */
-#define PVIO_VERSION 0x1u
+#define PVIO_VERSION 0x2u
 #define PVIO_CTRL_REGISTER 0xf00u  /* inl: PVIO_MAGIC if a monitor is present; outl: GPA >> 12 of the area */
 #define PVIO_CTRL_FLUSH 0xf04u  /* outl: header.slot; replays the batch (one exit) */
 #define PVIO_PAGE_SIZE 0x1000u
@@ -19,6 +19,7 @@ typedef unsigned long long pvio_u64;
 #define PVIO_CLASS_DOORBELL 0x2u
 #define PVIO_CLASS_SHADOW 0x3u
 #define PVIO_CLASS_FIFO 0x4u
+#define PVIO_CLASS_DOORBELL_IF 0x6u
 
 #define PVIO_OP_OUT 0x1u
 #define PVIO_OP_IN 0x2u
@@ -52,6 +53,7 @@ typedef unsigned long long pvio_u64;
 #define PVIO_OFF_ENTRIES 0x100u
 #define PVIO_OFF_FIFO_VALUES 0x1000u
 #define PVIO_OFF_SHADOWS 0x2000u
+#define PVIO_OFF_DOORBELL_MASKS 0x3000u
 #define PVIO_OFF_CLASSES 0x4000u
 #define PVIO_AREA_SIZE 0x24000u
 
@@ -145,7 +147,8 @@ struct pvio_area {
 	struct pvio_entry entries[PVIO_ENTRY_CAPACITY];
 	pvio_u32 fifo_values[PVIO_FIFO_CAPACITY];
 	struct pvio_shadow shadows[PVIO_SHADOW_SLOTS];
-	pvio_u8 pad_0x3000[0x1000];
+	pvio_u8 doorbell_masks[PVIO_SHADOW_SLOTS];
+	pvio_u8 pad_0x3100[0xf00];
 	pvio_u16 classes[0x10000];
 };
 _Static_assert(sizeof(struct pvio_area) == PVIO_AREA_SIZE, "pvio_area size");
@@ -154,6 +157,7 @@ _Static_assert(__builtin_offsetof(struct pvio_area, fifo) == PVIO_OFF_FIFO, "pvi
 _Static_assert(__builtin_offsetof(struct pvio_area, entries) == PVIO_OFF_ENTRIES, "pvio_area.entries");
 _Static_assert(__builtin_offsetof(struct pvio_area, fifo_values) == PVIO_OFF_FIFO_VALUES, "pvio_area.fifo_values");
 _Static_assert(__builtin_offsetof(struct pvio_area, shadows) == PVIO_OFF_SHADOWS, "pvio_area.shadows");
+_Static_assert(__builtin_offsetof(struct pvio_area, doorbell_masks) == PVIO_OFF_DOORBELL_MASKS, "pvio_area.doorbell_masks");
 _Static_assert(__builtin_offsetof(struct pvio_area, classes) == PVIO_OFF_CLASSES, "pvio_area.classes");
 
 #endif

@@ -35,7 +35,8 @@ class Trace:
 @dataclass
 class LabDevice:
     """offset 0-3 posted regs; 4 doorbell; 5 shadow (pure); 6 shadow (read clears); 8 FIFO; 10 strict; 12 posted
-    data port (for outs); others strict.  Every write and every effectful read lands in the trace."""
+    data port (for outs); 11 doorbell when bit 7 is set (DOORBELL_IF), else posted; others strict.  Every write and
+    every effectful read lands in the trace."""
 
     base: int
     trace: Trace
@@ -48,7 +49,10 @@ class LabDevice:
     def port_classes(self) -> dict[int, tuple[PortClass, PortClass]]:
         S, Po, D, Sh, F = PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL, PortClass.SHADOW, PortClass.FIFO
         return {0: (S, Po), 1: (S, Po), 2: (S, Po), 3: (S, Po), 4: (S, D), 5: (Sh, S), 6: (Sh, S), 8: (F, S),
-                12: (S, Po)}
+                12: (S, Po), 11: (S, PortClass.DOORBELL_IF)}
+
+    def doorbell_masks(self) -> dict[int, int]:
+        return {11: 0x80}
 
     def _status(self, off: int) -> int:
         if off == 5:
@@ -76,7 +80,7 @@ class LabDevice:
     def io_write(self, off: int, size: int, value: int) -> None:
         self.trace.events.append(("w", self.base + off, size, value))
         self.regs[off] = value
-        if off == 4:
+        if off == 4 or off == 11 and value & 0x80:
             self.rung += 1
             self.pending += 1
 
@@ -188,11 +192,13 @@ class RefRuntime:
         value = mask(size, value)
         if not self.active:
             return self.swrite(port, size, value)
-        _, wc, owned, _, _ = P.split_class_word(self._word(port))
-        if wc == PortClass.POSTED:
+        word = self._word(port)
+        _, wc, owned, _, slot = P.split_class_word(word)
+        masks = self.mem.read(self.gpa + P.OFF_DOORBELL_MASKS, P.SHADOW_SLOTS)
+        if wc == PortClass.POSTED or (wc == PortClass.DOORBELL_IF and not P.is_doorbell(word, value, masks)):
             self._push(port, size, Op.OUT, value)
             self._push_done()
-        elif wc == PortClass.DOORBELL or owned:
+        elif wc in (PortClass.DOORBELL, PortClass.DOORBELL_IF) or owned:
             self._push(port, size, Op.OUT, value)
             self._flush()
         else:
