@@ -1,0 +1,103 @@
+"""The monitor's doorbell masks and its partial shadow refresh (docs/protocol.md, "The flush", step 5)."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pvgen import protocol as P
+from pvgen.devices.pvbatch import PvBatch
+from pvgen.protocol import Op, PortClass
+from pvgen.runtime.refmodel import LabDevice, Trace, lab_bus
+
+LONG = os.environ.get("PVGEN_HYPOTHESIS_PROFILE") == "long"
+RAM, AREA = 0x40000, 0x10000
+A, B = 0x100, 0x200      # two lab devices
+
+
+class StrictMemory:
+    def __init__(self, size: int):
+        self.size, self.buf = size, bytearray(size)
+
+    def read(self, gpa: int, n: int) -> bytes:
+        assert 0 <= gpa and n >= 0 and gpa + n <= self.size
+        return bytes(self.buf[gpa:gpa + n])
+
+    def write(self, gpa: int, data: bytes) -> None:
+        assert 0 <= gpa and gpa + len(data) <= self.size
+        self.buf[gpa:gpa + len(data)] = data
+
+
+def machine(sync_a: bool, sync_b: bool, masks: bool = True):
+    trace = Trace()
+    bus, dev_a = lab_bus(trace, A)
+    dev_b = LabDevice(B, trace)
+    bus.register(B, 16, dev_b)
+    dev_a.synchronous_shadows, dev_b.synchronous_shadows = sync_a, sync_b
+    if not masks:
+        dev_b.doorbell_masks = dict   # type: ignore[method-assign]   # declares DOORBELL_IF but no mask
+    mem = StrictMemory(RAM)
+    mon = PvBatch(bus, mem)
+    bus.register(P.CTRL_BASE, P.CTRL_LEN, mon)
+    mem.write(AREA, P.HEADER.pack(magic=P.MAGIC, version=P.VERSION, area_size=P.AREA_SIZE,
+                                  capacity=P.ENTRY_CAPACITY, threshold=P.DEFAULT_THRESHOLD))
+    bus.write(P.CTRL_REGISTER, 4, AREA >> 12)
+    assert mon.stats.rejected == 0
+    return mem, mon, bus, dev_a, dev_b
+
+
+def word(mem, port: int) -> int:
+    return struct.unpack_from("<H", mem.read(AREA + P.OFF_CLASSES + 2 * port, 2))[0]
+
+
+def shadow(mem, port: int) -> int:
+    """The published byte value of port's shadow."""
+    slot = P.split_class_word(word(mem, port))[4]
+    return P.SHADOW.unpack(mem.read(AREA + P.OFF_SHADOWS + slot * P.SHADOW.size, P.SHADOW.size))["val"][0]
+
+
+def flush(mem, bus, entries: list[P.Entry]) -> None:
+    for i, e in enumerate(entries):
+        mem.write(AREA + P.OFF_ENTRIES + i * P.ENTRY.size, e.encode())
+    mem.write(AREA + 20, struct.pack("<I", len(entries)))
+    bus.write(P.CTRL_FLUSH, 4, 0)
+    assert P.decode_header(mem.read(AREA, P.HEADER.size))["status"] == P.Status.OK
+
+
+def test_pvbatch_publishes_doorbell_masks_by_slot():
+    mem, *_ = machine(False, False)
+    masks = mem.read(AREA + P.OFF_DOORBELL_MASKS, P.SHADOW_SLOTS)
+    for base in (A, B):
+        w = word(mem, base + 11)
+        assert P.split_class_word(w)[1] == PortClass.DOORBELL_IF and masks[w >> P.CLS_SLOT_SHIFT] == 0x80
+        assert P.is_doorbell(w, 0x81, masks) and not P.is_doorbell(w, 0x7F, masks)
+        assert not P.is_doorbell(word(mem, base), 0xFF, masks)            # POSTED never rings
+    slots = [P.split_class_word(word(mem, p))[4] for p in (A + 5, A + 6, A + 11, B + 5, B + 6, B + 11)]
+    assert len(set(slots)) == 6                                           # a slot per shadow and per mask
+
+
+def test_pvbatch_doorbell_if_without_a_mask_is_a_doorbell():
+    mem, *_ = machine(False, False, masks=False)
+    assert P.split_class_word(word(mem, A + 11))[1] == PortClass.DOORBELL_IF
+    assert P.split_class_word(word(mem, B + 11))[1] == PortClass.DOORBELL
+
+
+@settings(max_examples=400 if LONG else 40, deadline=None)
+@given(st.booleans(), st.booleans(), st.integers(1, 0xFF), st.integers(1, 0xFF))
+def test_pvbatch_refresh_skips_only_untouched_synchronous_devices(sync_a, sync_b, va, vb):
+    mem, mon, bus, dev_a, dev_b = machine(sync_a, sync_b)
+    before_b = shadow(mem, B + 5)
+    dev_b.regs[0] = (dev_b.regs[0] + vb) & 0xFF    # a change behind the monitor's back (a broken promise)
+    flush(mem, bus, [P.Entry(Op.OUT, A, 1, va)])   # touches A only
+    assert shadow(mem, A + 5) == dev_a.shadow_read(5, 1)
+    assert shadow(mem, B + 5) == (before_b if sync_b else dev_b.shadow_read(5, 1) & 0xFF)
+    flush(mem, bus, [])                            # an empty flush (tick, hlt) refreshes everything
+    assert shadow(mem, B + 5) == dev_b.shadow_read(5, 1) & 0xFF
+    dev_b.regs[1] = (dev_b.regs[1] + 1) & 0xFF
+    mon.refresh()                                  # so does the asynchronous-event refresh
+    assert shadow(mem, B + 5) == dev_b.shadow_read(5, 1) & 0xFF
+    flush(mem, bus, [P.Entry(Op.OUT, B + 1, 1, va)])
+    assert shadow(mem, B + 5) == dev_b.shadow_read(5, 1) & 0xFF
