@@ -331,7 +331,7 @@ class PvBatch:
                 continue
             else:   # INS
                 vals = self._read_many(port, size, value)
-                self._write(gpa, b"".join(v.to_bytes(size, "little") for v in vals))
+                self._write(gpa, struct.pack(f"<{len(vals)}{'?BH?I'[size]}", *vals))   # values are masked
             if port in fifo_ports:
                 # Prefetch after a single read only: an INS took exactly what the guest asked for, and the device's
                 # "current block" after it may be one the guest has not started (docs/protocol.md).
