@@ -44,6 +44,7 @@ class Target:
     modules: tuple[Module, ...]
     ccflags: tuple[str, ...] = ()
     modpost_warn: bool = False  # KBUILD_MODPOST_WARN=1: undefined kernel symbols are warnings
+    license: bool = False  # library code without MODULE_LICENSE: one is supplied (modpost requires it)
     note: str = ""
 
 
@@ -59,7 +60,12 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            note="built in (CONFIG_SERIAL_8250=y): exports disabled; 4 built-in helpers (8250 DMA, Fintek probe) "
                 "are not exported to modules, so modpost only warns about them"),
     Target("rtc-cmos", (Module("rtc-cmos", "drivers/rtc/rtc-cmos.c"),)),
+    Target("libata-sff", (Module("libata-sff", "drivers/ata/libata-sff.c"), Module("iomap", "lib/iomap.c")),
+           ccflags=("-D__DISABLE_EXPORTS",), modpost_warn=True, license=True,
+           note="parts of libata.ko and of the kernel: exports disabled, MODULE_LICENSE supplied, libata's "
+                "internal helpers are not exported, so modpost only warns about them"),
 )}
+MODINFO_HEADER = "pvgen-modinfo.h"  # for Target.license: included before the driver's own source
 DEMO_TARGET = "ne2k-pci"
 
 
@@ -134,6 +140,8 @@ def kbuild_text(target: Target, variant: str, tree: Path) -> str:
                 # redundant cld, unwind hints; objtool validates them like the rest of the module.
                 f"AFLAGS_{th}.o += -DPVIO_KERNEL -DPVIO_RETHUNK",
             ]
+    if target.license:
+        lines += [f"CFLAGS_{_driver_stem(m, variant)}.o += -include $(src)/{MODINFO_HEADER}" for m in target.modules]
     incdirs = sorted({str(tree / m.srcdir) for m in target.modules})
     lines.append("ccflags-y += " + " ".join([f"-I{d}" for d in incdirs] + list(target.ccflags)))
     return "\n".join(lines) + "\n"
@@ -142,6 +150,8 @@ def kbuild_text(target: Target, variant: str, tree: Path) -> str:
 def _inputs(target: Target, variant: str, tree: Path) -> dict[str, bytes]:
     """Every file of the build directory, by name, with its content."""
     files = {"Kbuild": kbuild_text(target, variant, tree).encode()}
+    if target.license:
+        files[MODINFO_HEADER] = b'#include <linux/module.h>\nMODULE_LICENSE("GPL");\n'  # same as the kernel's
     for mod in target.modules:
         files[f"{_driver_stem(mod, variant)}.c"] = (tree / mod.source).read_bytes()
         if variant == PVGEN:
