@@ -75,12 +75,13 @@ def intel_spellings(bits: int) -> list[Site]:
 def hand_rewrite(site: Site, bits: int) -> list[str]:
     """The rewritten form of one site exactly as docs/thunk-abi.md specifies, independent of the rewriter
     (16-bit: a 32-bit pushed port and `calll __pvio16_...`, as src/pvgen/rewrite/emit.py documents)."""
-    push = [f"push{'q' if bits == 64 else 'l'} ${site.port:#x}"] if site.port_form == "imm" else []
-    if bits == 64:
-        return ["lea -128(%rsp), %rsp", *push, f"call {site.thunk}", "lea 128(%rsp), %rsp"]
-    if bits == 16:
-        return [*push, f"calll {site.thunk.replace('__pvio_', '__pvio16_')}"]
-    return [*push, f"call {site.thunk}"]
+    imm = site.port_form == "imm"
+    push = [f"push{'q' if bits == 64 else 'l'} ${site.port:#x}"] if imm else []
+    if bits == 64:  # the caller pops the pushed port with the red zone
+        return ["lea -128(%rsp), %rsp", *push, f"call {site.thunk}", f"lea {136 if imm else 128}(%rsp), %rsp"]
+    if bits == 16:  # the pushed port leaves the 16-bit stack as pushl put it there: %sp only
+        return [*push, f"calll {site.thunk.replace('__pvio_', '__pvio16_')}", *(["lea 4(%esp), %sp"] if imm else [])]
+    return [*push, f"call {site.thunk}", *(["lea 4(%esp), %esp"] if imm else [])]
 
 
 PORTS = [0x20, 0x21, 0x40, 0x60, 0x64, 0x70, 0x71, 0x80, 0xED, 0x1F0, 0x1F7, 0x3F6, 0x3F8, 0x3FD, 0xCF8, 0xCFC,

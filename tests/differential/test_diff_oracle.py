@@ -109,24 +109,30 @@ MUTATIONS = {
          ("\tsubq $\\size, %rdx\n", "\taddq $\\size, %rdx\n"),                          # DF=1 goes up
          ("\txorl %ecx, %ecx\n", ""),                                                     # rep leaves %rcx
          ("\t\\mov \\acc, (%rsp)\n", "\tmovw %ax, (%rsp)\n"),                               # inb writes %ah
-         ("\tlea", "\tlea")],                                                             # (control: no change)
+         ("\tlea", "\tlea"),                                                             # (control: no change)
+         ('"movzbl 40(%rsp), %edi", "movzbl %al, %edx", EPI_RET',                       # outb_imm pops the port
+          '"movzbl 40(%rsp), %edi", "movzbl %al, %edx", "popq %rdi; popfq; ret $8"')],
     32: [("\tpopfl\n\tPVIO_RET\n\tint3\n1:", "\taddl $4, %esp\n\tPVIO_RET\n\tint3\n1:"),
          ("\tcall pvio_in\n\t\\epi", "\tcall pvio_in\n\txorl %ebx, %ebx\n\t\\epi"),
          ("\tsubl $\\size, \\ptr\n", "\taddl $\\size, \\ptr\n"),
          ("\txorl %ecx, %ecx\n", ""),
          ("\t\\mov \\acc, (%esp)\n", "\tmovw %ax, (%esp)\n"),
-         ("\tpushl", "\tpushl")],
+         ("\tpushl", "\tpushl"),
+         ('"movzbl 20(%esp), %eax", "movzbl %al, %ecx", EPI_RET',
+          '"movzbl 20(%esp), %eax", "movzbl %al, %ecx", "popl %edx; popfl; ret $4"')],
     16: [("\tpopfl\n\tretl\n\tint3\n1:", "\taddl $4, %esp\n\tretl\n\tint3\n1:"),
          ("\tcalll pvio_in\n\t\\epi", "\tcalll pvio_in\n\txorl %ebx, %ebx\n\t\\epi"),
          ("\tsubw $\\size, \\ptr\n", "\taddw $\\size, \\ptr\n"),
          ("6:\tmovw $0, (%esp)", "6:\tmovl $0, (%esp)"),                             # clears all of %ecx
          ("\t\\mov \\acc, (%esp)\n", "\tmovw %ax, (%esp)\n"),
-         ("\tpushl", "\tpushl")],
+         ("\tpushl", "\tpushl"),
+         ('"movzbl 20(%esp), %eax", "movzbl %al, %ecx", EPI_RET',
+          '"movzbl 20(%esp), %eax", "movzbl %al, %ecx", "popl %edx; popfl; retl $4"')],
 }
 
 
 @pytest.mark.parametrize("bits", BITS)
-@pytest.mark.parametrize("k", range(6))
+@pytest.mark.parametrize("k", range(7))
 def test_oracle_catches_broken_thunks(bits: int, k: int, tmp_path: Path) -> None:
     old, new = MUTATIONS[bits][k]
     src = (O.RUNTIME / O.THUNKS[bits]).read_text()

@@ -8,10 +8,11 @@ from pvgen.rewrite import rewrite_text
 
 L64 = "lea -128(%rsp),%rsp; "
 R64 = "; lea 128(%rsp),%rsp"
+R64_IMM = "; lea 136(%rsp),%rsp"  # the caller pops the pushed port too
 
 
 def c64(thunk: str, push: str | None = None) -> str:
-    return L64 + (f"pushq {push}; " if push else "") + f"call {thunk}" + R64
+    return L64 + (f"pushq {push}; " if push else "") + f"call {thunk}" + (R64_IMM if push else R64)
 
 
 CASES = [
@@ -55,14 +56,16 @@ CASES = [
     ("code64", "\tmovl $1,%eax; outb %al,$0x80", "\tmovl $1,%eax; " + c64("__pvio_outb_imm", "$0x80")),
     ("code64", "\t/* x; inb */ inb %dx,%al", "\t/* x; inb */ " + c64("__pvio_inb_dx")),
     ("code64", "\trep\n\tinsb", "\t" + c64("__pvio_rep_insb") + "\n"),
-    # i386: no red zone step; _imm thunks pop the pushed port (ret $4)
-    ("code32", "\tinb $0x60,%al", "\tpushl $0x60; call __pvio_inb_imm"),
+    # i386: no red zone step; the caller pops the pushed port (the _imm thunks end with a plain ret)
+    ("code32", "\tinb $0x60,%al", "\tpushl $0x60; call __pvio_inb_imm; lea 4(%esp),%esp"),
     ("code32", "\toutw %ax,(%dx)", "\tcall __pvio_outw_dx"),
     ("code32", "\trep insl (%dx),%es:(%edi)", "\tcall __pvio_rep_insl"),
     ("code32", "\toutsb %ds:(%esi),(%dx)", "\tcall __pvio_outsb"),
     ("code32", "\thlt", "\tcall __pvio_hlt"),
     # 16-bit: __pvio16_ thunks, 32-bit near call and 32-bit pushed port in both .code16 and .code16gcc
-    ("code16", "\tinb $0x60,%al", "\tpushl $0x60; calll __pvio16_inb_imm"),
+    # (the caller pops the port off the 16-bit stack: %sp only, modulo 64 KiB, as pushl and retl move it)
+    ("code16", "\tinb $0x60,%al", "\tpushl $0x60; calll __pvio16_inb_imm; lea 4(%esp),%sp"),
+    ("code16gcc", "\toutl %eax,$0x80", "\tpushl $0x80; calll __pvio16_outl_imm; lea 4(%esp),%sp"),
     ("code16", "\trep outsw", "\tcalll __pvio16_rep_outsw"),
     ("code16", "\tinsb (%dx),%es:(%di)", "\tcalll __pvio16_insb"),
     ("code16gcc", "\toutb %al,%dx", "\tcalll __pvio16_outb_dx"),
@@ -81,7 +84,7 @@ INTEL_CASES = [
     ("code64", "\tinsd", "\t" + ATT + c64("__pvio_insl") + BACK),
     ("code64", "\touts dx, DWORD PTR [rsi]", "\t" + ATT + c64("__pvio_outsl") + BACK),
     ("code64", "\tins BYTE PTR es:[rdi], dx", "\t" + ATT + c64("__pvio_insb") + BACK),
-    ("code32", "\tout 0x80, al", "\t" + ATT + "pushl $(0x80); call __pvio_outb_imm" + BACK),
+    ("code32", "\tout 0x80, al", "\t" + ATT + "pushl $(0x80); call __pvio_outb_imm; lea 4(%esp),%esp" + BACK),
 ]
 
 
@@ -142,13 +145,13 @@ def test_macro_body_port_argument_uses_ifc() -> None:
     (s,) = r.sites
     assert s.in_macro and s.port_form == "macro" and s.rewritten
     line = r.text.splitlines()[1]
-    assert line.startswith("\t.ifc \\port,%dx; ") and "pushq \\port; call __pvio_inb_imm" in line
+    assert line.startswith("\t.ifc \\port,%dx; ") and "pushq \\port; call __pvio_inb_imm; lea 136(%rsp),%rsp" in line
     assert line.endswith(".endif; .endif")
 
 
 def test_macro_immediate_argument() -> None:
     r = rewrite_text(".macro wr p\n\toutb %al,$\\p\n.endm\n")
-    assert "pushq $((\\p)&0xff); call __pvio_outb_imm" in r.text
+    assert "pushq $((\\p)&0xff); call __pvio_outb_imm; lea 136(%rsp),%rsp" in r.text
 
 
 def test_macro_register_argument_without_suffix_is_reported_not_rewritten() -> None:

@@ -100,6 +100,8 @@ def test_untampered_pair_verifies() -> None:
     (lambda t: t.replace("pushq $0x80", "pushq $0x81"), "out"),
     (lambda t: t.replace("ret\n", "nop\n\tret\n").replace("nop\n", "xorl %eax,%eax\n"), "extra"),
     (lambda t: t.replace("lea 128(%rsp),%rsp", "lea 120(%rsp),%rsp", 1), "call sequence"),
+    # the caller pops the pushed port: an _imm site that drops only the red zone leaves 8 bytes on the stack
+    (lambda t: t.replace("lea 136(%rsp),%rsp", "lea 128(%rsp),%rsp", 1), "call sequence"),
     (lambda t: t.replace(".quad 2b, f", ".quad f, f"), "relocation"),
     (lambda t: t.replace("\tjmp 2f", "\tjmp f"), "jmp"),
 ])
@@ -108,6 +110,29 @@ def test_tampering_is_an_unexplained_difference(edit, needle: str) -> None:
     with pytest.raises(Mismatch) as exc:
         _pair(BASE, edit(result.text))
     assert "t.s" in str(exc.value)
+
+
+BASE32 = "\t.code32\n\t.text\nf:\tinl $0x71,%eax\n\toutb %al,%dx\n\tret\n"
+
+
+def test_32bit_imm_site_must_pop_its_port() -> None:
+    assert _pair(BASE32, "@@", 32).replaced == {"__pvio_inl_imm": 1, "__pvio_outb_dx": 1}
+    with pytest.raises(Mismatch, match="call sequence"):
+        _pair(BASE32, rewrite_text(BASE32, "t.s", mode="code32").text.replace("; lea 4(%esp),%esp", "; nop"), 32)
+
+
+def test_16bit_imm_site_must_pop_its_port_off_the_16bit_stack() -> None:
+    src = "\t.code16\n\t.text\nf:\toutw %ax,$0x70\n\tret\n"
+    rep, _ = verify_text(src, "s.s")
+    assert rep.bits == 16 and rep.replaced == {"__pvio16_outw_imm": 1}
+    text = rewrite_text(src, "s.s", mode="code16").text
+    assert "lea 4(%esp),%sp" in text
+    with tempfile.TemporaryDirectory() as tmp:
+        o = assemble(src, ["--32"], tmp, "original", "s.s")
+        for bad in ("leal 4(%esp),%esp", "lea 8(%esp),%sp"):
+            r = assemble(text.replace("lea 4(%esp),%sp", bad), ["--32"], tmp, "rewritten", "s.s")
+            with pytest.raises(Mismatch, match="call sequence"):
+                verify_objects(o, r, rewrite_text(src, "s.s", mode="code16"), "s.s", 16)
 
 
 def test_rewritten_site_left_in_place_is_caught() -> None:

@@ -8,17 +8,26 @@ RED_ZONE = 128  # System V x86-64 ABI §3.2.2: the 128 bytes below %rsp belong t
 
 
 def _call(thunk: str, push: str | None, code_mode: str) -> list[str]:
-    """The AT&T statements calling `thunk`, pushing the port expression `push` (AT&T immediate) first."""
+    """The AT&T statements calling `thunk`, pushing the port expression `push` (AT&T immediate) first.
+
+    The caller pops the pushed port (a plain `ret` in every thunk): objtool, which checks every Kbuild object,
+    does not model a callee popping its caller's argument (`ret $N`). Every step is a `lea`, which changes no flag.
+    """
     if code_mode == "code64":
         seq = [f"lea -{RED_ZONE}(%rsp),%rsp"]
         if push is not None:
             seq.append(f"pushq {push}")
-        return seq + [f"call {thunk}", f"lea {RED_ZONE}(%rsp),%rsp"]
+        return seq + [f"call {thunk}", f"lea {RED_ZONE + (8 if push is not None else 0)}(%rsp),%rsp"]
     if code_mode == "code32":
-        return ([f"pushl {push}"] if push is not None else []) + [f"call {thunk}"]
+        if push is None:
+            return [f"call {thunk}"]
+        return [f"pushl {push}", f"call {thunk}", "lea 4(%esp),%esp"]
     # .code16 and .code16gcc: always a 32-bit near call and a 32-bit pushed port, so one set of
-    # __pvio16_ thunks serves both (they return with `retl` / `retl $4`).
-    return ([f"pushl {push}"] if push is not None else []) + [f"calll {thunk}"]
+    # __pvio16_ thunks serves both (they return with `retl`). The pushed port is dropped as `pushl` and `retl`
+    # move the stack pointer of a 16-bit stack segment: %sp only, modulo 64 KiB (`addr32 lea`, no flag changed).
+    if push is None:
+        return [f"calll {thunk}"]
+    return [f"pushl {push}", f"calll {thunk}", "lea 4(%esp),%sp"]
 
 
 def port_push(io: IoInstr, syntax: str) -> str:

@@ -144,7 +144,15 @@ def expected_thunk(insn, bits: int) -> tuple[str, int | None]:
 
 
 def _sequence_len(bits: int, port: int | None) -> int:
-    return (2 if bits == 64 else 0) + (1 if port is not None else 0) + 1
+    """Instructions of a site's call sequence: [lea down] [push port] call [lea up] (docs/thunk-abi.md)."""
+    if bits == 64:
+        return 3 + (1 if port is not None else 0)
+    return 1 + (2 if port is not None else 0)
+
+
+# The stack step after the call, as capstone prints it (Intel syntax): the caller pops the pushed port.
+_LEA_UP = {(64, False): "rsp, [rsp + 0x80]", (64, True): "rsp, [rsp + 0x88]",
+           (32, True): "esp, [esp + 4]", (16, True): "sp, [esp + 4]"}
 
 
 class _Section:
@@ -285,10 +293,12 @@ def _check_sequence(seq, thunk: str, port: int | None, bits: int, rrel, where: s
     bad = f"{where}: site `{o.mnemonic} {o.op_str}` became `" + "; ".join(
         f"{s.mnemonic} {s.op_str}" for s in seq) + f"`, not the call sequence of {thunk}"
     if bits == 64:
-        if (seq[0].mnemonic, seq[0].op_str) != ("lea", "rsp, [rsp - 0x80]") or \
-                (seq[-1].mnemonic, seq[-1].op_str) != ("lea", "rsp, [rsp + 0x80]"):
+        if (seq[0].mnemonic, seq[0].op_str) != ("lea", "rsp, [rsp - 0x80]"):
             raise Mismatch(bad)
         k = 1
+    up = _LEA_UP.get((bits, port is not None))
+    if up is not None and (seq[-1].mnemonic, seq[-1].op_str) != ("lea", up):
+        raise Mismatch(bad)
     if port is not None:
         p = seq[k]
         if p.mnemonic != "push" or (int(p.op_str, 0) & 0xFFFF) != port:

@@ -1,12 +1,13 @@
 /* thunks16.S - 16-bit (.code16 / .code16gcc) port-I/O thunks __pvio16_*: call targets of rewritten 16-bit sites. */
 
-/* The rewriter calls these with `[pushl $PORT]; calll __pvio16_...` (a 32-bit near call and a 32-bit pushed
- * port in both .code16 and .code16gcc), so they return with `retl` / `retl $4`; the frame is the i386 one of
- * thunks32.S, built from 32-bit pushes.  The back end is gcc -m16 code (build direct.c with -m16 -DPVIO_CODE16),
- * called with `calll` and regparm(3).  Like all gcc -m16 code this assumes a tiny model: DS = ES = SS and
- * %esp below 64 KiB (its upper half zero).  String forms use the 16-bit address size of 16-bit code: the element
- * address is %di/%si (zero-extended for the back end), the count is %cx, and only %di/%si/%cx change, wrapping at
- * 64 KiB, as the real instruction; the upper halves of %edi/%esi/%ecx are preserved. */
+/* The rewriter calls these with `[pushl $PORT]; calll __pvio16_...[; lea 4(%esp),%sp]` (a 32-bit near call and
+ * a 32-bit pushed port in both .code16 and .code16gcc, popped by the caller), so they return with `retl`; the
+ * frame is the i386 one of thunks32.S, built from 32-bit pushes.  The back end is gcc -m16 code (build direct.c
+ * with -m16 -DPVIO_CODE16), called with `calll` and regparm(3).  Like all gcc -m16 code this assumes a tiny
+ * model: DS = ES = SS and %esp below 64 KiB (its upper half zero).  String forms use the 16-bit address size of
+ * 16-bit code: the element address is %di/%si (zero-extended for the back end), the count is %cx, and only
+ * %di/%si/%cx change, wrapping at 64 KiB, as the real instruction; the upper halves of %edi/%esi/%ecx are
+ * preserved. */
 
 #define DF_MASK 0x400
 
@@ -43,13 +44,6 @@
 	int3
 .endm
 
-.macro EPI_RET_IMM
-	popl %edx
-	popfl
-	retl $4
-	int3
-.endm
-
 /* in{b,w}: only %al/%ax changes.  Frame: eax, edx, flags, ret, [port at 16]. */
 .macro THUNK_IN_BW name, size, portload, mov, acc, epi
 PVIO_FUNC \name
@@ -82,9 +76,9 @@ PVIO_END \name
 THUNK_IN_BW __pvio16_inb_dx,  1, "movzwl %dx, %eax",      movb, %al, EPI_RET
 THUNK_IN_BW __pvio16_inw_dx,  2, "movzwl %dx, %eax",      movw, %ax, EPI_RET
 THUNK_IN_L  __pvio16_inl_dx,     "movzwl %dx, %eax",                 EPI_RET
-THUNK_IN_BW __pvio16_inb_imm, 1, "movzbl 16(%esp), %eax", movb, %al, EPI_RET_IMM
-THUNK_IN_BW __pvio16_inw_imm, 2, "movzbl 16(%esp), %eax", movw, %ax, EPI_RET_IMM
-THUNK_IN_L  __pvio16_inl_imm,    "movzbl 12(%esp), %eax",            EPI_RET_IMM
+THUNK_IN_BW __pvio16_inb_imm, 1, "movzbl 16(%esp), %eax", movb, %al, EPI_RET
+THUNK_IN_BW __pvio16_inw_imm, 2, "movzbl 16(%esp), %eax", movw, %ax, EPI_RET
+THUNK_IN_L  __pvio16_inl_imm,    "movzbl 12(%esp), %eax",            EPI_RET
 
 /* out{b,w,l}: nothing changes.  Frame: ecx, eax, edx, flags, ret, [port at 20]. */
 .macro THUNK_OUT name, size, portload, valload, epi
@@ -107,9 +101,9 @@ PVIO_END \name
 THUNK_OUT __pvio16_outb_dx,  1, "movzwl %dx, %eax",      "movzbl %al, %ecx", EPI_RET
 THUNK_OUT __pvio16_outw_dx,  2, "movzwl %dx, %eax",      "movzwl %ax, %ecx", EPI_RET
 THUNK_OUT __pvio16_outl_dx,  4, "movzwl %dx, %eax",      "movl %eax, %ecx",  EPI_RET
-THUNK_OUT __pvio16_outb_imm, 1, "movzbl 20(%esp), %eax", "movzbl %al, %ecx", EPI_RET_IMM
-THUNK_OUT __pvio16_outw_imm, 2, "movzbl 20(%esp), %eax", "movzwl %ax, %ecx", EPI_RET_IMM
-THUNK_OUT __pvio16_outl_imm, 4, "movzbl 20(%esp), %eax", "movl %eax, %ecx",  EPI_RET_IMM
+THUNK_OUT __pvio16_outb_imm, 1, "movzbl 20(%esp), %eax", "movzbl %al, %ecx", EPI_RET
+THUNK_OUT __pvio16_outw_imm, 2, "movzbl 20(%esp), %eax", "movzwl %ax, %ecx", EPI_RET
+THUNK_OUT __pvio16_outl_imm, 4, "movzbl 20(%esp), %eax", "movl %eax, %ecx",  EPI_RET
 
 /* One element, no rep, at %di or %si; then that 16-bit register steps by +-size as DF says.
  * Frame: [count], ecx, eax, edx, flags, ret. */

@@ -3,8 +3,8 @@
 /* Same contract as thunks64.S with the 32-bit registers.  Back-end functions use regparm(3) (pvio_backend.h):
  * arguments in %eax, %edx, %ecx, a 4th on the stack.  Each thunk saves the flags and the registers it loads,
  * clears DF, calls the back end (no_caller_saved_registers) and restores the flags.  The first register saved
- * after the flags is %edx in every in/out thunk: the _imm epilogue uses it as scratch for -DPVIO_RETHUNK.
- * _imm forms read the pushed port at 4(%esp) on entry and return with `ret $4`. */
+ * after the flags is %edx in every in/out thunk.  _imm forms read the pushed port at 4(%esp) on entry and return
+ * with a plain `ret`: the caller pops the port (objtool does not model a callee popping its caller's argument). */
 
 #ifdef PVIO_RETHUNK
 #define PVIO_RET jmp __x86_return_thunk
@@ -49,22 +49,6 @@
 	int3
 .endm
 
-.macro EPI_RET_IMM
-#ifdef PVIO_RETHUNK
-	movl 8(%esp), %edx		/* return address ... */
-	movl %edx, 12(%esp)		/* ... over the pushed port */
-	popl %edx
-	popfl
-	leal 4(%esp), %esp
-	PVIO_RET
-#else
-	popl %edx
-	popfl
-	ret $4
-#endif
-	int3
-.endm
-
 /* in{b,w}: only %al/%ax changes.  Frame: eax, edx, flags, ret, [port at 16]. */
 .macro THUNK_IN_BW name, size, portload, mov, acc, epi
 PVIO_FUNC \name
@@ -97,9 +81,9 @@ PVIO_END \name
 THUNK_IN_BW __pvio_inb_dx,  1, "movzwl %dx, %eax",      movb, %al, EPI_RET
 THUNK_IN_BW __pvio_inw_dx,  2, "movzwl %dx, %eax",      movw, %ax, EPI_RET
 THUNK_IN_L  __pvio_inl_dx,     "movzwl %dx, %eax",                 EPI_RET
-THUNK_IN_BW __pvio_inb_imm, 1, "movzbl 16(%esp), %eax", movb, %al, EPI_RET_IMM
-THUNK_IN_BW __pvio_inw_imm, 2, "movzbl 16(%esp), %eax", movw, %ax, EPI_RET_IMM
-THUNK_IN_L  __pvio_inl_imm,    "movzbl 12(%esp), %eax",            EPI_RET_IMM
+THUNK_IN_BW __pvio_inb_imm, 1, "movzbl 16(%esp), %eax", movb, %al, EPI_RET
+THUNK_IN_BW __pvio_inw_imm, 2, "movzbl 16(%esp), %eax", movw, %ax, EPI_RET
+THUNK_IN_L  __pvio_inl_imm,    "movzbl 12(%esp), %eax",            EPI_RET
 
 /* out{b,w,l}: nothing changes.  Frame: ecx, eax, edx, flags, ret, [port at 20].  The value is loaded first. */
 .macro THUNK_OUT name, size, portload, valload, epi
@@ -122,9 +106,9 @@ PVIO_END \name
 THUNK_OUT __pvio_outb_dx,  1, "movzwl %dx, %eax",      "movzbl %al, %ecx", EPI_RET
 THUNK_OUT __pvio_outw_dx,  2, "movzwl %dx, %eax",      "movzwl %ax, %ecx", EPI_RET
 THUNK_OUT __pvio_outl_dx,  4, "movzwl %dx, %eax",      "movl %eax, %ecx",  EPI_RET
-THUNK_OUT __pvio_outb_imm, 1, "movzbl 20(%esp), %eax", "movzbl %al, %ecx", EPI_RET_IMM
-THUNK_OUT __pvio_outw_imm, 2, "movzbl 20(%esp), %eax", "movzwl %ax, %ecx", EPI_RET_IMM
-THUNK_OUT __pvio_outl_imm, 4, "movzbl 20(%esp), %eax", "movl %eax, %ecx",  EPI_RET_IMM
+THUNK_OUT __pvio_outb_imm, 1, "movzbl 20(%esp), %eax", "movzbl %al, %ecx", EPI_RET
+THUNK_OUT __pvio_outw_imm, 2, "movzbl 20(%esp), %eax", "movzwl %ax, %ecx", EPI_RET
+THUNK_OUT __pvio_outl_imm, 4, "movzbl 20(%esp), %eax", "movl %eax, %ecx",  EPI_RET
 
 /* One element, no rep, at (%edi) or (%esi); then step that register by +-size as DF says.
  * Frame: ecx, eax, edx, flags, ret. */

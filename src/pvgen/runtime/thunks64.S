@@ -4,8 +4,9 @@
  * back-end function from pvio_backend.h (no_caller_saved_registers: it preserves every other register), writes
  * exactly the registers the original instruction writes, and restores the flags (no I/O instruction changes a flag).
  * Stack frame inside a thunk, from the top: saved registers (first %rdi), saved RFLAGS, return address,
- * [pushed port for _imm forms].  Built with -DPVIO_RETHUNK (Linux CONFIG_RETHUNK), returns go through
- * __x86_return_thunk and `ret $8` becomes a copy of the return address over the port slot.
+ * [pushed port for _imm forms].  Every thunk returns with a plain `ret`: the caller pops the port of an _imm form
+ * (objtool does not model a callee that pops its caller's argument).  Built with -DPVIO_RETHUNK (Linux
+ * CONFIG_RETHUNK), returns go through __x86_return_thunk.
  * No port-I/O mnemonic appears here (docs/team.md); the real instructions live in the back end. */
 
 #ifdef PVIO_RETHUNK
@@ -44,44 +45,11 @@
 	popfq
 .endm
 
-/* objtool (Linux 6.1, struct unwind_hint): after the _imm epilogue has dropped the port, the stack looks like a
- * function entry again; say so, or objtool reports "return with modified stack frame". */
-.macro UNWIND_HINT_FUNC
-#ifdef PVIO_KERNEL
-.Lpvio_hint_\@:
-	.pushsection .discard.unwind_hints
-	.long .Lpvio_hint_\@ - .	/* ip */
-	.short 8			/* sp_offset */
-	.byte 5				/* sp_reg: ORC_REG_SP */
-	.byte 3				/* type: UNWIND_HINT_TYPE_FUNC */
-	.byte 0				/* end */
-	.balign 4
-	.popsection
-#endif
-.endm
-
-/* Epilogues: %rdi is the last saved register on the stack, above it the saved flags. */
+/* Epilogue: %rdi is the last saved register on the stack, above it the saved flags. */
 .macro EPI_RET
 	popq %rdi
 	popfq
 	PVIO_RET
-	int3
-.endm
-
-.macro EPI_RET_IMM
-#ifdef PVIO_RETHUNK
-	movq 16(%rsp), %rdi		/* return address ... */
-	movq %rdi, 24(%rsp)		/* ... over the pushed port */
-	popq %rdi
-	popfq
-	leaq 8(%rsp), %rsp
-	UNWIND_HINT_FUNC		/* the stack is as at entry to a function: return address on top */
-	PVIO_RET
-#else
-	popq %rdi
-	popfq
-	ret $8
-#endif
 	int3
 .endm
 
@@ -122,9 +90,9 @@ PVIO_END \name
 THUNK_IN_BW __pvio_inb_dx,  1, "movzwl %dx, %edi",      movb, %al, EPI_RET
 THUNK_IN_BW __pvio_inw_dx,  2, "movzwl %dx, %edi",      movw, %ax, EPI_RET
 THUNK_IN_L  __pvio_inl_dx,     "movzwl %dx, %edi",                 EPI_RET
-THUNK_IN_BW __pvio_inb_imm, 1, "movzbl 40(%rsp), %edi", movb, %al, EPI_RET_IMM
-THUNK_IN_BW __pvio_inw_imm, 2, "movzbl 40(%rsp), %edi", movw, %ax, EPI_RET_IMM
-THUNK_IN_L  __pvio_inl_imm,    "movzbl 32(%rsp), %edi",            EPI_RET_IMM
+THUNK_IN_BW __pvio_inb_imm, 1, "movzbl 40(%rsp), %edi", movb, %al, EPI_RET
+THUNK_IN_BW __pvio_inw_imm, 2, "movzbl 40(%rsp), %edi", movw, %ax, EPI_RET
+THUNK_IN_L  __pvio_inl_imm,    "movzbl 32(%rsp), %edi",            EPI_RET
 
 /* out{b,w,l}: nothing changes.  Frame: rdx, rsi, rdi, flags, ret, [port]. */
 .macro THUNK_OUT name, size, portload, valload, epi
@@ -147,9 +115,9 @@ PVIO_END \name
 THUNK_OUT __pvio_outb_dx,  1, "movzwl %dx, %edi",      "movzbl %al, %edx", EPI_RET
 THUNK_OUT __pvio_outw_dx,  2, "movzwl %dx, %edi",      "movzwl %ax, %edx", EPI_RET
 THUNK_OUT __pvio_outl_dx,  4, "movzwl %dx, %edi",      "movl %eax, %edx",  EPI_RET
-THUNK_OUT __pvio_outb_imm, 1, "movzbl 40(%rsp), %edi", "movzbl %al, %edx", EPI_RET_IMM
-THUNK_OUT __pvio_outw_imm, 2, "movzbl 40(%rsp), %edi", "movzwl %ax, %edx", EPI_RET_IMM
-THUNK_OUT __pvio_outl_imm, 4, "movzbl 40(%rsp), %edi", "movl %eax, %edx",  EPI_RET_IMM
+THUNK_OUT __pvio_outb_imm, 1, "movzbl 40(%rsp), %edi", "movzbl %al, %edx", EPI_RET
+THUNK_OUT __pvio_outw_imm, 2, "movzbl 40(%rsp), %edi", "movzwl %ax, %edx", EPI_RET
+THUNK_OUT __pvio_outl_imm, 4, "movzbl 40(%rsp), %edi", "movl %eax, %edx",  EPI_RET
 
 /* One element, no rep: transfer at (%rdi) or (%rsi), then step that register by +-size as DF says.
  * Frame: rcx, rdx, rsi, rdi, flags, ret.  \ptr is the pointer register the instruction uses. */
