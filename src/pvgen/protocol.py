@@ -25,11 +25,12 @@ class PortClass(enum.IntEnum):
     DOORBELL = 2  # write: queued, then the whole queue is flushed in one exit
     SHADOW = 3    # read: served from the shadow area that the monitor keeps current
     FIFO = 4      # read: served from the input queue; an empty queue is refilled in one exit
-    DOORBELL_IF = 6  # write: DOORBELL when the value has a bit of doorbell_masks[slot] set, else POSTED
+    DOORBELL_IF = 6  # write: DOORBELL when the value has a bit of doorbell_masks[slot] set, else POSTED (and
+    #                  neutral when write_rules[slot] says so); always the runtime's C slow path
 
 
 MAGIC = 0x4F495650          # "PVIO" little-endian: in the area header, and what a monitor returns on the probe port
-VERSION = 2                 # 2: doorbell masks
+VERSION = 2                 # 2: DOORBELL_IF (doorbell masks, neutral-write rules)
 
 # Control ports (owned by the monitor's pvbatch device, 0x0F00..+0x8; unassigned on the PC/AT map).
 CTRL_BASE = 0x0F00
@@ -48,6 +49,16 @@ class Op(enum.IntEnum):
     IN_DISCARD = 3  # read port and discard the value: replays the side effect of a read served from a shadow
     OUTS = 4        # write entry.value elements from guest memory at entry.gpa (ascending)
     INS = 5         # read entry.value elements into guest memory at entry.gpa (ascending)
+
+
+class Neutral(enum.IntEnum):
+    """write_rules[slot].op: how a neutral write changes its own port's byte shadow (every other shadow stays)."""
+
+    NONE = 0        # never neutral
+    KEEP = 1        # unchanged
+    SET = 2         # becomes `operand`
+    SET_VALUE = 3   # becomes the written value
+    CLEAR_BITS = 4  # loses the written bits that are in `operand` (write 1 to clear)
 
 
 class Status(enum.IntEnum):
@@ -162,7 +173,8 @@ HEADER = Layout("pvio_header", "Area header: identification, queue state, statis
     Field("strict", "u32", doc="guest statistics: real instructions executed"),
     Field("rejected", "u32", doc="monitor statistics: batches rejected for this area"),
     Field("shadow_since_tick", "u32", doc="shadow reads since the last refresh; a tick with a non-zero value flushes"),
-    Field("reserved", "u32", 2),
+    Field("neutral", "u32", doc="queued entries that are neutral writes; shadows are served while count == neutral"),
+    Field("reserved", "u32"),
 ))
 
 FIFO = Layout("pvio_fifo", "Input FIFO control: values[head..count) are the next reads of `port` with `size`.", (
@@ -189,6 +201,17 @@ SHADOW = Layout("pvio_shadow", "One shadow register: its value for each access s
     Field("val", "u32", 3),
 ))
 
+WRITE_RULE = Layout("pvio_wrule", "A neutral-write rule, by slot (docs/protocol.md, neutral writes).", (
+    Field("op", "u8", doc="Neutral"),
+    Field("operand", "u8"),
+    Field("cond_slot", "u8", doc="the shadow the condition reads (byte value)"),
+    Field("cond_mask", "u8", doc="0: no condition"),
+    Field("cond_want", "u8"),
+    Field("value_mask", "u8", doc="the written value must match value_want under value_mask"),
+    Field("value_want", "u8"),
+    Field("reserved", "u8"),
+))
+
 # Area layout: offsets from the area's base (page aligned, physically contiguous).
 OFF_HEADER = 0x0000
 OFF_FIFO = 0x0040
@@ -196,6 +219,7 @@ OFF_ENTRIES = 0x0100
 OFF_FIFO_VALUES = 0x1000
 OFF_SHADOWS = 0x2000
 OFF_DOORBELL_MASKS = 0x3000   # u8 per slot: a DOORBELL_IF write whose value has a bit of the mask set flushes
+OFF_WRITE_RULES = 0x3100      # struct pvio_wrule per slot
 OFF_CLASSES = 0x4000
 AREA_SIZE = OFF_CLASSES + 0x10000 * 2
 
@@ -206,6 +230,7 @@ AREA_REGIONS = (  # (name, offset, size) in address order, used by the generator
     ("fifo_values", OFF_FIFO_VALUES, 4 * FIFO_CAPACITY),
     ("shadows", OFF_SHADOWS, SHADOW.size * SHADOW_SLOTS),
     ("doorbell_masks", OFF_DOORBELL_MASKS, SHADOW_SLOTS),
+    ("write_rules", OFF_WRITE_RULES, WRITE_RULE.size * SHADOW_SLOTS),
     ("classes", OFF_CLASSES, 2 * 0x10000),
 )
 
@@ -218,7 +243,7 @@ def _check_layout() -> None:
         end = off + size
     if end != AREA_SIZE or AREA_SIZE % PAGE_SIZE:
         raise ValueError("area size mismatch")
-    for lay in (HEADER, FIFO, ENTRY, SHADOW):
+    for lay in (HEADER, FIFO, ENTRY, SHADOW, WRITE_RULE):
         lay.offsets()
 
 
@@ -248,6 +273,32 @@ def is_doorbell(word: int, value: int, masks: bytes | bytearray) -> bool:
     if wc == PortClass.DOORBELL:
         return True
     return wc == PortClass.DOORBELL_IF and bool(value & masks[word >> CLS_SLOT_SHIFT])
+
+
+@dataclass(frozen=True)
+class WriteRule:
+    """A device's declaration that a byte write to one of its ports is neutral: it changes no other shadowed
+    register, and its own as `op` says, when the value matches value_want under value_mask and (if cond_mask) the
+    byte shadow of the port at cond_offset (same device) matches cond_want under cond_mask."""
+
+    op: Neutral
+    operand: int = 0
+    cond_offset: int = 0
+    cond_mask: int = 0
+    cond_want: int = 0
+    value_mask: int = 0
+    value_want: int = 0
+
+
+def neutral_shadow(op: int, operand: int, shadow: int, value: int) -> int:
+    """The new byte shadow of the written port after a neutral write (op: Neutral)."""
+    if op == Neutral.SET:
+        return operand & 0xFF
+    if op == Neutral.SET_VALUE:
+        return value & 0xFF
+    if op == Neutral.CLEAR_BITS:
+        return shadow & ~(value & operand) & 0xFF
+    return shadow
 
 
 def encode_class_table(words: dict[int, int]) -> bytes:
@@ -382,7 +433,7 @@ def c_header() -> str:
     d("PVIO_CTRL_FLUSH", CTRL_FLUSH, "outl: header.slot; replays the batch (one exit)")
     d("PVIO_PAGE_SIZE", PAGE_SIZE)
     L.append("")
-    for enum_cls, prefix in ((PortClass, "PVIO_CLASS_"), (Op, "PVIO_OP_"), (Status, "PVIO_STATUS_"),
+    for enum_cls, prefix in ((PortClass, "PVIO_CLASS_"), (Op, "PVIO_OP_"), (Neutral, "PVIO_NEUTRAL_"), (Status, "PVIO_STATUS_"),
                              (State, "PVIO_STATE_")):
         for m in enum_cls:
             d(prefix + m.name, int(m))
@@ -403,7 +454,7 @@ def c_header() -> str:
         d(f"PVIO_OFF_{name.upper()}", off)
     d("PVIO_AREA_SIZE", AREA_SIZE)
     L.append("")
-    for lay in (HEADER, FIFO, ENTRY, SHADOW):
+    for lay in (HEADER, FIFO, ENTRY, SHADOW, WRITE_RULE):
         L.extend(_c_struct(lay))
     # The whole area as one struct with explicit padding, so offsets are checked by the compiler.
     L.append("/* The per-vCPU batch area (page aligned, physically contiguous). */")
@@ -413,7 +464,8 @@ def c_header() -> str:
         "entries": "struct pvio_entry entries[PVIO_ENTRY_CAPACITY];",
         "fifo_values": "pvio_u32 fifo_values[PVIO_FIFO_CAPACITY];",
         "shadows": "struct pvio_shadow shadows[PVIO_SHADOW_SLOTS];",
-        "doorbell_masks": "pvio_u8 doorbell_masks[PVIO_SHADOW_SLOTS];", "classes": "pvio_u16 classes[0x10000];",
+        "doorbell_masks": "pvio_u8 doorbell_masks[PVIO_SHADOW_SLOTS];",
+        "write_rules": "struct pvio_wrule write_rules[PVIO_SHADOW_SLOTS];", "classes": "pvio_u16 classes[0x10000];",
     }
     end = 0
     for name, off, size in AREA_REGIONS:

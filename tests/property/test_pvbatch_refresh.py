@@ -37,8 +37,9 @@ def machine(sync_a: bool, sync_b: bool, masks: bool = True):
     dev_b = LabDevice(B, trace)
     bus.register(B, 16, dev_b)
     dev_a.synchronous_shadows, dev_b.synchronous_shadows = sync_a, sync_b
-    if not masks:
-        dev_b.doorbell_masks = dict   # type: ignore[method-assign]   # declares DOORBELL_IF but no mask
+    if not masks:   # B declares DOORBELL_IF on 11, 13, 14 but no mask, and no rule on 11
+        dev_b.doorbell_masks = dict   # type: ignore[method-assign]
+        dev_b.write_rules = lambda: {k: v for k, v in LabDevice.write_rules(dev_b).items() if k != 11}
     mem = StrictMemory(RAM)
     mon = PvBatch(bus, mem)
     bus.register(P.CTRL_BASE, P.CTRL_LEN, mon)
@@ -79,10 +80,24 @@ def test_pvbatch_publishes_doorbell_masks_by_slot():
     assert len(set(slots)) == 6                                           # a slot per shadow and per mask
 
 
-def test_pvbatch_doorbell_if_without_a_mask_is_a_doorbell():
+def test_pvbatch_doorbell_if_without_a_mask_or_rule_is_a_doorbell():
     mem, *_ = machine(False, False, masks=False)
     assert P.split_class_word(word(mem, A + 11))[1] == PortClass.DOORBELL_IF
     assert P.split_class_word(word(mem, B + 11))[1] == PortClass.DOORBELL
+    masks = mem.read(AREA + P.OFF_DOORBELL_MASKS, P.SHADOW_SLOTS)
+    w = word(mem, B + 13)                                    # a rule, no mask: DOORBELL_IF that never rings
+    assert P.split_class_word(w)[1] == PortClass.DOORBELL_IF and masks[w >> P.CLS_SLOT_SHIFT] == 0
+
+
+def test_pvbatch_publishes_write_rules_by_slot():
+    mem, *_ = machine(False, False)
+    slot = lambda port: P.split_class_word(word(mem, port))[4]  # noqa: E731
+    rule = lambda port: P.WRITE_RULE.unpack(mem.read(AREA + P.OFF_WRITE_RULES + slot(port) * P.WRITE_RULE.size,  # noqa: E731
+                                                     P.WRITE_RULE.size))
+    assert rule(A + 11) == dict(op=P.Neutral.KEEP, operand=0, cond_slot=slot(A + 6), cond_mask=1, cond_want=0,
+                                value_mask=0x40, value_want=0, reserved=0)
+    assert rule(B + 14)["op"] == P.Neutral.CLEAR_BITS and rule(B + 14)["operand"] == 0x0F
+    assert rule(A + 5)["op"] == P.Neutral.NONE                # no rule declared
 
 
 @settings(max_examples=400 if LONG else 40, deadline=None)

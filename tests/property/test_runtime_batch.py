@@ -46,6 +46,8 @@ op_st = st.one_of(
                                                BASE + 11, BASE + 7, UNOWNED]), sizes, u32),
     st.tuples(st.just("in"), st.sampled_from([BASE + 5, BASE + 6, BASE + 10, BASE + 0, UNOWNED]), sizes,
               st.just(0)),
+    st.tuples(st.just("out"), st.sampled_from([BASE + 13, BASE + 14]), st.sampled_from([1, 1, 2]), u32),
+    st.tuples(st.just("in"), st.sampled_from([BASE + 13, BASE + 14]), st.sampled_from([1, 2]), st.just(0)),
     st.tuples(st.just("fifo"), st.just(FIFO_PORT), st.just(FIFO_SIZE), st.just(0)),
     st.tuples(st.just("outs"), st.sampled_from([BASE + 12, BASE + 4, UNOWNED]), sizes, st.integers(1, 40)),
     st.tuples(st.just("ins"), st.sampled_from([FIFO_PORT, BASE + 10, UNOWNED]), st.just(FIFO_SIZE),
@@ -234,3 +236,21 @@ def test_runtime_shadow_and_fifo_are_served_in_the_guest(host_lib):
     assert hdr["shadow_hits"] == 10
     assert hdr["fifo_hits"] == 7            # the first read misses and refills the rest of the block
     assert exits == 1 + 1 + 1               # registration, doorbell, FIFO refill
+
+
+def test_runtime_serves_shadows_behind_neutral_writes_only(host_lib):
+    ops = [("out", BASE + 4, 1, 0xF3),                      # doorbell: sets bits of reg 14, refreshes the shadows
+           ("out", BASE + 13, 1, 0x5A), ("in", BASE + 13, 1, 0),        # SET_VALUE: served, 0x5A
+           ("out", BASE + 14, 1, 0x03), ("in", BASE + 14, 1, 0),        # CLEAR_BITS: served, 0xF0
+           ("out", BASE + 11, 1, 0x01), ("in", BASE + 5, 1, 0),         # KEEP, but its condition fails: exit
+           ("out", BASE + 13, 2, 0x1234), ("in", BASE + 13, 1, 0),      # a 2-byte write is never neutral: exit
+           ("out", BASE, 1, 7), ("out", BASE + 13, 1, 9), ("in", BASE + 5, 1, 0)]   # behind a posted write: exit
+    got_trace, got_results, exits, _, hdr = batched_c(host_lib, ops)
+    want_trace, want_results = immediate(ops)
+    assert got_results == want_results and split(got_trace) == split(want_trace)
+    assert got_results[:2] == [0x5A, 0xF0]
+    assert batched_ref(ops)[1] + 1 == exits
+    # registration, doorbell, the read behind 11 (its KEEP rule needs no doorbell pending: reg 6 is 1), the read
+    # behind the 2-byte write, the read behind the posted write (after which nothing is left to flush)
+    assert exits == 1 + 1 + 1 + 1 + 1
+    assert hdr["shadow_hits"] == 2

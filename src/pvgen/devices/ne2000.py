@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from pvgen.protocol import PortClass
+from pvgen.protocol import Neutral, PortClass, WriteRule
 
 # Offsets in the NE2000's 32-port window.
 CR = 0x00            # command register, every page
@@ -530,3 +530,18 @@ class Ne2000:
     def doorbell_masks(self) -> dict[int, int]:
         """For a DOORBELL_IF CR: the write flushes the queue only when it sets TXP (start transmission)."""
         return {CR: CR_TXP}
+
+    def write_rules(self) -> dict[int, WriteRule]:
+        """Neutral writes (docs/protocol.md): page-0 register writes that change no other page-0 register's
+        readback, so the runtime keeps serving shadows behind them; with page 0 selected (CR shadow, bits 7-6):
+        ISR is write-1-to-clear, BNRY reads back what was written, every other page-0 write register reads back
+        as a different register that the write does not change (PSTART/CLDA0, TPSR/TSR, RSAR/CRDA, RBCR/ID, ...).
+        CR: with the NIC started, idle and on page 0, a write of page 0 + abort DMA (STA or nothing) only sets
+        the DMA field to abort: CR then reads 0x22 and nothing else changes."""
+        N, page0 = Neutral, dict(cond_offset=CR, cond_mask=0xC0, cond_want=0x00)
+        rules = {off: WriteRule(N.KEEP, **page0) for off in range(0x01, 0x10)}
+        rules[BNRY] = WriteRule(N.SET_VALUE, **page0)
+        rules[ISR] = WriteRule(N.CLEAR_BITS, operand=0x7F, **page0)
+        rules[CR] = WriteRule(N.SET, operand=0x22, cond_offset=CR, cond_mask=0xC7, cond_want=CR_STA,
+                              value_mask=0xFD, value_want=CR_RD_ABORT << 3)
+        return rules

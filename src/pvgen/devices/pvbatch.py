@@ -23,6 +23,7 @@ MAX_BATCH_STRING_BYTES = 8 << 20      # string bytes one batch may move in total
 _FIFO_HDR = struct.Struct("<HBBIII")
 _HDR, _ENTRY, _U32 = P.HEADER.fmt, P.ENTRY.fmt, struct.Struct("<I")
 _OFF_COUNT, _OFF_STATUS = P.HEADER.field("count")[0], P.HEADER.field("status")[0]
+_OFF_NEUTRAL = P.HEADER.field("neutral")[0]
 _ZERO32 = bytes(4)
 _OUT, _IN, _IN_DISCARD, _OUTS, _INS = int(Op.OUT), int(Op.IN), int(Op.IN_DISCARD), int(Op.OUTS), int(Op.INS)
 _MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
@@ -58,7 +59,6 @@ class _Group:
     first: int                     # slot of shadows[0]
     shadows: list[_Shadow]
     synchronous: bool              # the device's shadows change only through its accesses (or refresh())
-    last: bytes = b""              # what was written last (compare-and-write)
     byte_offsets: list[int] | None = None   # fast partial refresh (_plan_group): one byte read per shadow
     args: list[int] = field(default_factory=list)
     pack: object = None
@@ -70,6 +70,7 @@ class _Area:
     gpa: int
     shadows: list[_Shadow] = field(default_factory=list)
     groups: list[_Group] = field(default_factory=list)
+    refresh_due: bool = False   # refresh() found entries queued: the next flush refreshes every shadow
 
 
 @dataclass
@@ -85,6 +86,19 @@ class PvBatchStats:
     def record(self, exc: PvgenError) -> None:
         self.rejected += 1
         self.errors = (self.errors + [str(exc)])[-16:]
+
+
+def device_write_rules(bus) -> dict[int, tuple[P.WriteRule, int]]:
+    """port -> (rule, base of the device's range), from the devices' optional write_rules() (offset -> WriteRule)."""
+    out: dict[int, tuple[P.WriteRule, int]] = {}
+    for r in bus.ranges:
+        get = getattr(r.device, "write_rules", None)
+        if get is None:
+            continue
+        for off, rule in get().items():
+            if 0 <= off < r.length and rule.op != P.Neutral.NONE:
+                out[r.base + off] = (rule, r.base)
+    return out
 
 
 def device_doorbell_masks(bus) -> dict[int, int]:
@@ -112,6 +126,7 @@ class PvBatch:
         self.stats = PvBatchStats()
         self._words: dict[int, int] = {}
         self._slots: list[tuple[int, int]] = []          # slot -> (port, doorbell mask)
+        self._rules = bytes(P.WRITE_RULE.size * P.SHADOW_SLOTS)
         self._fifo_ports: frozenset[int] = frozenset()
         self._routes: dict[int, tuple[object, int] | None] = {}   # port * 8 + size -> (device, offset) or None
         self._routes_sig: tuple = ()
@@ -162,10 +177,11 @@ class PvBatch:
 
     def class_words(self) -> dict[int, int]:
         """port -> class word, from the devices' declarations; every port a device owns is marked OWNED.  A slot
-        goes to each SHADOW read (its shadow) and each DOORBELL_IF write with a mask (its doorbell mask)."""
+        goes to each SHADOW read (its shadow) and each DOORBELL_IF write (its doorbell mask and write rule); a
+        POSTED port with a write rule becomes DOORBELL_IF with mask 0."""
         words: dict[int, int] = {}
         declared = self.bus.class_map()
-        masks = device_doorbell_masks(self.bus)
+        masks, rules = device_doorbell_masks(self.bus), device_write_rules(self.bus)
         slots: list[tuple[int, int]] = []
         fifo: set[int] = set()
         for r in self.bus.ranges:
@@ -174,8 +190,10 @@ class PvBatch:
             for port in range(r.base, r.base + r.length):
                 rc, wc = declared.get(port, (PortClass.STRICT, PortClass.STRICT))
                 dev, off = r.device, port - r.base
-                if wc == PortClass.DOORBELL_IF and port not in masks:
-                    wc = PortClass.DOORBELL           # no mask declared: the safe side
+                if wc == PortClass.POSTED and port in rules:
+                    wc = PortClass.DOORBELL_IF
+                if wc == PortClass.DOORBELL_IF and port not in masks and port not in rules:
+                    wc = PortClass.DOORBELL           # neither mask nor rule declared: the safe side
                 elif wc not in (PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL, PortClass.DOORBELL_IF):
                     wc = PortClass.STRICT
                 if rc == PortClass.FIFO and not hasattr(dev, "fifo_read"):
@@ -201,7 +219,30 @@ class PvBatch:
                     fifo.add(port)
                 words[port] = P.class_word(rc, wc, owned=True, read_effect=effect, slot=slot)
         self._slots, self._fifo_ports = slots, frozenset(fifo)
+        self._rules = self._rule_records(words, slots, rules)
         return words
+
+    @staticmethod
+    def _rule_records(words: dict[int, int], slots: list[tuple[int, int]],
+                      rules: dict[int, tuple[P.WriteRule, int]]) -> bytes:
+        """The write_rules region.  A rule is published only for a DOORBELL_IF port, with its condition's port a
+        SHADOW of the same device, and (unless KEEP) its own port a SHADOW; else the write is simply posted."""
+        out = bytearray(P.WRITE_RULE.size * P.SHADOW_SLOTS)
+        for slot, (port, _) in enumerate(slots):
+            if port not in rules:
+                continue
+            rule, base = rules[port]
+            own_rc, wc, _, _, _ = P.split_class_word(words[port])
+            cond = words.get(base + rule.cond_offset, 0)
+            cond_rc, _, _, _, cond_slot = P.split_class_word(cond)
+            if wc != PortClass.DOORBELL_IF or (rule.cond_mask & 0xFF and cond_rc != PortClass.SHADOW):
+                continue
+            if rule.op != P.Neutral.KEEP and own_rc != PortClass.SHADOW:
+                continue
+            P.WRITE_RULE.fmt.pack_into(out, slot * P.WRITE_RULE.size, int(rule.op), rule.operand & 0xFF,
+                                       cond_slot if rule.cond_mask & 0xFF else 0, rule.cond_mask & 0xFF,
+                                       rule.cond_want & 0xFF, rule.value_mask & 0xFF, rule.value_want & 0xFF, 0)
+        return bytes(out)
 
     # --- registration ------------------------------------------------------------------------------------------
     def register(self, gpa: int) -> int:
@@ -224,6 +265,7 @@ class PvBatch:
         self._write(gpa + P.OFF_FIFO, bytes(P.FIFO.size))
         masks = bytes(m for _, m in self._slots) + bytes(P.SHADOW_SLOTS - len(self._slots))
         self._write(gpa + P.OFF_DOORBELL_MASKS, masks)
+        self._write(gpa + P.OFF_WRITE_RULES, self._rules)
         area.shadows, area.groups = [], []
         for i, (port, _) in enumerate(self._slots):
             dev, off = self._owner(port)  # type: ignore[misc]
@@ -258,10 +300,14 @@ class PvBatch:
         if fifo_port is not None:
             self._refill(area, fifo_port)
         # An empty batch (a tick or an idle hlt) refreshes every shadow: it is how a guest polling a shadow sees
-        # a device change; a non-empty one only the devices it touched and those whose shadows are not synchronous.
-        self._refresh(area, touched if entries else None)
+        # a device change; a non-empty one only the devices it touched and those whose shadows are not synchronous
+        # (and all of them when refresh() was deferred to this flush).
+        full = not entries or area.refresh_due
+        area.refresh_due = False
+        self._refresh(area, None if full else touched)
         mem, gpa = self.mem, area.gpa
         mem.write(gpa + _OFF_COUNT, _ZERO32)
+        mem.write(gpa + _OFF_NEUTRAL, _ZERO32)
         mem.write(gpa + _OFF_STATUS, _ZERO32)
 
     def _route_table(self) -> dict[int, tuple[object, int] | None]:
@@ -375,7 +421,7 @@ class PvBatch:
 
     def _refresh(self, area: _Area, touched: set | None = None) -> None:
         """Rewrite the shadows of the devices in `touched` and of every device whose shadows are not synchronous;
-        all of them when touched is None.  Only groups whose bytes changed are written."""
+        all of them when touched is None.  Always written: the guest updates the shadows of neutral writes."""
         full = touched is None
         for g in area.groups:
             if not full and g.synchronous and id(g.device) not in touched:
@@ -385,10 +431,8 @@ class PvBatch:
                 data = b"".join(self._shadow_bytes(s, full) for s in g.shadows)
                 if full:
                     self._plan_group(g)
-            if data != g.last:
-                self._write(area.gpa + P.OFF_SHADOWS + g.first * P.SHADOW.size, data)
-                g.last = data
-                self.stats.shadow_writes += 1
+            self._write(area.gpa + P.OFF_SHADOWS + g.first * P.SHADOW.size, data)
+            self.stats.shadow_writes += 1
 
     @staticmethod
     def _plan_group(g: _Group) -> None:
@@ -444,9 +488,14 @@ class PvBatch:
     def refresh(self) -> None:
         """Bring every area's shadows up to date (call after an asynchronous device event: a device whose
         `synchronous_shadows` is true promises its shadow values change only through its port accesses or an
-        event followed by this call, so a flush that does not touch it skips it)."""
+        event followed by this call, so a flush that does not touch it skips it).  An area with entries queued is
+        refreshed by its next flush instead: its shadows hold the guest's neutral writes, which the devices have not
+        seen yet (the guest serves no shadow until then unless every queued entry is neutral)."""
         for area in self.areas:
             try:
-                self._refresh(area)
+                if _U32.unpack(self._read(area.gpa + _OFF_COUNT, 4))[0]:
+                    area.refresh_due = True
+                else:
+                    self._refresh(area)
             except ProtocolError as exc:
                 self.stats.record(exc)

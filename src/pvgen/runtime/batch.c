@@ -42,6 +42,7 @@ PVIO_HELPER void pvio_flush_locked(struct pvio_area *a)
 	a->header.flushes++;
 	pvio_arch_exit(PVIO_CTRL_FLUSH, a->header.slot);
 	a->header.count = 0;
+	a->header.neutral = 0;
 	a->header.shadow_since_tick = 0;
 }
 
@@ -115,7 +116,7 @@ PVIO_BACKEND pvio_u32 pvio_in(pvio_u16 port, unsigned size)
 		struct pvio_shadow *s = &a->shadows[w >> PVIO_CLS_SLOT_SHIFT];
 		unsigned i = size >> 1;   /* 1, 2, 4 -> 0, 1, 2 */
 
-		if (a->header.count == 0 && (s->valid & (1u << i))) {
+		if (a->header.count == a->header.neutral && (s->valid & (1u << i))) {
 			v = s->val[i];
 			a->header.shadow_hits++;
 			a->header.shadow_since_tick++;
@@ -144,6 +145,49 @@ PVIO_HELPER void pvio_out_strict(struct pvio_area *a, pvio_u16 port, unsigned si
 	pvio_arch_out(port, size, value);
 }
 
+/* A DOORBELL_IF write that does not ring: is it neutral (write_rules[slot], docs/protocol.md)?  Only while every
+ * queued entry is a neutral write (count == neutral), so the shadows are the device's state after the queue; a
+ * neutral write changes no other shadowed register and its own as the rule says, applied here, so the shadows
+ * stay servable.  Returns 1 when neutral. */
+static inline unsigned pvio_neutral(struct pvio_area *a, pvio_u32 w, unsigned size, pvio_u32 value)
+{
+	unsigned slot = w >> PVIO_CLS_SLOT_SHIFT;
+	const struct pvio_wrule *r = &a->write_rules[slot];
+	struct pvio_shadow *s = &a->shadows[slot];
+	pvio_u32 v;
+
+	if (r->op == PVIO_NEUTRAL_NONE || size != 1 || a->header.count != a->header.neutral ||
+	    (value & r->value_mask) != r->value_want)
+		return 0;
+	if (r->cond_mask) {
+		const struct pvio_shadow *c = &a->shadows[r->cond_slot];
+
+		if (!(c->valid & 1) || (c->val[0] & r->cond_mask) != r->cond_want)
+			return 0;
+	}
+	if (r->op == PVIO_NEUTRAL_KEEP)
+		return 1;
+	if (!(s->valid & 1))
+		return 0;
+	v = s->val[0] & 0xff;
+	switch (r->op) {
+	case PVIO_NEUTRAL_SET:
+		v = r->operand;
+		break;
+	case PVIO_NEUTRAL_SET_VALUE:
+		v = value & 0xff;
+		break;
+	case PVIO_NEUTRAL_CLEAR_BITS:
+		v &= ~(value & r->operand) & 0xff;
+		break;
+	default:
+		return 0;
+	}
+	s->val[0] = v;
+	s->valid = 1;       /* the wider reads are no longer known */
+	return 1;
+}
+
 PVIO_HELPER void pvio_out_slow(pvio_u16 port, unsigned size, pvio_u32 value)
 {
 	struct pvio_area *a;
@@ -158,9 +202,14 @@ PVIO_HELPER void pvio_out_slow(pvio_u16 port, unsigned size, pvio_u32 value)
 	}
 	w = a->classes[port];
 	wc = (w >> PVIO_CLS_WRITE_SHIFT) & PVIO_CLS_CLASS_MASK;
-	if (wc == PVIO_CLASS_POSTED ||
-	    (wc == PVIO_CLASS_DOORBELL_IF && !(value & a->doorbell_masks[w >> PVIO_CLS_SLOT_SHIFT]))) {
+	if (wc == PVIO_CLASS_POSTED) {
 		pvio_push(a, port, size, PVIO_OP_OUT)->value = value;
+		pvio_push_done(a);
+	} else if (wc == PVIO_CLASS_DOORBELL_IF && !(value & a->doorbell_masks[w >> PVIO_CLS_SLOT_SHIFT])) {
+		unsigned n = pvio_neutral(a, w, size, value);   /* evaluated on the queue before this write */
+
+		pvio_push(a, port, size, PVIO_OP_OUT)->value = value;
+		a->header.neutral += n;
 		pvio_push_done(a);
 	} else if (wc == PVIO_CLASS_DOORBELL || wc == PVIO_CLASS_DOORBELL_IF || (w & PVIO_CLS_OWNED)) {
 		pvio_push(a, port, size, PVIO_OP_OUT)->value = value;

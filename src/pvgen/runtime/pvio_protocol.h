@@ -27,6 +27,12 @@ typedef unsigned long long pvio_u64;
 #define PVIO_OP_OUTS 0x4u
 #define PVIO_OP_INS 0x5u
 
+#define PVIO_NEUTRAL_NONE 0x0u
+#define PVIO_NEUTRAL_KEEP 0x1u
+#define PVIO_NEUTRAL_SET 0x2u
+#define PVIO_NEUTRAL_SET_VALUE 0x3u
+#define PVIO_NEUTRAL_CLEAR_BITS 0x4u
+
 #define PVIO_STATUS_OK 0x0u
 #define PVIO_STATUS_BAD_HEADER 0x1u
 #define PVIO_STATUS_BAD_COUNT 0x2u
@@ -54,6 +60,7 @@ typedef unsigned long long pvio_u64;
 #define PVIO_OFF_FIFO_VALUES 0x1000u
 #define PVIO_OFF_SHADOWS 0x2000u
 #define PVIO_OFF_DOORBELL_MASKS 0x3000u
+#define PVIO_OFF_WRITE_RULES 0x3100u
 #define PVIO_OFF_CLASSES 0x4000u
 #define PVIO_AREA_SIZE 0x24000u
 
@@ -74,7 +81,8 @@ struct pvio_header {
 	pvio_u32 strict; /* guest statistics: real instructions executed */
 	pvio_u32 rejected; /* monitor statistics: batches rejected for this area */
 	pvio_u32 shadow_since_tick; /* shadow reads since the last refresh; a tick with a non-zero value flushes */
-	pvio_u32 reserved[2];
+	pvio_u32 neutral; /* queued entries that are neutral writes; shadows are served while count == neutral */
+	pvio_u32 reserved;
 };
 _Static_assert(sizeof(struct pvio_header) == 64, "pvio_header size");
 _Static_assert(__builtin_offsetof(struct pvio_header, magic) == 0, "pvio_header.magic");
@@ -92,7 +100,8 @@ _Static_assert(__builtin_offsetof(struct pvio_header, fifo_hits) == 40, "pvio_he
 _Static_assert(__builtin_offsetof(struct pvio_header, strict) == 44, "pvio_header.strict");
 _Static_assert(__builtin_offsetof(struct pvio_header, rejected) == 48, "pvio_header.rejected");
 _Static_assert(__builtin_offsetof(struct pvio_header, shadow_since_tick) == 52, "pvio_header.shadow_since_tick");
-_Static_assert(__builtin_offsetof(struct pvio_header, reserved) == 56, "pvio_header.reserved");
+_Static_assert(__builtin_offsetof(struct pvio_header, neutral) == 56, "pvio_header.neutral");
+_Static_assert(__builtin_offsetof(struct pvio_header, reserved) == 60, "pvio_header.reserved");
 
 /* Input FIFO control: values[head..count) are the next reads of `port` with `size`. */
 struct pvio_fifo {
@@ -139,6 +148,27 @@ _Static_assert(__builtin_offsetof(struct pvio_shadow, valid) == 2, "pvio_shadow.
 _Static_assert(__builtin_offsetof(struct pvio_shadow, reserved) == 3, "pvio_shadow.reserved");
 _Static_assert(__builtin_offsetof(struct pvio_shadow, val) == 4, "pvio_shadow.val");
 
+/* A neutral-write rule, by slot (docs/protocol.md, neutral writes). */
+struct pvio_wrule {
+	pvio_u8 op; /* Neutral */
+	pvio_u8 operand;
+	pvio_u8 cond_slot; /* the shadow the condition reads (byte value) */
+	pvio_u8 cond_mask; /* 0: no condition */
+	pvio_u8 cond_want;
+	pvio_u8 value_mask; /* the written value must match value_want under value_mask */
+	pvio_u8 value_want;
+	pvio_u8 reserved;
+};
+_Static_assert(sizeof(struct pvio_wrule) == 8, "pvio_wrule size");
+_Static_assert(__builtin_offsetof(struct pvio_wrule, op) == 0, "pvio_wrule.op");
+_Static_assert(__builtin_offsetof(struct pvio_wrule, operand) == 1, "pvio_wrule.operand");
+_Static_assert(__builtin_offsetof(struct pvio_wrule, cond_slot) == 2, "pvio_wrule.cond_slot");
+_Static_assert(__builtin_offsetof(struct pvio_wrule, cond_mask) == 3, "pvio_wrule.cond_mask");
+_Static_assert(__builtin_offsetof(struct pvio_wrule, cond_want) == 4, "pvio_wrule.cond_want");
+_Static_assert(__builtin_offsetof(struct pvio_wrule, value_mask) == 5, "pvio_wrule.value_mask");
+_Static_assert(__builtin_offsetof(struct pvio_wrule, value_want) == 6, "pvio_wrule.value_want");
+_Static_assert(__builtin_offsetof(struct pvio_wrule, reserved) == 7, "pvio_wrule.reserved");
+
 /* The per-vCPU batch area (page aligned, physically contiguous). */
 struct pvio_area {
 	struct pvio_header header;
@@ -148,7 +178,8 @@ struct pvio_area {
 	pvio_u32 fifo_values[PVIO_FIFO_CAPACITY];
 	struct pvio_shadow shadows[PVIO_SHADOW_SLOTS];
 	pvio_u8 doorbell_masks[PVIO_SHADOW_SLOTS];
-	pvio_u8 pad_0x3100[0xf00];
+	struct pvio_wrule write_rules[PVIO_SHADOW_SLOTS];
+	pvio_u8 pad_0x3900[0x700];
 	pvio_u16 classes[0x10000];
 };
 _Static_assert(sizeof(struct pvio_area) == PVIO_AREA_SIZE, "pvio_area size");
@@ -158,6 +189,7 @@ _Static_assert(__builtin_offsetof(struct pvio_area, entries) == PVIO_OFF_ENTRIES
 _Static_assert(__builtin_offsetof(struct pvio_area, fifo_values) == PVIO_OFF_FIFO_VALUES, "pvio_area.fifo_values");
 _Static_assert(__builtin_offsetof(struct pvio_area, shadows) == PVIO_OFF_SHADOWS, "pvio_area.shadows");
 _Static_assert(__builtin_offsetof(struct pvio_area, doorbell_masks) == PVIO_OFF_DOORBELL_MASKS, "pvio_area.doorbell_masks");
+_Static_assert(__builtin_offsetof(struct pvio_area, write_rules) == PVIO_OFF_WRITE_RULES, "pvio_area.write_rules");
 _Static_assert(__builtin_offsetof(struct pvio_area, classes) == PVIO_OFF_CLASSES, "pvio_area.classes");
 
 #endif

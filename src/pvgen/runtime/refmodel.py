@@ -25,6 +25,7 @@ def mask(size: int, v: int) -> int:
 # --- a device with one register of each class, recording what it sees -------------------------------------------
 
 BLOCK = 8   # FIFO transfer block: fifo_read never hands values past its end
+_PURE = (5, 13, 14)   # lab registers whose reads have no side effect (not traced)
 
 
 @dataclass
@@ -34,9 +35,11 @@ class Trace:
 
 @dataclass
 class LabDevice:
-    """offset 0-3 posted regs; 4 doorbell; 5 shadow (pure); 6 shadow (read clears); 8 FIFO; 10 strict; 12 posted
-    data port (for outs); 11 doorbell when bit 7 is set (DOORBELL_IF), else posted; others strict.  Every write and
-    every effectful read lands in the trace."""
+    """offset 0-3 posted regs; 4 doorbell (also sets bits of reg 14); 5 shadow (pure: regs 0-10 and the doorbell
+    count); 6 shadow (read clears); 8 FIFO; 10 strict; 12 posted data port (for outs); 11 doorbell when bit 7 is
+    set (DOORBELL_IF), else posted, neutral while bit 6 is clear and no doorbell is pending; 13 shadow (pure), a
+    write sets it (neutral: SET_VALUE); 14 shadow (pure), a write clears the written low 4 bits (neutral:
+    CLEAR_BITS); others strict.  Every write and every effectful read lands in the trace."""
 
     base: int
     trace: Trace
@@ -49,14 +52,20 @@ class LabDevice:
     def port_classes(self) -> dict[int, tuple[PortClass, PortClass]]:
         S, Po, D, Sh, F = PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL, PortClass.SHADOW, PortClass.FIFO
         return {0: (S, Po), 1: (S, Po), 2: (S, Po), 3: (S, Po), 4: (S, D), 5: (Sh, S), 6: (Sh, S), 8: (F, S),
-                12: (S, Po), 11: (S, PortClass.DOORBELL_IF)}
+                12: (S, Po), 11: (S, PortClass.DOORBELL_IF), 13: (Sh, PortClass.DOORBELL_IF),
+                14: (Sh, PortClass.DOORBELL_IF)}
 
     def doorbell_masks(self) -> dict[int, int]:
         return {11: 0x80}
 
+    def write_rules(self) -> dict[int, P.WriteRule]:
+        N = P.Neutral
+        return {11: P.WriteRule(N.KEEP, cond_offset=6, cond_mask=1, cond_want=0, value_mask=0x40, value_want=0),
+                13: P.WriteRule(N.SET_VALUE), 14: P.WriteRule(N.CLEAR_BITS, operand=0x0F)}
+
     def _status(self, off: int) -> int:
         if off == 5:
-            return (sum(self.regs) * 7 + self.rung) & 0xFFFFFFFF
+            return (sum(self.regs[:11]) * 7 + self.rung) & 0xFFFFFFFF
         if off == 6:
             return self.pending
         return self.regs[off]
@@ -73,13 +82,18 @@ class LabDevice:
             v = mask(size, self._status(off))
             if off == 6:
                 self.pending = 0
-        if off != 5:
+        if off not in _PURE:
             self.trace.events.append(("r", self.base + off, size, v))
         return v
 
     def io_write(self, off: int, size: int, value: int) -> None:
         self.trace.events.append(("w", self.base + off, size, value))
-        self.regs[off] = value
+        if off == 14:
+            self.regs[14] &= ~(value & 0x0F)
+        else:
+            self.regs[off] = value
+        if off == 4:
+            self.regs[14] |= value & 0xFF
         if off == 4 or off == 11 and value & 0x80:
             self.rung += 1
             self.pending += 1
@@ -88,7 +102,7 @@ class LabDevice:
         return mask(size, self._status(off))
 
     def read_side_effects(self, off: int) -> bool:
-        return off != 5
+        return off not in _PURE
 
     def fifo_read(self, off: int, size: int, max_count: int) -> list[int]:
         """The rest of the current block; at a block boundary no block is in progress (a plain read starts one)."""
@@ -138,6 +152,7 @@ class RefRuntime:
         self.exits += 1
         self.mon.io_write(P.CTRL_FLUSH - P.CTRL_BASE, 4, self._h("slot"))
         self._hset("count", 0)
+        self._hset("neutral", 0)
         self._hset("shadow_since_tick", 0)
 
     def _push(self, port: int, size: int, op: Op, value: int = 0, gpa: int = 0) -> int:
@@ -176,7 +191,7 @@ class RefRuntime:
             raw = self.mem.read(self.gpa + P.OFF_SHADOWS + slot * P.SHADOW.size, P.SHADOW.size)
             s = P.SHADOW.unpack(raw)
             i = size >> 1
-            if self._h("count") == 0 and s["valid"] & (1 << i):
+            if self._h("count") == self._h("neutral") and s["valid"] & (1 << i):
                 self._hset("shadow_since_tick", self._h("shadow_since_tick") + 1)
                 if effect:
                     self._push(port, size, Op.IN_DISCARD)
@@ -195,8 +210,13 @@ class RefRuntime:
         word = self._word(port)
         _, wc, owned, _, slot = P.split_class_word(word)
         masks = self.mem.read(self.gpa + P.OFF_DOORBELL_MASKS, P.SHADOW_SLOTS)
-        if wc == PortClass.POSTED or (wc == PortClass.DOORBELL_IF and not P.is_doorbell(word, value, masks)):
+        if wc == PortClass.POSTED:
             self._push(port, size, Op.OUT, value)
+            self._push_done()
+        elif wc == PortClass.DOORBELL_IF and not P.is_doorbell(word, value, masks):
+            n = self._neutral(slot, size, value)
+            self._push(port, size, Op.OUT, value)
+            self._hset("neutral", self._h("neutral") + n)
             self._push_done()
         elif wc in (PortClass.DOORBELL, PortClass.DOORBELL_IF) or owned:
             self._push(port, size, Op.OUT, value)
@@ -204,6 +224,33 @@ class RefRuntime:
         else:
             self._flush_pending()
             self.swrite(port, size, value)
+
+    def _shadow(self, slot: int) -> tuple[int, int]:
+        """(valid, byte value) of a shadow slot."""
+        valid, _, val0 = struct.unpack_from("<BBI", self.mem.read(self.gpa + P.OFF_SHADOWS + slot * P.SHADOW.size + 2,
+                                                                  6))
+        return valid, val0
+
+    def _neutral(self, slot: int, size: int, value: int) -> int:
+        """batch.c pvio_neutral: 1 and the own shadow updated when the write is neutral."""
+        r = P.WRITE_RULE.unpack(self.mem.read(self.gpa + P.OFF_WRITE_RULES + slot * P.WRITE_RULE.size,
+                                              P.WRITE_RULE.size))
+        if (r["op"] == P.Neutral.NONE or size != 1 or self._h("count") != self._h("neutral")
+                or (value & r["value_mask"]) != r["value_want"]):
+            return 0
+        if r["cond_mask"]:
+            valid, c = self._shadow(r["cond_slot"])
+            if not valid & 1 or (c & r["cond_mask"]) != r["cond_want"]:
+                return 0
+        if r["op"] == P.Neutral.KEEP:
+            return 1
+        valid, v = self._shadow(slot)
+        if not valid & 1 or r["op"] not in (P.Neutral.SET, P.Neutral.SET_VALUE, P.Neutral.CLEAR_BITS):
+            return 0
+        v = P.neutral_shadow(r["op"], r["operand"], v & 0xFF, value)
+        self.mem.write(self.gpa + P.OFF_SHADOWS + slot * P.SHADOW.size + 2, bytes([1]))
+        self.mem.write(self.gpa + P.OFF_SHADOWS + slot * P.SHADOW.size + 4, v.to_bytes(4, "little"))
+        return 1
 
     def string(self, op: Op, port: int, size: int, gpa: int, count: int) -> None:
         """OUTS/INS of count elements at gpa (guest RAM is contiguous here)."""
