@@ -11,8 +11,9 @@
  * DOORBELL when the value has a bit of a.doorbell_masks[slot] set, else POSTED).
  *
  * Order: every access either joins the queue, or flushes the queue before it runs (real instruction or IN entry),
- * or is served in the guest from state that is current for it: a shadow only while the queue is empty (a queued
- * write could change the register), a FIFO value because the monitor promised it is the next read of that port.
+ * or is served in the guest from state that is current for it: a shadow only while every queued entry is a
+ * neutral write (count == neutral; pvio_neutral keeps the shadows equal to the device after the queue; any other
+ * queued write could change the register), a FIFO value because the monitor promised it is the next read of that port.
  * Interrupts: each operation runs with interrupts masked (pvio_arch_irq_save), so an interrupt handler doing I/O
  * sees the queue between two operations, never inside one.  The areas are per CPU. */
 
