@@ -16,7 +16,7 @@ from typing import Callable
 
 from pvgen.devices.ata_identify import HEADS, SECTORS_PER_TRACK, identify_page
 from pvgen.devices.diskimage import SECTOR_SIZE, DiskBackend
-from pvgen.protocol import PortClass
+from pvgen.protocol import Neutral, PortClass, WriteRule
 
 # Command block register offsets (ATA/ATAPI-6 7.1, Linux ata_ioports names).
 ATA_REG_DATA = 0
@@ -204,8 +204,27 @@ class AtaDisk:
         return None
 
     def shadow_read(self, offset: int, size: int = 1) -> int | None:
-        """A task file register without side effects (the value a SHADOW read serves); None where there is none."""
-        return self._peek(offset) if size == 1 else None
+        """A task file register without side effects (the value a SHADOW read serves); None where there is none.
+        Offsets 1-6 have none while BSY (they read as Status and ignore writes) and 1-5 none while HOB is set (a
+        task-file write clears HOB): then a neutral write (write_rules) can never hide a change of them."""
+        if size != 1:
+            return None
+        if 1 <= offset <= 6 and (self.status & ATA_BUSY or offset <= 5 and self.devctl & ATA_HOB):
+            return None
+        return self._peek(offset)
+
+    def write_rules(self) -> dict[int, WriteRule]:
+        """Neutral task-file writes (docs/protocol.md, protocol v2): a runtime keeps serving shadows behind them.
+        Features: no readback changes (offset 1 reads Error; with HOB set or BSY offsets 1-5 publish no shadow).
+        Count, LBA low/mid/high: read back as written (their shadows exist only with BSY and HOB clear).
+        Device: read back as written when the write keeps device 0 selected and device 0 is selected (so Status,
+        Alternate Status and INTRQ stay as they are). Commands and Device Control are never neutral."""
+        rules = {ATA_REG_FEATURE: WriteRule(Neutral.KEEP)}
+        for off in (ATA_REG_NSECT, ATA_REG_LBAL, ATA_REG_LBAM, ATA_REG_LBAH):
+            rules[off] = WriteRule(Neutral.SET_VALUE)
+        rules[ATA_REG_DEVICE] = WriteRule(Neutral.SET_VALUE, cond_offset=ATA_REG_DEVICE, cond_mask=ATA_DEV1,
+                                          cond_want=0, value_mask=ATA_DEV1, value_want=0)
+        return rules
 
     def read_side_effects(self, offset: int) -> bool:
         """Whether a read has side effects the monitor must replay: Status acknowledges INTRQ."""
