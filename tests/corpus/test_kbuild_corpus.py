@@ -51,3 +51,12 @@ def test_modpost_resolves_every_pvgen_symbol(name, checked, kernel_headers, linu
         ko = pv.modules[c.module]
         assert not [s for s in undefined_symbols(ko) if s.startswith("__pvio")]
         assert all(h.symbol and h.symbol.startswith("pvio_") for h in scan(ko))
+
+
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_objtool_follows_the_rewritten_code(name, checked, kernel_headers, linux_source_tarball):
+    """objtool validates every object (stack depth at each instruction): a thunk call must leave the stack as the
+    original instruction did, or the module's ORC unwind data is wrong."""
+    checks, _, _ = checked(name)
+    for c in checks:
+        assert not c.objtool_warnings, f"{c.module}: {c.objtool_warnings[:3]}"

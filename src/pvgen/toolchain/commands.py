@@ -25,7 +25,7 @@ def _checks_table(checks, title: str):
     # I/O: instructions in the unmodified .ko; sites: rewritten by pvgen-as; left: I/O instructions outside the
     # runtime in the pvgen .ko; runtime: I/O instructions inside it (the direct back end); undef: __pvio symbols
     # left undefined after modpost.
-    # objtool: warnings objtool printed for the module's objects (reported, not a failure).
+    # objtool: warnings objtool printed for the module's objects (stack tracking, ORC unwind data).
     for col in ("module", "I/O", "sites", "left", "runtime", "undef", "objtool", "result"):
         t.add_column(col, justify="right" if col not in ("module", "result") else "left")
     for c in checks:
@@ -54,8 +54,6 @@ def _sites_table(pv, title: str):
 def _report(checks) -> bool:
     ok = all(c.ok for c in checks)
     for c in checks:
-        for w in c.objtool_warnings:
-            click.echo(f"{c.target}/{c.module}: note: {w}", err=True)
         for p in c.problems():
             click.echo(f"{c.target}/{c.module}: {p}", err=True)
     return ok
@@ -82,7 +80,7 @@ def demo(force: bool) -> None:
         sys.exit(1)
     total = sum(sum(c.sites.values()) for c in checks)
     con.print(f"[green]OK[/]: {total} port-I/O instructions rewritten, none left outside the runtime, "
-              "site counts equal to the unmodified build, every __pvio symbol resolved")
+              "site counts equal to the unmodified build, every __pvio symbol resolved, objtool silent")
 
 
 @click.command()

@@ -23,7 +23,7 @@ class ModuleCheck:
     leftover: list[IoHit] = field(default_factory=list)  # I/O outside the runtime in the pvgen .ko
     runtime_io: int = 0  # I/O instructions inside the runtime's symbols (expected: the direct back end)
     undefined_pvio: list[str] = field(default_factory=list)  # pvgen symbols modpost could not resolve
-    objtool_warnings: list[str] = field(default_factory=list)  # reported, not part of `ok` (see docs/toolchain.md)
+    objtool_warnings: list[str] = field(default_factory=list)  # objtool's complaints about the module's objects
     ko: Path | None = None
 
     @property
@@ -32,7 +32,8 @@ class ModuleCheck:
 
     @property
     def ok(self) -> bool:
-        return not self.leftover and self.counts_equal and not self.undefined_pvio and not self.not_rewritten
+        return (not self.leftover and self.counts_equal and not self.undefined_pvio and not self.not_rewritten
+                and not self.objtool_warnings)
 
     def problems(self) -> list[str]:
         out = []
@@ -45,6 +46,8 @@ class ModuleCheck:
             out.append(f"{len(self.not_rewritten)} site(s) not rewritten, first: {s.get('text')} ({s.get('reason')})")
         if self.undefined_pvio:
             out.append(f"undefined pvgen symbols: {', '.join(self.undefined_pvio)}")
+        if self.objtool_warnings:
+            out.append(f"{len(self.objtool_warnings)} objtool warning(s), first: {self.objtool_warnings[0]}")
         return out
 
 
