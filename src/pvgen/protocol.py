@@ -174,7 +174,7 @@ HEADER = Layout("pvio_header", "Area header: identification, queue state, statis
     Field("rejected", "u32", doc="monitor statistics: batches rejected for this area"),
     Field("shadow_since_tick", "u32", doc="shadow reads since the last refresh; a tick with a non-zero value flushes"),
     Field("neutral", "u32", doc="queued entries that are neutral writes; shadows are served while count == neutral"),
-    Field("reserved", "u32"),
+    Field("staged", "u32", doc="bytes of the staging buffer used by queued OUTS entries"),
 ))
 
 FIFO = Layout("pvio_fifo", "Input FIFO control: values[head..count) are the next reads of `port` with `size`.", (
@@ -220,6 +220,8 @@ OFF_FIFO_VALUES = 0x1000
 OFF_SHADOWS = 0x2000
 OFF_DOORBELL_MASKS = 0x3000   # u8 per slot: a DOORBELL_IF write whose value has a bit of the mask set flushes
 OFF_WRITE_RULES = 0x3100      # struct pvio_wrule per slot
+OFF_STAGING = 0x3900          # OUTS data copied by the guest, so a string write need not flush at once
+STAGING_SIZE = 0x700
 OFF_CLASSES = 0x4000
 AREA_SIZE = OFF_CLASSES + 0x10000 * 2
 
@@ -231,6 +233,7 @@ AREA_REGIONS = (  # (name, offset, size) in address order, used by the generator
     ("shadows", OFF_SHADOWS, SHADOW.size * SHADOW_SLOTS),
     ("doorbell_masks", OFF_DOORBELL_MASKS, SHADOW_SLOTS),
     ("write_rules", OFF_WRITE_RULES, WRITE_RULE.size * SHADOW_SLOTS),
+    ("staging", OFF_STAGING, STAGING_SIZE),
     ("classes", OFF_CLASSES, 2 * 0x10000),
 )
 
@@ -450,6 +453,7 @@ def c_header() -> str:
     d("PVIO_FIFO_CAPACITY", FIFO_CAPACITY)
     d("PVIO_SHADOW_SLOTS", SHADOW_SLOTS)
     d("PVIO_MAX_STRING_BYTES", MAX_STRING_BYTES)
+    d("PVIO_STAGING_SIZE", STAGING_SIZE)
     for name, off, _ in AREA_REGIONS:
         d(f"PVIO_OFF_{name.upper()}", off)
     d("PVIO_AREA_SIZE", AREA_SIZE)
@@ -465,7 +469,8 @@ def c_header() -> str:
         "fifo_values": "pvio_u32 fifo_values[PVIO_FIFO_CAPACITY];",
         "shadows": "struct pvio_shadow shadows[PVIO_SHADOW_SLOTS];",
         "doorbell_masks": "pvio_u8 doorbell_masks[PVIO_SHADOW_SLOTS];",
-        "write_rules": "struct pvio_wrule write_rules[PVIO_SHADOW_SLOTS];", "classes": "pvio_u16 classes[0x10000];",
+        "write_rules": "struct pvio_wrule write_rules[PVIO_SHADOW_SLOTS];",
+        "staging": "pvio_u8 staging[PVIO_STAGING_SIZE];", "classes": "pvio_u16 classes[0x10000];",
     }
     end = 0
     for name, off, size in AREA_REGIONS:

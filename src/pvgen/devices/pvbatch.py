@@ -23,7 +23,7 @@ MAX_BATCH_STRING_BYTES = 8 << 20      # string bytes one batch may move in total
 _FIFO_HDR = struct.Struct("<HBBIII")
 _HDR, _ENTRY, _U32 = P.HEADER.fmt, P.ENTRY.fmt, struct.Struct("<I")
 _OFF_COUNT, _OFF_STATUS = P.HEADER.field("count")[0], P.HEADER.field("status")[0]
-_OFF_NEUTRAL = P.HEADER.field("neutral")[0]
+_OFF_NEUTRAL, _OFF_STAGED = P.HEADER.field("neutral")[0], P.HEADER.field("staged")[0]
 _ZERO32 = bytes(4)
 _OUT, _IN, _IN_DISCARD, _OUTS, _INS = int(Op.OUT), int(Op.IN), int(Op.IN_DISCARD), int(Op.OUTS), int(Op.INS)
 _MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
@@ -308,6 +308,7 @@ class PvBatch:
         mem, gpa = self.mem, area.gpa
         mem.write(gpa + _OFF_COUNT, _ZERO32)
         mem.write(gpa + _OFF_NEUTRAL, _ZERO32)
+        mem.write(gpa + _OFF_STAGED, _ZERO32)
         mem.write(gpa + _OFF_STATUS, _ZERO32)
 
     def _route_table(self) -> dict[int, tuple[object, int] | None]:

@@ -54,6 +54,7 @@ typedef unsigned long long pvio_u64;
 #define PVIO_FIFO_CAPACITY 0x400u
 #define PVIO_SHADOW_SLOTS 0x100u
 #define PVIO_MAX_STRING_BYTES 0x100000u
+#define PVIO_STAGING_SIZE 0x700u
 #define PVIO_OFF_HEADER 0x0u
 #define PVIO_OFF_FIFO 0x40u
 #define PVIO_OFF_ENTRIES 0x100u
@@ -61,6 +62,7 @@ typedef unsigned long long pvio_u64;
 #define PVIO_OFF_SHADOWS 0x2000u
 #define PVIO_OFF_DOORBELL_MASKS 0x3000u
 #define PVIO_OFF_WRITE_RULES 0x3100u
+#define PVIO_OFF_STAGING 0x3900u
 #define PVIO_OFF_CLASSES 0x4000u
 #define PVIO_AREA_SIZE 0x24000u
 
@@ -82,7 +84,7 @@ struct pvio_header {
 	pvio_u32 rejected; /* monitor statistics: batches rejected for this area */
 	pvio_u32 shadow_since_tick; /* shadow reads since the last refresh; a tick with a non-zero value flushes */
 	pvio_u32 neutral; /* queued entries that are neutral writes; shadows are served while count == neutral */
-	pvio_u32 reserved;
+	pvio_u32 staged; /* bytes of the staging buffer used by queued OUTS entries */
 };
 _Static_assert(sizeof(struct pvio_header) == 64, "pvio_header size");
 _Static_assert(__builtin_offsetof(struct pvio_header, magic) == 0, "pvio_header.magic");
@@ -101,7 +103,7 @@ _Static_assert(__builtin_offsetof(struct pvio_header, strict) == 44, "pvio_heade
 _Static_assert(__builtin_offsetof(struct pvio_header, rejected) == 48, "pvio_header.rejected");
 _Static_assert(__builtin_offsetof(struct pvio_header, shadow_since_tick) == 52, "pvio_header.shadow_since_tick");
 _Static_assert(__builtin_offsetof(struct pvio_header, neutral) == 56, "pvio_header.neutral");
-_Static_assert(__builtin_offsetof(struct pvio_header, reserved) == 60, "pvio_header.reserved");
+_Static_assert(__builtin_offsetof(struct pvio_header, staged) == 60, "pvio_header.staged");
 
 /* Input FIFO control: values[head..count) are the next reads of `port` with `size`. */
 struct pvio_fifo {
@@ -179,7 +181,7 @@ struct pvio_area {
 	struct pvio_shadow shadows[PVIO_SHADOW_SLOTS];
 	pvio_u8 doorbell_masks[PVIO_SHADOW_SLOTS];
 	struct pvio_wrule write_rules[PVIO_SHADOW_SLOTS];
-	pvio_u8 pad_0x3900[0x700];
+	pvio_u8 staging[PVIO_STAGING_SIZE];
 	pvio_u16 classes[0x10000];
 };
 _Static_assert(sizeof(struct pvio_area) == PVIO_AREA_SIZE, "pvio_area size");
@@ -190,6 +192,7 @@ _Static_assert(__builtin_offsetof(struct pvio_area, fifo_values) == PVIO_OFF_FIF
 _Static_assert(__builtin_offsetof(struct pvio_area, shadows) == PVIO_OFF_SHADOWS, "pvio_area.shadows");
 _Static_assert(__builtin_offsetof(struct pvio_area, doorbell_masks) == PVIO_OFF_DOORBELL_MASKS, "pvio_area.doorbell_masks");
 _Static_assert(__builtin_offsetof(struct pvio_area, write_rules) == PVIO_OFF_WRITE_RULES, "pvio_area.write_rules");
+_Static_assert(__builtin_offsetof(struct pvio_area, staging) == PVIO_OFF_STAGING, "pvio_area.staging");
 _Static_assert(__builtin_offsetof(struct pvio_area, classes) == PVIO_OFF_CLASSES, "pvio_area.classes");
 
 #endif

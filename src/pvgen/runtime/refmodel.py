@@ -153,6 +153,7 @@ class RefRuntime:
         self.mon.io_write(P.CTRL_FLUSH - P.CTRL_BASE, 4, self._h("slot"))
         self._hset("count", 0)
         self._hset("neutral", 0)
+        self._hset("staged", 0)
         self._hset("shadow_since_tick", 0)
 
     def _push(self, port: int, size: int, op: Op, value: int = 0, gpa: int = 0) -> int:
@@ -269,6 +270,13 @@ class RefRuntime:
         if not owned:
             self._flush_pending()
             return self._strict_string(op, port, size, gpa, count)
+        staged, n = self._h("staged"), count * size
+        if op == Op.OUTS and n <= P.STAGING_SIZE - staged:     # batch.c pvio_stage
+            self.mem.write(self.gpa + P.OFF_STAGING + staged, self.mem.read(gpa, n))
+            self._push(port, size, op, count, self.gpa + P.OFF_STAGING + staged)
+            self._hset("staged", min(staged + ((n + 7) & ~7), P.STAGING_SIZE))
+            self._push_done()
+            return
         while count:
             n = min(count, P.MAX_STRING_BYTES // size)
             self._push(port, size, op, n, gpa)
