@@ -29,6 +29,7 @@ linux: host venv
 # with the exit table. `pvgen demo` shows the rewrite itself (Kbuild build, site table, verification).
 demo: setup
 	@mkdir -p out
+	@$(PVGEN) demo
 	@$(PVGEN) bench net --json out/bench-net.json --plot out/bench-net.png
 
 test: setup
