@@ -120,3 +120,36 @@ def test_write_many_equals_that_many_io_writes(ops, size, data):
     state = {k: v for k, v in vars(dev).items() if k not in skip}
     assert state == {k: v for k, v in vars(twin).items() if k not in skip}
     assert dev.metrics == twin.metrics
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(ops=st.lists(access, max_size=20), size=st.sampled_from([1, 2, 4, 4]), n=st.integers(0, 5000),
+       reading=st.one_of(st.none(), st.tuples(st.sampled_from([0, 2, 4]), st.integers(1, 8), st.integers(0, 60),
+                                               st.integers(0, 600))))
+def test_read_many_equals_that_many_io_reads(ops, size, n, reading):
+    """An `ins` in bulk (across DRQ blocks, past the transfer's end, to device 1, byte-sized): the same bytes, state
+    and metrics as n single reads."""
+    import copy
+
+    dev = A.AtaDisk(MemoryDisk(64))
+    dev.backend.data[:] = bytes(i * 13 % 251 for i in range(64 * 512))
+    for op in ops:
+        apply(dev, op)
+    if reading is not None:   # a data-in transfer in progress, `skip` words into it
+        multiple, count, lba, skip = reading
+        dev.control.io_write(0, 1, 0)
+        if multiple:
+            dev.io_write(2, 1, multiple)
+            dev.io_write(7, 1, A.ATA_CMD_SET_MULTI)
+        for off, v in ((2, count), (3, lba), (4, 0), (5, 0), (6, A.ATA_LBA)):
+            dev.io_write(off, 1, v)
+        dev.io_write(7, 1, A.ATA_CMD_READ_MULTI if multiple else A.ATA_CMD_PIO_READ)
+        for _ in range(skip):
+            dev.io_read(0, 2)
+    twin = copy.deepcopy(dev)
+    got = dev.read_many(0, size, n)
+    assert got == b"".join(twin.io_read(0, size).to_bytes(size, "little") for _ in range(n))
+    skip = ("irq", "metrics", "backend", "control")
+    assert {k: v for k, v in vars(dev).items() if k not in skip} == \
+        {k: v for k, v in vars(twin).items() if k not in skip}
+    assert dev.metrics == twin.metrics
