@@ -49,7 +49,8 @@ op_st = st.one_of(
     st.tuples(st.just("out"), st.sampled_from([BASE + 13, BASE + 14]), st.sampled_from([1, 1, 2]), u32),
     st.tuples(st.just("in"), st.sampled_from([BASE + 13, BASE + 14]), st.sampled_from([1, 2]), st.just(0)),
     st.tuples(st.just("fifo"), st.just(FIFO_PORT), st.just(FIFO_SIZE), st.just(0)),
-    st.tuples(st.just("outs"), st.sampled_from([BASE + 12, BASE + 4, UNOWNED]), sizes, st.integers(1, 40)),
+    st.tuples(st.just("outs"), st.sampled_from([BASE + 12, BASE + 4, UNOWNED]), sizes,
+              st.one_of(st.integers(1, 40), st.integers(500, 1000))),    # staged, or too big for the staging buffer
     st.tuples(st.just("ins"), st.sampled_from([FIFO_PORT, BASE + 10, UNOWNED]), st.just(FIFO_SIZE),
               st.integers(1, 20)),
     st.tuples(st.sampled_from(["tick", "hlt", "flush"]), st.just(0), st.just(1), st.just(0)),
@@ -254,3 +255,14 @@ def test_runtime_serves_shadows_behind_neutral_writes_only(host_lib):
     # behind the 2-byte write, the read behind the posted write (after which nothing is left to flush)
     assert exits == 1 + 1 + 1 + 1 + 1
     assert hdr["shadow_hits"] == 2
+
+
+def test_runtime_stages_small_string_writes_and_flushes_big_ones(host_lib):
+    small = [("outs", BASE + 12, 2, 100), ("outs", BASE + 12, 4, 100), ("out", BASE, 1, 3)]    # 600 bytes, staged
+    big = [("outs", BASE + 12, 4, P.STAGING_SIZE // 4 + 1)]                                     # one flush at once
+    # exits: registration + flushes during the program + the final pvio_flush when something stayed queued
+    for ops, want in ((small, 1 + 0 + 1), (big, 1 + 1 + 0), (small + big, 1 + 1 + 0),
+                      (small * 3, 1 + 1 + 1)):     # the third 400-byte string no longer fits: it flushes
+        got_trace, _, exits, mon, hdr = batched_c(host_lib, ops)
+        assert split(got_trace) == split(immediate(ops)[0]) and mon.stats.rejected == 0
+        assert exits == want == batched_ref(ops)[1] + 1
