@@ -116,3 +116,41 @@ def test_pvbatch_refresh_skips_only_untouched_synchronous_devices(sync_a, sync_b
     assert shadow(mem, B + 5) == dev_b.shadow_read(5, 1) & 0xFF
     flush(mem, bus, [P.Entry(Op.OUT, B + 1, 1, va)])
     assert shadow(mem, B + 5) == dev_b.shadow_read(5, 1) & 0xFF
+
+
+class _Bulk:
+    """A data port that counts how it is read: read_many (one call per INS) or io_read."""
+
+    name = "bulk"
+
+    def __init__(self) -> None:
+        self.n, self.calls = 0, []
+
+    def io_read(self, off: int, size: int) -> int:
+        self.calls.append("io_read")
+        self.n += 1
+        return self.n & ((1 << (8 * size)) - 1)
+
+    def io_write(self, off: int, size: int, value: int) -> None:
+        pass
+
+    def read_many(self, off: int, size: int, count: int) -> bytes:
+        self.calls.append("read_many")
+        out = b""
+        for _ in range(count):
+            self.n += 1
+            out += (self.n & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        return out
+
+    def port_classes(self):
+        return {}
+
+
+def test_pvbatch_ins_uses_read_many_when_the_device_has_it():
+    mem, mon, bus, *_ = machine(False, False)
+    dev = _Bulk()
+    bus.register(0x300, 2, dev)
+    bus.write(P.CTRL_REGISTER, 4, AREA >> 12)       # re-register: the class table now covers the new device
+    flush(mem, bus, [P.Entry(Op.INS, 0x300, 2, 5, 0x30000), P.Entry(Op.IN, 0x300, 2)])
+    assert dev.calls == ["read_many", "io_read"]
+    assert struct.unpack("<5H", mem.read(0x30000, 10)) == (1, 2, 3, 4, 5)

@@ -381,8 +381,12 @@ class PvBatch:
                         dev.io_write(off, size, int.from_bytes(data[k:k + size], "little"))
                 continue
             else:   # INS
-                vals = self._read_many(port, size, value)
-                self._write(gpa, struct.pack(f"<{len(vals)}{'?BH?I'[size]}", *vals))   # values are masked
+                read_many = getattr(dev, "read_many", None)   # optional: the same values and effects, as bytes
+                if read_many is not None:
+                    self._write(gpa, read_many(off, size, value)[: value * size])
+                else:
+                    vals = self._read_many(port, size, value)
+                    self._write(gpa, struct.pack(f"<{len(vals)}{'?BH?I'[size]}", *vals))   # values are masked
             if port in fifo_ports:
                 # Prefetch after a single read only: an INS took exactly what the guest asked for, and the device's
                 # "current block" after it may be one the guest has not started (docs/protocol.md).
