@@ -190,9 +190,10 @@ class PvBatch:
             for port in range(r.base, r.base + r.length):
                 rc, wc = declared.get(port, (PortClass.STRICT, PortClass.STRICT))
                 dev, off = r.device, port - r.base
+                mask = masks.get(port, 0) if wc == PortClass.DOORBELL_IF else 0   # a mask needs DOORBELL_IF
                 if wc == PortClass.POSTED and port in rules:
                     wc = PortClass.DOORBELL_IF
-                if wc == PortClass.DOORBELL_IF and port not in masks and port not in rules:
+                if wc == PortClass.DOORBELL_IF and not mask and port not in rules:
                     wc = PortClass.DOORBELL           # neither mask nor rule declared: the safe side
                 elif wc not in (PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL, PortClass.DOORBELL_IF):
                     wc = PortClass.STRICT
@@ -206,7 +207,7 @@ class PvBatch:
                 if shadow or wc == PortClass.DOORBELL_IF:
                     if len(slots) < P.SHADOW_SLOTS:
                         slot = len(slots)
-                        slots.append((port, masks.get(port, 0) if wc == PortClass.DOORBELL_IF else 0))
+                        slots.append((port, mask if wc == PortClass.DOORBELL_IF else 0))
                         if shadow:
                             probe = getattr(dev, "read_side_effects", None)
                             effect = True if probe is None else bool(probe(off))
