@@ -142,6 +142,8 @@ def test_read_multiple_ext_blocks_of_multiple_count():
     while status(bus) & A.ATA_DRQ:
         left = dev.words_left_in_block()
         assert left in (4 * 256, 2 * 256)
+        assert dev.fifo_read(0, 4, 10_000) == []                  # no prefetch of a block not started
+        got += bus.read(0x1F0, 4).to_bytes(4, "little")             # the guest starts it
         got += b"".join(v.to_bytes(4, "little") for v in dev.fifo_read(0, 4, 10_000))
         blocks += 1
     assert blocks == 3 and got == bytes(disk.data[:10 * 512])
@@ -262,10 +264,12 @@ def test_port_classes_and_shadow_fifo_contract():
     bus.write(0x1F7, 1, A.ATA_CMD_PIO_READ)
     assert dev.shadow_read(7) == status(bus) == dev.shadow_read(7)   # shadow_read has no side effect
     assert dev.read_side_effects(7) and not dev.control.read_side_effects(0)
+    assert dev.fifo_read(0, 2, 10) == [] and dev.words_left_in_block() == 256   # the guest has not started
+    assert bus.read(0x1F0, 2) == 0x0100
     first = dev.fifo_read(0, 2, 10)
-    assert len(first) == 10 and dev.words_left_in_block() == 246
+    assert len(first) == 10 and dev.words_left_in_block() == 245
     rest = dev.fifo_read(0, 2, 1000)
-    assert len(rest) == 246                                          # never past the DRQ block
+    assert len(rest) == 245                                          # never past the DRQ block
     assert dev.fifo_read(0, 2, 10) == [] and not dev.shadow_read(7) & A.ATA_DRQ
     assert dev.shadow_read(7, 2) is None
 

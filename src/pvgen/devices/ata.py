@@ -340,8 +340,10 @@ class AtaDisk:
         self.update_irq()
 
     def fifo_read(self, offset: int, size: int, max_count: int) -> list[int]:
-        """Up to max_count data reads the guest is certain to make next, never past the current DRQ block."""
-        if offset != ATA_REG_DATA or size not in (2, 4) or self._dev1_selected() \
+        """Up to max_count data reads the guest is certain to make next (the monitor's prefetch), never past the
+        current DRQ block and never from a block the guest has not started reading: the guest may check Status
+        before a block (docs/protocol.md), and handing it out would show DRQ gone. read_many serves an `ins`."""
+        if offset != ATA_REG_DATA or size not in (2, 4) or self._dev1_selected() or self.pos == 0 \
                 or not (self.status & ATA_DRQ and self.data_in):
             return []
         n = min(max_count, (len(self.buf) - self.pos) // size)
