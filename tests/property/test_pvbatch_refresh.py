@@ -154,3 +154,22 @@ def test_pvbatch_ins_uses_read_many_when_the_device_has_it():
     flush(mem, bus, [P.Entry(Op.INS, 0x300, 2, 5, 0x30000), P.Entry(Op.IN, 0x300, 2)])
     assert dev.calls == ["read_many", "io_read"]
     assert struct.unpack("<5H", mem.read(0x30000, 10)) == (1, 2, 3, 4, 5)
+
+
+def test_pvbatch_a_doorbell_mask_needs_a_declared_doorbell_if():
+    trace = Trace()
+    bus, dev = lab_bus(trace, A)
+    classes = LabDevice.port_classes(dev)
+    classes[13] = (PortClass.SHADOW, PortClass.POSTED)                 # posted, with a rule: upgraded, mask 0
+    dev.port_classes = lambda: classes                                  # type: ignore[method-assign]
+    dev.doorbell_masks = lambda: {11: 0x80, 13: 0x01, 0: 0x01}          # type: ignore[method-assign]
+    mem = StrictMemory(RAM)
+    mon = PvBatch(bus, mem)
+    bus.register(P.CTRL_BASE, P.CTRL_LEN, mon)
+    mem.write(AREA, P.HEADER.pack(magic=P.MAGIC, version=P.VERSION, area_size=P.AREA_SIZE,
+                                  capacity=P.ENTRY_CAPACITY, threshold=P.DEFAULT_THRESHOLD))
+    bus.write(P.CTRL_REGISTER, 4, AREA >> 12)
+    masks = mem.read(AREA + P.OFF_DOORBELL_MASKS, P.SHADOW_SLOTS)
+    w13, w0 = word(mem, A + 13), word(mem, A)
+    assert P.split_class_word(w13)[1] == PortClass.DOORBELL_IF and masks[w13 >> P.CLS_SLOT_SHIFT] == 0
+    assert P.split_class_word(w0)[1] == PortClass.POSTED and not P.is_doorbell(w0, 0xFF, masks)
