@@ -393,9 +393,6 @@ class PvBatch:
                 # "current block" after it may be one the guest has not started (docs/protocol.md).
                 fifo = (port, size) if op == _IN else None
         return fifo
-    def _read_class(self, port: int) -> PortClass:
-        return PortClass(self._words.get(port, 0) & P.CLS_CLASS_MASK)
-
     def _read_many(self, port: int, size: int, n: int) -> list[int]:
         """n reads of port, in bulk through the device's fifo_read while it hands values."""
         vals: list[int] = []
