@@ -23,3 +23,20 @@ def test_generated_exits_less_than_original_and_both_verified(kvm, kernel_header
     assert gen.exits < orig.exits, (gen.exits, orig.exits)
     assert res["generated"].info["pvbatch"]["registrations"] == 1
     assert res["generated"].info["pvbatch"]["rejected"] == 0
+
+
+def test_generated_ne2000_transmit_rings_once_per_frame_and_stages_its_data(kvm, kernel_headers,
+                                                                           linux_source_tarball):
+    from pvgen.bench.linuxkit import NIC_IO_BASE
+
+    res = run_bench("net", 8, "generated-batch,generated", seed=5, pv_batch=8, count_ports=True)
+    for r in res.values():
+        assert r.status == "ok" and r.verified, (r.variant, r.reason, r.checks)
+    tx, batch_tx = res["generated"].phase("tx"), res["generated-batch"].phase("tx")
+    triggers = {k: n for k, n in tx.breakdown.items() if k.startswith("flush ")}
+    # CR is DOORBELL_IF: only a write with TXP rings, and every transmitted frame's does
+    assert triggers.get(f"flush OUT {NIC_IO_BASE:#06x}", 0) >= tx.ops, triggers
+    # the frame's outsl fits the staging buffer: it never flushes by itself
+    assert not any(k.startswith("flush OUTS") for k in triggers), triggers
+    # neutral writes keep the shadows servable that generated-batch (no shadows) must exit for
+    assert tx.exits < batch_tx.exits, (tx.exits, batch_tx.exits)
