@@ -137,7 +137,7 @@ def kbuild_text(target: Target, variant: str, tree: Path) -> str:
                 # The runtime's back end must not touch SSE/x87 state (no_caller_saved_registers needs this).
                 f"CFLAGS_{di}.o += -mgeneral-regs-only",
                 # The kernel variant of the thunks: returns through __x86_return_thunk (CONFIG_RETHUNK), no
-                # redundant cld, unwind hints; objtool validates them like the rest of the module.
+                # redundant cld; objtool validates them like the rest of the module.
                 f"AFLAGS_{th}.o += -DPVIO_KERNEL -DPVIO_RETHUNK",
             ]
     if target.license:
