@@ -4,46 +4,32 @@ from __future__ import annotations
 
 import pytest
 
-from pvgen.toolchain.corpus import check_target
 from pvgen.toolchain.kbuild import TARGETS
 from pvgen.toolchain.objscan import scan, undefined_symbols
 
 pytestmark = pytest.mark.kernel
 
 
-@pytest.fixture(scope="module")
-def checked():
-    """Builds are cached under $PVGEN_CACHE (or ~/.cache/pvgen): only changed inputs are rebuilt."""
-    cache: dict = {}
-
-    def get(name: str):
-        if name not in cache:
-            cache[name] = check_target(name)
-        return cache[name]
-
-    return get
-
-
 @pytest.mark.parametrize("name", list(TARGETS))
-def test_rewritten_modules_have_no_io_outside_the_runtime(name, checked, kernel_headers, linux_source_tarball):
-    checks, plain, pv = checked(name)
+def test_rewritten_modules_have_no_io_outside_the_runtime(name, corpus_check, kernel_headers, linux_source_tarball):
+    checks, plain, pv = corpus_check(name)
     for c in checks:
         assert sum(c.plain_io.values()) > 0, f"{c.module}: the unmodified build has no port I/O to rewrite"
         assert not c.leftover, f"{c.module}: I/O left outside the runtime: {[str(h) for h in c.leftover[:5]]}"
 
 
 @pytest.mark.parametrize("name", list(TARGETS))
-def test_one_rewritten_site_per_io_instruction_of_the_unmodified_build(name, checked, kernel_headers,
+def test_one_rewritten_site_per_io_instruction_of_the_unmodified_build(name, corpus_check, kernel_headers,
                                                                        linux_source_tarball):
-    checks, _, _ = checked(name)
+    checks, _, _ = corpus_check(name)
     for c in checks:
         assert not c.not_rewritten, f"{c.module}: sites kept: {c.not_rewritten[:3]}"
         assert c.sites == c.plain_io, f"{c.module}: sites {dict(c.sites)} vs instructions {dict(c.plain_io)}"
 
 
 @pytest.mark.parametrize("name", list(TARGETS))
-def test_modpost_resolves_every_pvgen_symbol(name, checked, kernel_headers, linux_source_tarball):
-    checks, _, pv = checked(name)
+def test_modpost_resolves_every_pvgen_symbol(name, corpus_check, kernel_headers, linux_source_tarball):
+    checks, _, pv = corpus_check(name)
     for c in checks:
         assert not c.undefined_pvio, f"{c.module}: undefined {c.undefined_pvio}"
         # The runtime really is inside the module: its back end holds the only real I/O instructions.
@@ -54,9 +40,9 @@ def test_modpost_resolves_every_pvgen_symbol(name, checked, kernel_headers, linu
 
 
 @pytest.mark.parametrize("name", list(TARGETS))
-def test_objtool_follows_the_rewritten_code(name, checked, kernel_headers, linux_source_tarball):
+def test_objtool_follows_the_rewritten_code(name, corpus_check, kernel_headers, linux_source_tarball):
     """objtool validates every object (stack depth at each instruction): a thunk call must leave the stack as the
     original instruction did, or the module's ORC unwind data is wrong."""
-    checks, _, _ = checked(name)
+    checks, _, _ = corpus_check(name)
     for c in checks:
         assert not c.objtool_warnings, f"{c.module}: {c.objtool_warnings[:3]}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from pvgen.toolchain.corpus import check_target
 from pvgen.toolchain.kbuild import PVGEN, TARGETS, runtime_stem
 
 pytestmark = pytest.mark.kernel
@@ -15,19 +14,6 @@ pytestmark = pytest.mark.kernel
 IMM_TARGETS = ("pata_legacy", "rtc-cmos")
 
 
-@pytest.fixture(scope="module")
-def built():
-    """Builds are cached under $PVGEN_CACHE (or ~/.cache/pvgen): only changed inputs are rebuilt."""
-    cache: dict = {}
-
-    def get(name: str):
-        if name not in cache:
-            cache[name] = check_target(name)
-        return cache[name]
-
-    return get
-
-
 def _has_orc(obj) -> bool:
     """objtool wrote ORC unwind data into the object (so it did check it: only objtool emits .orc_unwind_ip)."""
     with open(obj, "rb") as f:
@@ -35,8 +21,8 @@ def _has_orc(obj) -> bool:
 
 
 @pytest.mark.parametrize("name", list(TARGETS))
-def test_no_objtool_warning_in_the_pvgen_build_log(name, built, kernel_headers, linux_source_tarball):
-    checks, _, pv = built(name)
+def test_no_objtool_warning_in_the_pvgen_build_log(name, corpus_check, kernel_headers, linux_source_tarball):
+    checks, _, pv = corpus_check(name)
     assert pv.variant == PVGEN
     log = pv.log.read_text(errors="replace")
     assert [ln for ln in log.splitlines() if "objtool" in ln] == []
@@ -49,8 +35,8 @@ def test_no_objtool_warning_in_the_pvgen_build_log(name, built, kernel_headers, 
 
 
 @pytest.mark.parametrize("name", IMM_TARGETS)
-def test_immediate_port_sites_are_present_and_objtool_clean(name, built, kernel_headers, linux_source_tarball):
-    checks, _, pv = built(name)
+def test_immediate_port_sites_are_present_and_objtool_clean(name, corpus_check, kernel_headers, linux_source_tarball):
+    checks, _, pv = corpus_check(name)
     imm = [s for s in pv.sites if s.get("rewritten") and (s.get("thunk") or "").endswith("_imm")]
     assert imm, f"{name}: no immediate-port site was rewritten, so this test checks nothing"
     assert all(c.ok and not c.objtool_warnings for c in checks)
