@@ -1,4 +1,4 @@
-"""The port-I/O bus: an ordered map of port ranges to devices; a device sees only offsets (crosvm's bus.rs shape)."""
+"""Address-range buses: ordered maps of ranges to devices, which see only offsets (crosvm's bus.rs shape); the port bus."""
 
 from __future__ import annotations
 
@@ -39,53 +39,73 @@ class _Range:
 
 
 @dataclass
-class PortBus:
-    """Dispatches port accesses by range. Unowned ports read as all-ones and ignore writes, and are counted."""
+class RangeBus:
+    """An ordered map of address ranges to devices, for one address space of `limit` addresses. Unowned reads
+    return all-ones and unowned writes are ignored; both are counted. Subclasses name the device methods."""
 
     ranges: list[_Range] = field(default_factory=list)
     unowned_reads: int = 0
     unowned_writes: int = 0
+    limit: int = field(default=0x10000, repr=False)
+    kind: str = field(default="port", repr=False)
 
-    def register(self, base: int, length: int, device: PortDevice) -> None:
-        if length <= 0 or base < 0 or base + length > 0x10000:
-            raise BusError(f"bad port range {base:#x}..+{length:#x} for {device.name}")
+    def register(self, base: int, length: int, device) -> None:
+        if length <= 0 or base < 0 or base + length > self.limit:
+            raise BusError(f"bad {self.kind} range {base:#x}..+{length:#x} for {device.name}")
         new = _Range(base, length, device)
         for r in self.ranges:
             if base < r.base + r.length and r.base < base + length:
                 raise BusError(f"{device.name} at {new} overlaps {r.device.name} at {r}")
         bisect.insort(self.ranges, new)
 
-    def unregister(self, base: int, device: PortDevice) -> None:
+    def unregister(self, base: int, device) -> None:
         for i, r in enumerate(self.ranges):
             if r.base == base and r.device is device:
                 del self.ranges[i]
                 return
         raise BusError(f"{device.name} is not registered at {base:#x}")
 
-    def find(self, port: int) -> tuple[PortDevice, int] | None:
-        """The device owning port and the offset of port inside its range."""
-        i = bisect.bisect_right(self.ranges, _Range(port, 0x10000, None)) - 1
+    def find(self, addr: int) -> tuple[object, int] | None:
+        """The device owning addr and the offset of addr inside its range."""
+        i = bisect.bisect_right(self.ranges, _Range(addr, self.limit, None)) - 1
         if i >= 0:
             r = self.ranges[i]
-            if r.base <= port < r.base + r.length:
-                return r.device, port - r.base
+            if r.base <= addr < r.base + r.length:
+                return r.device, addr - r.base
         return None
 
-    def read(self, port: int, size: int) -> int:
-        hit = self.find(port)
+    def _dev_read(self, dev, offset: int, size: int) -> int:
+        raise NotImplementedError
+
+    def _dev_write(self, dev, offset: int, size: int, value: int) -> None:
+        raise NotImplementedError
+
+    def read(self, addr: int, size: int) -> int:
+        hit = self.find(addr)
         if hit is None:
             self.unowned_reads += 1
             return (1 << (8 * size)) - 1
         dev, off = hit
-        return dev.io_read(off, size) & ((1 << (8 * size)) - 1)
+        return self._dev_read(dev, off, size) & ((1 << (8 * size)) - 1)
 
-    def write(self, port: int, size: int, value: int) -> None:
-        hit = self.find(port)
+    def write(self, addr: int, size: int, value: int) -> None:
+        hit = self.find(addr)
         if hit is None:
             self.unowned_writes += 1
             return
         dev, off = hit
-        dev.io_write(off, size, value & ((1 << (8 * size)) - 1))
+        self._dev_write(dev, off, size, value & ((1 << (8 * size)) - 1))
+
+
+@dataclass
+class PortBus(RangeBus):
+    """The 64 Ki port-I/O space; devices implement PortDevice (io_read/io_write)."""
+
+    def _dev_read(self, dev: PortDevice, offset: int, size: int) -> int:
+        return dev.io_read(offset, size)
+
+    def _dev_write(self, dev: PortDevice, offset: int, size: int, value: int) -> None:
+        dev.io_write(offset, size, value)
 
     def class_map(self) -> dict[int, tuple[PortClass, PortClass]]:
         """port -> (read class, write class) for every port a device declares; all others are STRICT."""
