@@ -30,7 +30,7 @@ class PortClass(enum.IntEnum):
 
 
 MAGIC = 0x4F495650          # "PVIO" little-endian: in the area header, and what a monitor returns on the probe port
-VERSION = 2                 # 2: DOORBELL_IF (doorbell masks, neutral-write rules)
+VERSION = 3                 # 2: DOORBELL_IF (doorbell masks, neutral-write rules); 3: bank-select rules (BANK)
 
 # Control ports (owned by the monitor's pvbatch device, 0x0F00..+0x8; unassigned on the PC/AT map).
 CTRL_BASE = 0x0F00
@@ -59,6 +59,8 @@ class Neutral(enum.IntEnum):
     SET = 2         # becomes `operand`
     SET_VALUE = 3   # becomes the written value
     CLEAR_BITS = 4  # loses the written bits that are in `operand` (write 1 to clear)
+    BANK = 5        # bank select: takes the value's bits under value_mask | operand (the others stay); the value's
+    #                 `operand` bits select which bank of the `banked` slots after this one is live (bank_slot)
 
 
 class Status(enum.IntEnum):
@@ -209,7 +211,7 @@ WRITE_RULE = Layout("pvio_wrule", "A neutral-write rule, by slot (docs/protocol.
     Field("cond_want", "u8"),
     Field("value_mask", "u8", doc="the written value must match value_want under value_mask"),
     Field("value_want", "u8"),
-    Field("reserved", "u8"),
+    Field("banked", "u8", doc="BANK: the slots after this one whose values depend on the bank"),
 ))
 
 # Area layout: offsets from the area's base (page aligned, physically contiguous).
@@ -282,7 +284,8 @@ def is_doorbell(word: int, value: int, masks: bytes | bytearray) -> bool:
 class WriteRule:
     """A device's declaration that a byte write to one of its ports is neutral: it changes no other shadowed
     register, and its own as `op` says, when the value matches value_want under value_mask and (if cond_mask) the
-    byte shadow of the port at cond_offset (same device) matches cond_want under cond_mask."""
+    byte shadow of the port at cond_offset (same device) matches cond_want under cond_mask.  BANK (a bank select)
+    also needs `banked` and the device's bank_shadow_read (docs/protocol.md, bank selects)."""
 
     op: Neutral
     operand: int = 0
@@ -291,10 +294,34 @@ class WriteRule:
     cond_want: int = 0
     value_mask: int = 0
     value_want: int = 0
+    banked: int = 0      # BANK: the ports at own offset + 1 .. + banked are banked (bank_slot)
 
 
-def neutral_shadow(op: int, operand: int, shadow: int, value: int) -> int:
+def bank_of(operand: int, value: int) -> int:
+    """BANK: the bank a byte value selects (its bits under `operand`, shifted down)."""
+    operand &= 0xFF
+    if not operand:
+        return 0
+    shift = (operand & -operand).bit_length() - 1
+    return (value & operand) >> shift
+
+
+def bank_count(operand: int) -> int:
+    """BANK: how many banks the `operand` bits can select."""
+    return bank_of(operand, 0xFF) + 1
+
+
+def bank_slot(own: int, banked: int, bank: int, i: int) -> int:
+    """BANK: the slot holding bank `bank`'s value of live slot own + 1 + i (0 <= i < banked): the banks follow
+    the live slots, bank after bank."""
+    return own + 1 + banked + bank * banked + i
+
+
+def neutral_shadow(op: int, operand: int, shadow: int, value: int, value_mask: int = 0) -> int:
     """The new byte shadow of the written port after a neutral write (op: Neutral)."""
+    if op == Neutral.BANK:
+        keep = ~(value_mask | operand) & 0xFF
+        return (value & ~keep | shadow & keep) & 0xFF
     if op == Neutral.SET:
         return operand & 0xFF
     if op == Neutral.SET_VALUE:

@@ -95,7 +95,7 @@ def test_pvbatch_publishes_write_rules_by_slot():
     rule = lambda port: P.WRITE_RULE.unpack(mem.read(AREA + P.OFF_WRITE_RULES + slot(port) * P.WRITE_RULE.size,  # noqa: E731
                                                      P.WRITE_RULE.size))
     assert rule(A + 11) == dict(op=P.Neutral.KEEP, operand=0, cond_slot=slot(A + 6), cond_mask=1, cond_want=0,
-                                value_mask=0x40, value_want=0, reserved=0)
+                                value_mask=0x40, value_want=0, banked=0)
     assert rule(B + 14)["op"] == P.Neutral.CLEAR_BITS and rule(B + 14)["operand"] == 0x0F
     assert rule(A + 5)["op"] == P.Neutral.NONE                # no rule declared
 

@@ -275,6 +275,17 @@ class Ne2000:
             return self._peek(offset)
         return None
 
+    def bank_shadow_read(self, bank: int, offset: int, size: int = 1) -> int | None:
+        """The register at offset 1-15 on page `bank` (0-2), without side effects: the CR BANK rule's banks.
+        Page 3 (not modelled) has none: its reads exit."""
+        if not (0 <= bank <= 2 and 1 <= offset <= 0x0F and size == 1):
+            return None
+        page, self.page = self.page, bank
+        try:
+            return self._peek(offset)
+        finally:
+            self.page = page
+
     def read_side_effects(self, offset: int) -> bool:
         """Reads with side effects: the data port, the reset port, and (page 0) the tally counters."""
         return offset in (NE_DATAPORT, NE_RESET) or CNTR0 <= offset <= CNTR2
@@ -536,12 +547,13 @@ class Ne2000:
         readback, so the runtime keeps serving shadows behind them; with page 0 selected (CR shadow, bits 7-6):
         ISR is write-1-to-clear, BNRY reads back what was written, every other page-0 write register reads back
         as a different register that the write does not change (PSTART/CLDA0, TPSR/TSR, RSAR/CRDA, RBCR/ID, ...).
-        CR: with the NIC started, idle and on page 0, a write of page 0 + abort DMA (STA or nothing) only sets
-        the DMA field to abort: CR then reads 0x22 and nothing else changes."""
+        CR (bank select, Neutral.BANK): with the NIC started and idle (no TXP), a write of abort DMA (STA or
+        nothing) and any page only sets the DMA field to abort and selects the page: CR then reads 0x22 | page,
+        and offsets 1-15 read as that page's registers (bank_shadow_read), which the write does not change."""
         N, page0 = Neutral, dict(cond_offset=CR, cond_mask=0xC0, cond_want=0x00)
         rules = {off: WriteRule(N.KEEP, **page0) for off in range(0x01, 0x10)}
         rules[BNRY] = WriteRule(N.SET_VALUE, **page0)
         rules[ISR] = WriteRule(N.CLEAR_BITS, operand=0x7F, **page0)
-        rules[CR] = WriteRule(N.SET, operand=0x22, cond_offset=CR, cond_mask=0xC7, cond_want=CR_STA,
-                              value_mask=0xFD, value_want=CR_RD_ABORT << 3)
+        rules[CR] = WriteRule(N.BANK, operand=0xC0, cond_offset=CR, cond_mask=0x07, cond_want=CR_STA,
+                              value_mask=0x3D, value_want=CR_RD_ABORT << 3, banked=0x0F)
         return rules

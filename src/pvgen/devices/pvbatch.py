@@ -9,6 +9,7 @@ it never raises out of io_write and never touches memory outside guest RAM.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -51,6 +52,16 @@ class _Shadow:
     sizes: tuple = ()  # (index, size, mask) of the access sizes that had a value at the last full refresh
 
 
+class _BankView:
+    """A bank slot's reader: `shadow_read` of one bank of a device's BANK rule (not the current one)."""
+
+    __slots__ = ("device", "bank", "shadow_read")
+
+    def __init__(self, device: object, bank: int):
+        self.device, self.bank = device, bank
+        self.shadow_read = functools.partial(device.bank_shadow_read, bank)  # type: ignore[attr-defined]
+
+
 @dataclass
 class _Group:
     """The contiguous slots of one device, refreshed together."""
@@ -63,6 +74,7 @@ class _Group:
     args: list[int] = field(default_factory=list)
     pack: object = None
     read: object = None
+    arg_index: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -219,9 +231,33 @@ class PvBatch:
                 if rc == PortClass.FIFO:
                     fifo.add(port)
                 words[port] = P.class_word(rc, wc, owned=True, read_effect=effect, slot=slot)
+            self._add_banks(r, words, slots, rules)
         self._slots, self._fifo_ports = slots, frozenset(fifo)
         self._rules = self._rule_records(words, slots, rules)
         return words
+
+    @staticmethod
+    def _add_banks(r, words: dict[int, int], slots: list, rules: dict[int, tuple[P.WriteRule, int]]) -> None:
+        """Slots for the banks of a BANK rule of this range (P.bank_slot: right after its live slots, which must be
+        the device's next `banked` ports, all SHADOW, the last slots so far), filled through the device's
+        `bank_shadow_read(bank, offset, size)`.  Without room or that method the rule is not published."""
+        dev = r.device
+        if not hasattr(dev, "bank_shadow_read"):
+            return
+        for port in range(r.base, r.base + r.length):
+            rule = rules.get(port, (None,))[0]
+            if rule is None or rule.op != P.Neutral.BANK or port not in words:
+                continue
+            own, n = P.split_class_word(words[port])[4], rule.banked & 0xFF
+            live = [own + 1 + i for i in range(n)]
+            ok = (n > 0 and rule.operand & 0xFF and own + 1 + n == len(slots) and port + n < r.base + r.length
+                  and P.bank_slot(own, n, P.bank_count(rule.operand), 0) <= P.SHADOW_SLOTS
+                  and all(slots[s][0] == port + 1 + i and P.split_class_word(words[port + 1 + i])[0] == PortClass.SHADOW
+                          for i, s in enumerate(live)))
+            if ok:
+                for bank in range(P.bank_count(rule.operand)):
+                    slots.extend((port + 1 + i, 0, bank) for i in range(n))
+            return
 
     @staticmethod
     def _rule_records(words: dict[int, int], slots: list[tuple[int, int]],
@@ -229,8 +265,8 @@ class PvBatch:
         """The write_rules region.  A rule is published only for a DOORBELL_IF port, with its condition's port a
         SHADOW of the same device, and (unless KEEP) its own port a SHADOW; else the write is simply posted."""
         out = bytearray(P.WRITE_RULE.size * P.SHADOW_SLOTS)
-        for slot, (port, _) in enumerate(slots):
-            if port not in rules:
+        for slot, (port, *bank) in enumerate(slots):
+            if bank[1:] or port not in rules:
                 continue
             rule, base = rules[port]
             own_rc, wc, _, _, _ = P.split_class_word(words[port])
@@ -240,9 +276,15 @@ class PvBatch:
                 continue
             if rule.op != P.Neutral.KEEP and own_rc != PortClass.SHADOW:
                 continue
+            banked = rule.banked & 0xFF if rule.op == P.Neutral.BANK else 0
+            if rule.op == P.Neutral.BANK:
+                last = P.bank_slot(slot, banked, P.bank_count(rule.operand), 0) - 1
+                if not banked or last >= len(slots) or len(slots[last]) < 3 or slots[last][0] != port + banked:
+                    continue            # no bank slots were allocated (_add_banks)
             P.WRITE_RULE.fmt.pack_into(out, slot * P.WRITE_RULE.size, int(rule.op), rule.operand & 0xFF,
                                        cond_slot if rule.cond_mask & 0xFF else 0, rule.cond_mask & 0xFF,
-                                       rule.cond_want & 0xFF, rule.value_mask & 0xFF, rule.value_want & 0xFF, 0)
+                                       rule.cond_want & 0xFF, rule.value_mask & 0xFF, rule.value_want & 0xFF,
+                                       banked)
         return bytes(out)
 
     # --- registration ------------------------------------------------------------------------------------------
@@ -264,15 +306,15 @@ class PvBatch:
         self._routes, self._routes_sig = {}, ()
         self._write(gpa + P.OFF_CLASSES, P.encode_class_table(self._words))
         self._write(gpa + P.OFF_FIFO, bytes(P.FIFO.size))
-        masks = bytes(m for _, m in self._slots) + bytes(P.SHADOW_SLOTS - len(self._slots))
+        masks = bytes(m for _, m, *_ in self._slots) + bytes(P.SHADOW_SLOTS - len(self._slots))
         self._write(gpa + P.OFF_DOORBELL_MASKS, masks)
         self._write(gpa + P.OFF_WRITE_RULES, self._rules)
         area.shadows, area.groups = [], []
-        for i, (port, _) in enumerate(self._slots):
+        for i, (port, _, *bank) in enumerate(self._slots):
             dev, off = self._owner(port)  # type: ignore[misc]
             rng = next(r for r in self.bus.ranges if r.device is dev and r.base <= port < r.base + r.length)
             is_shadow = P.split_class_word(self._words[port])[0] == PortClass.SHADOW
-            sh = _Shadow(port, dev if is_shadow else None, off, rng.length)
+            sh = _Shadow(port, (_BankView(dev, bank[0]) if bank else dev) if is_shadow else None, off, rng.length)
             area.shadows.append(sh)
             if not area.groups or area.groups[-1].device is not dev:
                 area.groups.append(_Group(dev, i, [], bool(getattr(dev, "synchronous_shadows", False))))
@@ -440,26 +482,28 @@ class PvBatch:
     @staticmethod
     def _plan_group(g: _Group) -> None:
         """After a full refresh: a group whose every shadow had a byte value only gets the fast partial path."""
-        if all(s.device is not None and s.sizes == _SIZE_SLOTS[:1] for s in g.shadows):
-            g.byte_offsets = [s.offset for s in g.shadows]
-            g.args = [x for s in g.shadows for x in (s.port, 1, 0, 0, 0, 0)]
+        # A slot with no value at all (an unpublished bank) stays invalid without a read.
+        live = [s for s in g.shadows if s.sizes]
+        if live and all(s.device is not None and s.sizes in ((), _SIZE_SLOTS[:1]) for s in g.shadows):
+            g.byte_offsets = [s.offset for s in live]
+            g.args = [x for s in g.shadows for x in (s.port, 1 if s.sizes else 0, 0, 0, 0, 0)]
             g.pack = struct.Struct("<" + "HBBIII" * len(g.shadows)).pack
-            g.read = g.device.shadow_read   # type: ignore[attr-defined]   # bound once: no proxy lookups
+            # bound once: no proxy lookups (a bank slot reads through its _BankView)
+            g.read = [s.device.shadow_read for s in live]   # type: ignore[union-attr]
+            g.arg_index = [3 + 6 * i for i, s in enumerate(g.shadows) if s.sizes]
         else:
             g.byte_offsets = None
 
     @staticmethod
     def _byte_group(g: _Group) -> bytes | None:
         """The group's records from one byte read per shadow; None when a read has no value (the generic path)."""
-        read, args = g.read, g.args
-        k = 3
+        args = g.args
         try:
-            for off in g.byte_offsets:  # type: ignore[union-attr]
+            for read, off, k in zip(g.read, g.byte_offsets, g.arg_index):  # type: ignore[arg-type]
                 v = read(off, 1)
                 if v is None:
                     return None
                 args[k] = v & 0xFF
-                k += 6
         except PvgenError:
             return None
         return g.pack(*args)

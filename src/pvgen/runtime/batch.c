@@ -147,6 +147,41 @@ PVIO_HELPER void pvio_out_strict(struct pvio_area *a, pvio_u16 port, unsigned si
 	pvio_arch_out(port, size, value);
 }
 
+static inline void pvio_shadow_copy(struct pvio_shadow *d, const struct pvio_shadow *s)
+{
+	d->port = s->port;
+	d->valid = s->valid;
+	d->val[0] = s->val[0];
+	d->val[1] = s->val[1];
+	d->val[2] = s->val[2];
+}
+
+/* A bank-select write (PVIO_NEUTRAL_BANK): the `banked` slots after `slot` are live for the bank the port's shadow
+ * `cur` selects; each bank's values follow them (bank b of slot + 1 + i at slot + 1 + banked + b * banked + i).
+ * Save the live values (they may hold neutral writes) into the current bank and load the selected one.  Returns 0
+ * when the banks do not fit in the slots (the write is then not neutral). */
+static inline unsigned pvio_bank_switch(struct pvio_area *a, unsigned slot, const struct pvio_wrule *r,
+					pvio_u32 cur, pvio_u32 value)
+{
+	unsigned bm = r->operand, n = r->banked, shift, from, to, i;
+	struct pvio_shadow *live = &a->shadows[slot + 1];
+
+	if (!bm || !n)
+		return 0;
+	shift = (unsigned)__builtin_ctz(bm);
+	if (slot + 1 + n + ((bm >> shift) + 1) * n > PVIO_SHADOW_SLOTS)
+		return 0;
+	from = (cur & bm) >> shift;
+	to = (value & bm) >> shift;
+	if (from == to)
+		return 1;
+	for (i = 0; i < n; i++) {
+		pvio_shadow_copy(&live[n + from * n + i], &live[i]);
+		pvio_shadow_copy(&live[i], &live[n + to * n + i]);
+	}
+	return 1;
+}
+
 /* A DOORBELL_IF write that does not ring: is it neutral (write_rules[slot], docs/protocol.md)?  Only while every
  * queued entry is a neutral write (count == neutral), so the shadows are the device's state after the queue; a
  * neutral write changes no other shadowed register and its own as the rule says, applied here, so the shadows
@@ -181,6 +216,12 @@ static inline unsigned pvio_neutral(struct pvio_area *a, pvio_u32 w, unsigned si
 		break;
 	case PVIO_NEUTRAL_CLEAR_BITS:
 		v &= ~(value & r->operand) & 0xff;
+		break;
+	case PVIO_NEUTRAL_BANK:
+		if (!pvio_bank_switch(a, slot, r, v, value))
+			return 0;
+		v = (value & (r->value_mask | r->operand)) | (v & ~(r->value_mask | r->operand));
+		v &= 0xff;
 		break;
 	default:
 		return 0;

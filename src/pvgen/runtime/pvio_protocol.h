@@ -9,7 +9,7 @@ typedef unsigned int pvio_u32;
 typedef unsigned long long pvio_u64;
 
 #define PVIO_MAGIC 0x4f495650u  /* "PVIO" */
-#define PVIO_VERSION 0x2u
+#define PVIO_VERSION 0x3u
 #define PVIO_CTRL_REGISTER 0xf00u  /* inl: PVIO_MAGIC if a monitor is present; outl: GPA >> 12 of the area */
 #define PVIO_CTRL_FLUSH 0xf04u  /* outl: header.slot; replays the batch (one exit) */
 #define PVIO_PAGE_SIZE 0x1000u
@@ -32,6 +32,7 @@ typedef unsigned long long pvio_u64;
 #define PVIO_NEUTRAL_SET 0x2u
 #define PVIO_NEUTRAL_SET_VALUE 0x3u
 #define PVIO_NEUTRAL_CLEAR_BITS 0x4u
+#define PVIO_NEUTRAL_BANK 0x5u
 
 #define PVIO_STATUS_OK 0x0u
 #define PVIO_STATUS_BAD_HEADER 0x1u
@@ -159,7 +160,7 @@ struct pvio_wrule {
 	pvio_u8 cond_want;
 	pvio_u8 value_mask; /* the written value must match value_want under value_mask */
 	pvio_u8 value_want;
-	pvio_u8 reserved;
+	pvio_u8 banked; /* BANK: the slots after this one whose values depend on the bank */
 };
 _Static_assert(sizeof(struct pvio_wrule) == 8, "pvio_wrule size");
 _Static_assert(__builtin_offsetof(struct pvio_wrule, op) == 0, "pvio_wrule.op");
@@ -169,7 +170,7 @@ _Static_assert(__builtin_offsetof(struct pvio_wrule, cond_mask) == 3, "pvio_wrul
 _Static_assert(__builtin_offsetof(struct pvio_wrule, cond_want) == 4, "pvio_wrule.cond_want");
 _Static_assert(__builtin_offsetof(struct pvio_wrule, value_mask) == 5, "pvio_wrule.value_mask");
 _Static_assert(__builtin_offsetof(struct pvio_wrule, value_want) == 6, "pvio_wrule.value_want");
-_Static_assert(__builtin_offsetof(struct pvio_wrule, reserved) == 7, "pvio_wrule.reserved");
+_Static_assert(__builtin_offsetof(struct pvio_wrule, banked) == 7, "pvio_wrule.banked");
 
 /* The per-vCPU batch area (page aligned, physically contiguous). */
 struct pvio_area {

@@ -232,6 +232,22 @@ class RefRuntime:
                                                                   6))
         return valid, val0
 
+    def _bank_switch(self, slot: int, r: dict, cur: int, value: int) -> bool:
+        """batch.c pvio_bank_switch: save the live banked slots into the current bank, load the selected one."""
+        n, bm = r["banked"], r["operand"]
+        if not bm or not n or P.bank_slot(slot, n, P.bank_count(bm), 0) > P.SHADOW_SLOTS:
+            return False
+        frm, to = P.bank_of(bm, cur), P.bank_of(bm, value)
+        if frm == to:
+            return True
+        rec = P.SHADOW.size
+        base = self.gpa + P.OFF_SHADOWS
+        for i in range(n):
+            live = base + (slot + 1 + i) * rec
+            self.mem.write(base + P.bank_slot(slot, n, frm, i) * rec, self.mem.read(live, rec))
+            self.mem.write(live, self.mem.read(base + P.bank_slot(slot, n, to, i) * rec, rec))
+        return True
+
     def _neutral(self, slot: int, size: int, value: int) -> int:
         """batch.c pvio_neutral: 1 and the own shadow updated when the write is neutral."""
         r = P.WRITE_RULE.unpack(self.mem.read(self.gpa + P.OFF_WRITE_RULES + slot * P.WRITE_RULE.size,
@@ -246,9 +262,12 @@ class RefRuntime:
         if r["op"] == P.Neutral.KEEP:
             return 1
         valid, v = self._shadow(slot)
-        if not valid & 1 or r["op"] not in (P.Neutral.SET, P.Neutral.SET_VALUE, P.Neutral.CLEAR_BITS):
+        if not valid & 1 or r["op"] not in (P.Neutral.SET, P.Neutral.SET_VALUE, P.Neutral.CLEAR_BITS,
+                                             P.Neutral.BANK):
             return 0
-        v = P.neutral_shadow(r["op"], r["operand"], v & 0xFF, value)
+        if r["op"] == P.Neutral.BANK and not self._bank_switch(slot, r, v & 0xFF, value):
+            return 0
+        v = P.neutral_shadow(r["op"], r["operand"], v & 0xFF, value, r["value_mask"])
         self.mem.write(self.gpa + P.OFF_SHADOWS + slot * P.SHADOW.size + 2, bytes([1]))
         self.mem.write(self.gpa + P.OFF_SHADOWS + slot * P.SHADOW.size + 4, v.to_bytes(4, "little"))
         return 1
