@@ -61,8 +61,7 @@ def live(tmp_path_factory):
     src.write_text(FUZZ_GUEST)
     image = build_guest([src], d / "fuzz.elf")
     m = Machine(ram_mb=64)
-    dev = pvbatch.PvBatch(m.ports, m.mem)
-    m.ports.register(P.CTRL_BASE, P.CTRL_LEN, dev)
+    dev = pvbatch.PvBatch.attach(m.ports, m.mem)
     m.pause_marks = {9}
     m.boot(image, "")
     first = m.run(timeout=30)

@@ -43,8 +43,7 @@ def machine():
     trace = Trace()
     bus, dev = lab_bus(trace, BASE)
     mem = StrictMemory(RAM)
-    mon = PvBatch(bus, mem)
-    bus.register(P.CTRL_BASE, P.CTRL_LEN, mon)
+    mon = PvBatch.attach(bus, mem)
     mem.write(AREA, P.HEADER.pack(magic=P.MAGIC, version=P.VERSION, area_size=P.AREA_SIZE,
                                   capacity=P.ENTRY_CAPACITY, threshold=P.DEFAULT_THRESHOLD))
     bus.write(P.CTRL_REGISTER, 4, AREA >> 12)

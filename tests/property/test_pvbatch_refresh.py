@@ -41,8 +41,7 @@ def machine(sync_a: bool, sync_b: bool, masks: bool = True):
         dev_b.doorbell_masks = dict   # type: ignore[method-assign]
         dev_b.write_rules = lambda: {k: v for k, v in LabDevice.write_rules(dev_b).items() if k != 11}
     mem = StrictMemory(RAM)
-    mon = PvBatch(bus, mem)
-    bus.register(P.CTRL_BASE, P.CTRL_LEN, mon)
+    mon = PvBatch.attach(bus, mem)
     mem.write(AREA, P.HEADER.pack(magic=P.MAGIC, version=P.VERSION, area_size=P.AREA_SIZE,
                                   capacity=P.ENTRY_CAPACITY, threshold=P.DEFAULT_THRESHOLD))
     bus.write(P.CTRL_REGISTER, 4, AREA >> 12)
@@ -164,8 +163,7 @@ def test_pvbatch_a_doorbell_mask_needs_a_declared_doorbell_if():
     dev.port_classes = lambda: classes                                  # type: ignore[method-assign]
     dev.doorbell_masks = lambda: {11: 0x80, 13: 0x01, 0: 0x01}          # type: ignore[method-assign]
     mem = StrictMemory(RAM)
-    mon = PvBatch(bus, mem)
-    bus.register(P.CTRL_BASE, P.CTRL_LEN, mon)
+    mon = PvBatch.attach(bus, mem)
     mem.write(AREA, P.HEADER.pack(magic=P.MAGIC, version=P.VERSION, area_size=P.AREA_SIZE,
                                   capacity=P.ENTRY_CAPACITY, threshold=P.DEFAULT_THRESHOLD))
     bus.write(P.CTRL_REGISTER, 4, AREA >> 12)

@@ -99,8 +99,7 @@ def _bus():
 def _monitor():
     bus, dev = _bus()
     mem = HostMemory(RAM)
-    mon = PvBatch(bus, mem)
-    bus.register(P.CTRL_BASE, P.CTRL_LEN, mon)
+    mon = PvBatch.attach(bus, mem)
     return bus, dev, mem, mon
 
 

@@ -53,8 +53,7 @@ def test_runtime_interrupt_inside_the_runtime_runs_after_the_interrupted_access(
     trace = Trace()
     bus, _ = lab_bus(trace, BASE)
     mem = HostMemory(RAM)
-    mon = PvBatch(bus, mem)
-    bus.register(P.CTRL_BASE, P.CTRL_LEN, mon)
+    mon = PvBatch.attach(bus, mem)
     rd, wr = recorder(bus, trace)
     state = {"calls": 0, "at": None, "results": None}
 

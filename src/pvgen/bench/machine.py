@@ -41,7 +41,7 @@ def _attach_pvbatch(m, classes):
     except ImportError as exc:
         raise Unavailable(f"pvbatch device: {exc}") from None
     bus = m.ports if classes >= frozenset(PortClass) else _ClassFilter(m.ports, classes)
-    pv = PvBatch(bus, m.mem)
+    pv = PvBatch(bus, m.mem)           # replays through the class filter, sits on the real bus
     m.ports.register(P.CTRL_BASE, P.CTRL_LEN, pv)
     return pv
 

@@ -143,6 +143,13 @@ class PvBatch:
         self._routes: dict[int, tuple[object, int] | None] = {}   # port * 8 + size -> (device, offset) or None
         self._routes_sig: tuple = ()
 
+    @classmethod
+    def attach(cls, bus: PortBus, mem: GuestMemory) -> "PvBatch":
+        """A handler registered on the protocol's control ports of `bus` (the one place that knows them)."""
+        dev = cls(bus, mem)
+        bus.register(P.CTRL_BASE, P.CTRL_LEN, dev)
+        return dev
+
     # --- the port device -------------------------------------------------------------------------------------
     def io_read(self, offset: int, size: int) -> int:
         if offset == 0 and size == 4:

@@ -75,11 +75,7 @@ def attach_pvbatch(m: Machine):
         from pvgen.devices.pvbatch import PvBatch
     except ImportError as exc:
         raise Unavailable(f"pvbatch device: {exc}") from None
-    from pvgen import protocol
-
-    dev = PvBatch(m.ports, m.mem)
-    m.ports.register(protocol.CTRL_BASE, protocol.CTRL_LEN, dev)
-    return dev
+    return PvBatch.attach(m.ports, m.mem)
 
 
 def run_variant(variant: str, image: Path, outs: int, timeout: float = 60.0) -> dict:
