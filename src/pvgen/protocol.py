@@ -30,7 +30,8 @@ class PortClass(enum.IntEnum):
 
 
 MAGIC = 0x4F495650          # "PVIO" little-endian: in the area header, and what a monitor returns on the probe port
-VERSION = 3                 # 2: DOORBELL_IF (doorbell masks, neutral-write rules); 3: bank-select rules (BANK)
+VERSION = 4                 # 2: DOORBELL_IF (doorbell masks, neutral-write rules); 3: bank-select rules (BANK);
+#                             4: interrupt notification in the area (irq_lines, irq_notify)
 
 # Control ports (owned by the monitor's pvbatch device, 0x0F00..+0x8; unassigned on the PC/AT map).
 CTRL_BASE = 0x0F00
@@ -177,6 +178,10 @@ HEADER = Layout("pvio_header", "Area header: identification, queue state, statis
     Field("shadow_since_tick", "u32", doc="shadow reads since the last refresh; a tick with a non-zero value flushes"),
     Field("neutral", "u32", doc="queued entries that are neutral writes; shadows are served while count == neutral"),
     Field("staged", "u32", doc="bytes of the staging buffer used by queued OUTS entries"),
+    Field("irq_lines", "u32", doc="written by the guest: interrupt lines (bit n = ISA IRQ n) its environment can take "
+          "as notifications in irq_notify; 0: none"),
+    Field("irq_notify", "u32", doc="written by the monitor at the end of a flush: lines of irq_lines raised (or still "
+          "high) during it, not asserted on the interrupt controller; the guest takes and clears them"),
 ))
 
 FIFO = Layout("pvio_fifo", "Input FIFO control: values[head..count) are the next reads of `port` with `size`.", (
@@ -216,7 +221,7 @@ WRITE_RULE = Layout("pvio_wrule", "A neutral-write rule, by slot (docs/protocol.
 
 # Area layout: offsets from the area's base (page aligned, physically contiguous).
 OFF_HEADER = 0x0000
-OFF_FIFO = 0x0040
+OFF_FIFO = 0x0080
 OFF_ENTRIES = 0x0100
 OFF_FIFO_VALUES = 0x1000
 OFF_SHADOWS = 0x2000

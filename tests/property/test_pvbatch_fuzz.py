@@ -47,7 +47,7 @@ def machine():
     mem.write(AREA, P.HEADER.pack(magic=P.MAGIC, version=P.VERSION, area_size=P.AREA_SIZE,
                                   capacity=P.ENTRY_CAPACITY, threshold=P.DEFAULT_THRESHOLD))
     bus.write(P.CTRL_REGISTER, 4, AREA >> 12)
-    assert mon.stats.rejected == 0 and P.decode_header(mem.read(AREA, 64))["state"] == P.State.ACTIVE
+    assert mon.stats.rejected == 0 and P.decode_header(mem.read(AREA, P.HEADER.size))["state"] == P.State.ACTIVE
     return mem, mon, bus, trace
 
 

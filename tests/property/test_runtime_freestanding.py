@@ -60,6 +60,8 @@ unsigned long long hx_virt_to_phys(const void *p) { return (unsigned long)p - RA
 PVIO_BACKEND unsigned long pvio_arch_irq_save(void) { unsigned long o = soft_mask; soft_mask = 1; return o; }
 PVIO_BACKEND void pvio_arch_irq_restore(unsigned long f) { soft_mask = f; }
 pvio_u64 pvio_arch_virt_to_phys(const void *p) { return (unsigned long)p - RAM_BASE; }
+pvio_u32 pvio_arch_irq_lines(void) { return 0; }
+PVIO_BACKEND void pvio_arch_irq_notify(pvio_u32 lines) { (void)lines; }
 #endif
 
 static void t_out(pvio_u16 port, unsigned size, pvio_u32 v)

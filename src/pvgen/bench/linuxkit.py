@@ -146,7 +146,7 @@ class LinuxKit:
         attach = _attach_net if params.workload == "net" else _attach_disk
         hooks = [lambda m: attach(m, host, box)]
         spec = GuestSpec(image, params.cmdline(), [], variant.coalesced_posted, variant.pvbatch_classes,
-                         extra={"machine_hooks": hooks, "devices": box})
+                         irq_notify=variant.irq_notify, extra={"machine_hooks": hooks, "devices": box})
         return spec
 
 

@@ -110,6 +110,9 @@ def run_guest(spec: GuestSpec) -> GuestRun:
         pv = None
         if spec.pvbatch_classes is not None:
             pv = _attach_pvbatch(m, spec.pvbatch_classes)
+            if spec.irq_notify:
+                from pvgen.devices.pvirq import IrqNotifier
+                IrqNotifier.attach(m, pv)
             pacer = spec.extra.get("devices", {}).get("pacer")
             if pacer is not None:
                 pacer.after_inject = pv.refresh     # an injected frame changes ISR: refresh the shadows
@@ -128,6 +131,9 @@ def run_guest(spec: GuestSpec) -> GuestRun:
         st = pv.stats
         info["pvbatch"] = {"registrations": st.registrations, "flushes": st.flushes, "entries": st.entries,
                            "rejected": st.rejected, "fifo_refills": st.fifo_refills, "errors": st.errors[-3:]}
+        if pv.notifier is not None:
+            info["pvbatch"]["irq_notified"] = pv.notifier.stats.notified
+            info["pvbatch"]["irq_forwarded"] = pv.notifier.stats.forwarded
     pacer = spec.extra.get("devices", {}).get("pacer")
     if pacer is not None:
         info["rx_injected"] = pacer.injected

@@ -36,6 +36,7 @@ class GuestSpec:
     devices: list[DeviceSpec] = field(default_factory=list)
     coalesced_posted: bool = False
     pvbatch_classes: frozenset | None = None
+    irq_notify: bool = False
     ram: int = 256 << 20
     timeout_s: float = 600.0
     extra: dict = field(default_factory=dict)       # kit-specific options for the machine adapter

@@ -22,12 +22,14 @@ class Variant:
     runtime: Runtime                  # the pvgen runtime back end linked with the rewritten objects
     coalesced_posted: bool = False    # KVM coalesced PIO on every port the device models declare POSTED
     pvbatch_classes: frozenset[PortClass] | None = None   # classes the monitor publishes; None: no pvbatch device
+    irq_notify: bool = False          # interrupts a flush raises go back in the batch area (devices/pvirq.py)
 
     def monitor_options(self) -> dict:
         """What the monitor is asked for, as plain data (also recorded in the JSON report)."""
         return {"coalesced_posted": self.coalesced_posted,
                 "pvbatch_classes": None if self.pvbatch_classes is None
-                else sorted(c.name.lower() for c in self.pvbatch_classes)}
+                else sorted(c.name.lower() for c in self.pvbatch_classes),
+                "irq_notify": self.irq_notify}
 
 
 _BATCH_ONLY = frozenset({PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL})
@@ -40,8 +42,9 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             "linux", "unmodified", "none", coalesced_posted=True),
     Variant("generated-batch", "pvgen-rewritten objects; batch queue and flush triggers only (shadow/fifo off)",
             "linux", "pvgen-rewritten", "batch", pvbatch_classes=_BATCH_ONLY),
-    Variant("generated", "pvgen-rewritten objects; batching plus in-guest shadow and fifo registers",
-            "linux", "pvgen-rewritten", "batch", pvbatch_classes=_ALL),
+    Variant("generated", "pvgen-rewritten objects; batching plus in-guest shadow and fifo registers, and "
+            "interrupts raised by a flush returned in the batch area",
+            "linux", "pvgen-rewritten", "batch", pvbatch_classes=_ALL, irq_notify=True),
     Variant("pv-ideal", "hand-written paravirtual ring driver and device; one doorbell per batch of requests",
             "pvideal", "hand-written", "none"),
 )}

@@ -83,6 +83,7 @@ class _Area:
     shadows: list[_Shadow] = field(default_factory=list)
     groups: list[_Group] = field(default_factory=list)
     refresh_due: bool = False   # refresh() found entries queued: the next flush refreshes every shadow
+    irq_lines: int = 0          # header.irq_lines at registration: lines the guest takes as notifications
 
 
 @dataclass
@@ -142,6 +143,7 @@ class PvBatch:
         self._fifo_ports: frozenset[int] = frozenset()
         self._routes: dict[int, tuple[object, int] | None] = {}   # port * 8 + size -> (device, offset) or None
         self._routes_sig: tuple = ()
+        self.notifier = None   # devices/pvirq.py IrqNotifier: interrupt lines a flush raises go back in the area
 
     @classmethod
     def attach(cls, bus: PortBus, mem: GuestMemory) -> "PvBatch":
@@ -309,6 +311,7 @@ class PvBatch:
             slot = len(self.areas)
             self.areas.append(_Area(gpa))
         area = self.areas[slot]
+        area.irq_lines = h["irq_lines"]
         self._words = self.class_words()
         self._routes, self._routes_sig = {}, ()
         self._write(gpa + P.OFF_CLASSES, P.encode_class_table(self._words))
@@ -346,7 +349,15 @@ class PvBatch:
             h = P.decode_header(self._read(area.gpa, P.HEADER.size))
             self._set(area, "rejected", (h["rejected"] + 1) & 0xFFFFFFFF)
             raise
-        fifo_port = self._replay(area, entries)
+        notifier = self.notifier
+        if notifier is None:
+            fifo_port = self._replay(area, entries)
+        else:
+            notifier.begin(area.gpa, area.irq_lines)
+            try:
+                fifo_port = self._replay(area, entries)
+            finally:
+                notifier.end()
         if fifo_port is not None:
             self._refill(area, fifo_port)
         # An empty batch (a tick or an idle hlt) refreshes every shadow: it is how a guest polling a shadow sees

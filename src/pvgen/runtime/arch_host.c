@@ -11,6 +11,7 @@ unsigned long pvio_host_ram_base;
 __attribute__((__visibility__("hidden"))) unsigned long pvio_host_irq_mask;
 
 unsigned long pvio_host_irq_pending;
+pvio_u32 pvio_host_irq_lines, pvio_host_irq_notified;
 
 /* Runs the pending interrupt's handler with interrupts masked (the harness runs upcalls soft-disabled). */
 HOST_DOUBLE void pvio_host_deliver(void)

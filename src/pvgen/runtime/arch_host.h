@@ -66,6 +66,23 @@ static inline pvio_u64 pvio_arch_virt_to_phys(const void *p)
 	return (unsigned long)p - pvio_host_ram_base;
 }
 
+/* Interrupt notification (tests): the lines the test lets the runtime take, and what it was handed.  With
+ * PVIO_HOST_IRQ_SIM a notification is delivered like a simulated interrupt (pvio_host_irq_pending). */
+extern pvio_u32 pvio_host_irq_lines, pvio_host_irq_notified;
+
+static inline pvio_u32 pvio_arch_irq_lines(void)
+{
+	return pvio_host_irq_lines;
+}
+
+static inline void pvio_arch_irq_notify(pvio_u32 lines)
+{
+	pvio_host_irq_notified |= lines;
+#ifdef PVIO_HOST_IRQ_SIM
+	pvio_host_irq_pending = 1;
+#endif
+}
+
 /* Out of line (arch_host.c): they call through the function pointers. */
 PVIO_BACKEND void pvio_arch_exit(pvio_u16 port, pvio_u32 value);
 PVIO_BACKEND pvio_u32 pvio_arch_in(pvio_u16 port, unsigned size);

@@ -21,3 +21,14 @@ __attribute__((__weak__)) pvio_u64 pvio_arch_virt_to_phys(const void *p)
 {
 	return hx_virt_to_phys(p);
 }
+
+/* Interrupt notification: none unless the environment takes it (the harness's irq.c defines both). */
+__attribute__((__weak__)) pvio_u32 pvio_arch_irq_lines(void)
+{
+	return 0;
+}
+
+__attribute__((__weak__)) PVIO_BACKEND void pvio_arch_irq_notify(pvio_u32 lines)
+{
+	(void)lines;
+}

@@ -49,4 +49,15 @@ static inline pvio_u64 pvio_arch_virt_to_phys(const void *p)
 	return slow_virt_to_phys((void *)p);
 }
 
+/* Interrupts reach a module through the kernel's own controller: no notification lines. */
+static inline pvio_u32 pvio_arch_irq_lines(void)
+{
+	return 0;
+}
+
+static inline void pvio_arch_irq_notify(pvio_u32 lines)
+{
+	(void)lines;
+}
+
 #endif

@@ -15,7 +15,9 @@
  * neutral write (count == neutral; pvio_neutral keeps the shadows equal to the device after the queue; any other
  * queued write could change the register), a FIFO value because the monitor promised it is the next read of that port.
  * Interrupts: each operation runs with interrupts masked (pvio_arch_irq_save), so an interrupt handler doing I/O
- * sees the queue between two operations, never inside one.  The areas are per CPU. */
+ * sees the queue between two operations, never inside one.  The areas are per CPU.  An environment that can take
+ * interrupts as notifications (pvio_arch_irq_lines) gets the lines a flush raised in header.irq_notify instead of
+ * an injected interrupt (docs/protocol.md, "Interrupt notification"). */
 
 #include "pvio_arch.h"
 
@@ -36,6 +38,18 @@ static inline pvio_u32 pvio_mask(unsigned size, pvio_u32 v)
 	return size == 1 ? (v & 0xff) : size == 2 ? (v & 0xffff) : v;
 }
 
+/* Lines a flush raised: handed to the environment like an interrupt arriving right after this access (it dispatches
+ * them once interrupts are unmasked), instead of an injection by the interrupt controller.  Out of line: a flush
+ * without a notification pays one compare. */
+PVIO_HELPER void pvio_take_irqs(struct pvio_area *a)
+{
+	pvio_u32 lines = a->header.irq_notify & a->header.irq_lines;
+
+	a->header.irq_notify = 0;
+	if (lines)
+		pvio_arch_irq_notify(lines);
+}
+
 /* The one exit.  The monitor sets count to 0; resetting it here too keeps a misbehaving monitor from making the
  * guest overrun its queue. */
 PVIO_HELPER void pvio_flush_locked(struct pvio_area *a)
@@ -46,6 +60,8 @@ PVIO_HELPER void pvio_flush_locked(struct pvio_area *a)
 	a->header.neutral = 0;
 	a->header.staged = 0;
 	a->header.shadow_since_tick = 0;
+	if (__builtin_expect(a->header.irq_notify != 0, 0))
+		pvio_take_irqs(a);
 }
 
 static inline void pvio_flush_pending(struct pvio_area *a)
@@ -601,6 +617,7 @@ int pvio_init(void *mem, unsigned long size)
 	a->header.area_size = PVIO_AREA_SIZE;
 	a->header.capacity = PVIO_ENTRY_CAPACITY;
 	a->header.threshold = PVIO_DEFAULT_THRESHOLD;
+	a->header.irq_lines = pvio_arch_irq_lines();
 	a->fifo.count = a->fifo.head = 0;
 	pvio_arch_exit(PVIO_CTRL_REGISTER, (pvio_u32)(gpa >> 12));
 	if (*(volatile pvio_u32 *)&a->header.state != PVIO_STATE_ACTIVE) {

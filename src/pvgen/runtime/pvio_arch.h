@@ -12,6 +12,8 @@
  *   pvio_u32 pvio_arch_in(port, size), pvio_arch_out(port, size, value), pvio_arch_ins/outs(port, size, p, n),
  *   pvio_arch_hlt(void)                      the original instructions (strict accesses, no monitor)
  *   pvio_u64 pvio_arch_virt_to_phys(const void *p)         (may be an out-of-line hook of the environment)
+ *   pvio_u32 pvio_arch_irq_lines(void)       interrupt lines the environment takes as notifications (0: none)
+ *   void pvio_arch_irq_notify(pvio_u32 lines) take them: dispatch once interrupts are unmasked (called masked)
  * Targets: PVIO_TARGET_HOST (user-mode tests), PVIO_TARGET_LINUX (kernel module), otherwise freestanding
  * (x86-64 CPL3 harness or i386). */
 

@@ -9,7 +9,7 @@ typedef unsigned int pvio_u32;
 typedef unsigned long long pvio_u64;
 
 #define PVIO_MAGIC 0x4f495650u  /* "PVIO" */
-#define PVIO_VERSION 0x3u
+#define PVIO_VERSION 0x4u
 #define PVIO_CTRL_REGISTER 0xf00u  /* inl: PVIO_MAGIC if a monitor is present; outl: GPA >> 12 of the area */
 #define PVIO_CTRL_FLUSH 0xf04u  /* outl: header.slot; replays the batch (one exit) */
 #define PVIO_PAGE_SIZE 0x1000u
@@ -57,7 +57,7 @@ typedef unsigned long long pvio_u64;
 #define PVIO_MAX_STRING_BYTES 0x100000u
 #define PVIO_STAGING_SIZE 0x700u
 #define PVIO_OFF_HEADER 0x0u
-#define PVIO_OFF_FIFO 0x40u
+#define PVIO_OFF_FIFO 0x80u
 #define PVIO_OFF_ENTRIES 0x100u
 #define PVIO_OFF_FIFO_VALUES 0x1000u
 #define PVIO_OFF_SHADOWS 0x2000u
@@ -86,8 +86,10 @@ struct pvio_header {
 	pvio_u32 shadow_since_tick; /* shadow reads since the last refresh; a tick with a non-zero value flushes */
 	pvio_u32 neutral; /* queued entries that are neutral writes; shadows are served while count == neutral */
 	pvio_u32 staged; /* bytes of the staging buffer used by queued OUTS entries */
+	pvio_u32 irq_lines; /* written by the guest: interrupt lines (bit n = ISA IRQ n) its environment can take as notifications in irq_notify; 0: none */
+	pvio_u32 irq_notify; /* written by the monitor at the end of a flush: lines of irq_lines raised (or still high) during it, not asserted on the interrupt controller; the guest takes and clears them */
 };
-_Static_assert(sizeof(struct pvio_header) == 64, "pvio_header size");
+_Static_assert(sizeof(struct pvio_header) == 72, "pvio_header size");
 _Static_assert(__builtin_offsetof(struct pvio_header, magic) == 0, "pvio_header.magic");
 _Static_assert(__builtin_offsetof(struct pvio_header, version) == 4, "pvio_header.version");
 _Static_assert(__builtin_offsetof(struct pvio_header, slot) == 6, "pvio_header.slot");
@@ -105,6 +107,8 @@ _Static_assert(__builtin_offsetof(struct pvio_header, rejected) == 48, "pvio_hea
 _Static_assert(__builtin_offsetof(struct pvio_header, shadow_since_tick) == 52, "pvio_header.shadow_since_tick");
 _Static_assert(__builtin_offsetof(struct pvio_header, neutral) == 56, "pvio_header.neutral");
 _Static_assert(__builtin_offsetof(struct pvio_header, staged) == 60, "pvio_header.staged");
+_Static_assert(__builtin_offsetof(struct pvio_header, irq_lines) == 64, "pvio_header.irq_lines");
+_Static_assert(__builtin_offsetof(struct pvio_header, irq_notify) == 68, "pvio_header.irq_notify");
 
 /* Input FIFO control: values[head..count) are the next reads of `port` with `size`. */
 struct pvio_fifo {
@@ -175,8 +179,9 @@ _Static_assert(__builtin_offsetof(struct pvio_wrule, banked) == 7, "pvio_wrule.b
 /* The per-vCPU batch area (page aligned, physically contiguous). */
 struct pvio_area {
 	struct pvio_header header;
+	pvio_u8 pad_0x48[0x38];
 	struct pvio_fifo fifo;
-	pvio_u8 pad_0x50[0xb0];
+	pvio_u8 pad_0x90[0x70];
 	struct pvio_entry entries[PVIO_ENTRY_CAPACITY];
 	pvio_u32 fifo_values[PVIO_FIFO_CAPACITY];
 	struct pvio_shadow shadows[PVIO_SHADOW_SLOTS];

@@ -103,6 +103,7 @@ class Machine:
         self._run = self.vcpu.run_mm
         self._irq_level = kvm.kvm_irq_level()
         self._irq_levels: dict[int, bool] = {}     # last level driven per line (we are its only driver)
+        self.irq_filter = None    # (line, level) -> True when the level change was delivered another way
         self.console_out = bytearray()
         self._console_cb = console
         self.ports = CachedPortBus()
@@ -139,6 +140,8 @@ class Machine:
         if self._irq_levels.get(irq) == level:
             return
         self._irq_levels[irq] = level
+        if self.irq_filter is not None and self.irq_filter(irq, level):
+            return      # taken by the batch area's interrupt notification (devices/pvirq.py)
         self._irq_level.irq, self._irq_level.level = irq, int(level)
         kvm.ioctl(self.vm_fd, kvm.KVM_IRQ_LINE, self._irq_level)
 

@@ -156,3 +156,17 @@ HX_NO_CALLER_SAVED void pvio_arch_irq_restore(unsigned long flags)
 	if (hx_irq_pending)
 		pvio_irq_restore_pending();
 }
+
+/* Interrupt notification (runtime/pvio_arch.h, docs/protocol.md): a flush that raised a device line hands it back
+ * in the batch area instead of the monitor asserting it on the PIC. It becomes pending exactly like an upcall the
+ * CPL0 entry marked, and runs when the runtime's operation unmasks (pvio_arch_irq_restore), or at the end of the
+ * handler that flushed. The timer (IRQ 0) and the cascade (IRQ 2) never come this way. */
+unsigned int pvio_arch_irq_lines(void)
+{
+	return 0xfffa;
+}
+
+HX_NO_CALLER_SAVED void pvio_arch_irq_notify(unsigned int lines)
+{
+	__atomic_fetch_or(&hx_irq_pending, (unsigned long)(lines & 0xfffa), __ATOMIC_SEQ_CST);
+}
