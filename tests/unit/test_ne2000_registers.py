@@ -305,8 +305,9 @@ def test_port_classes_shadow_and_fifo():
     assert nic.shadow_read(N.ISR) == inb(bus, N.ISR) and nic.shadow_read(N.ISR, 4) is None
     remote(bus, 0x08, 0x4C00, 10)
     assert len(nic.fifo_read(N.NE_DATAPORT, 4, 100)) == 2    # 8 of 10 bytes; the tail is read another way
-    assert nic.fifo_read(N.NE_DATAPORT, 2, 100) == [nic.mem[0x4C08] | nic.mem[0x4C09] << 8]
-    assert nic.fifo_read(N.NE_DATAPORT, 2, 100) == [] and nic.isr & N.ISR_RDC
+    # the last word would complete the remote DMA (ISR.RDC): the guest reads it itself
+    assert nic.fifo_read(N.NE_DATAPORT, 2, 100) == [] and not nic.isr & N.ISR_RDC
+    assert bus.read(BASE + N.NE_DATAPORT, 2) == nic.mem[0x4C08] | nic.mem[0x4C09] << 8 and nic.isr & N.ISR_RDC
 
 
 @pytest.mark.parametrize("length", [60, 251, 252, 253, 508, 1020, 1514])
@@ -341,3 +342,25 @@ def test_page0_register_reads_match_the_datasheet_table():
     want = {N.CLDA0: 0x2E, N.CLDA1: 0x4D, N.BNRY: 0x47, N.TSR: 1, N.NCR: 3, N.FIFO: 0, N.ISR: 0x85, N.CRDA0: 0x07,
             N.CRDA1: 0x4A, N.RTL8029_ID0: 0x50, N.RTL8029_ID1: 0x43, N.RSR: 0x21, N.CNTR0: 4, N.CNTR1: 5, N.CNTR2: 6}
     assert {off: nic.shadow_read(off) for off in want} == want
+
+
+@pytest.mark.parametrize("size,count", [(1, 32), (2, 32), (4, 64), (4, 66), (2, 7)])
+def test_fifo_read_never_completes_the_remote_dma(size, count):
+    """fifo_read hands only reads that leave the remote DMA running: the one that sets ISR.RDC (and moves CRDA to
+    the end) is the guest's own, so no prefetch is visible in ISR or CRDA before the guest reads the data; the
+    values are those plain reads give."""
+    seqs = []
+    for prefetch in (False, True):
+        bus, nic, _, _ = make()
+        init_8390(bus)
+        nic.mem[0x4000:0x4000 + count] = bytes(range(1, count + 1))
+        remote(bus, 0x08, 0x4000, count)
+        vals = [bus.read(BASE + N.NE_DATAPORT, size)]
+        if prefetch:
+            got = nic.fifo_read(N.NE_DATAPORT, size, 1024)
+            assert got and not inb(bus, N.ISR) & N.ISR_RDC, "a prefetch completed the remote DMA"
+            vals += got
+        while not inb(bus, N.ISR) & N.ISR_RDC:
+            vals.append(bus.read(BASE + N.NE_DATAPORT, size))
+        seqs.append(vals)
+    assert seqs[0] == seqs[1]

@@ -341,21 +341,18 @@ class AtaDisk:
 
     def fifo_read(self, offset: int, size: int, max_count: int) -> list[int]:
         """Up to max_count data reads the guest is certain to make next (the monitor's prefetch), never past the
-        current DRQ block and never from a block the guest has not started reading: the guest may check Status
-        before a block (docs/protocol.md), and handing it out would show DRQ gone. read_many serves an `ins`."""
+        current DRQ block, never its last word and never from a block the guest has not started reading: the
+        read that ends a block clears DRQ (and may raise INTRQ), which the guest must not see in Status before it
+        makes that read itself (docs/protocol.md). read_many serves an `ins`."""
         if offset != ATA_REG_DATA or size not in (2, 4) or self._dev1_selected() or self.pos == 0 \
                 or not (self.status & ATA_DRQ and self.data_in):
             return []
-        n = min(max_count, (len(self.buf) - self.pos) // size)
+        n = min(max_count, (len(self.buf) - self.pos - 1) // size)
         if n <= 0:
             return []
-        # in bulk: the same values and side effects as n io_reads (the block ends at most once, at the last one)
-        end = self.pos + n * size
+        # in bulk: the same values and side effects as n io_reads, none of which ends the block
         values = list(struct.unpack_from(f"<{n}{'H' if size == 2 else 'I'}", self.buf, self.pos))
-        self.pos = end
-        if self.pos >= len(self.buf):
-            self._block_done()
-        self.update_irq()
+        self.pos += n * size
         return values
 
     def read_many(self, offset: int, size: int, count: int) -> bytes:

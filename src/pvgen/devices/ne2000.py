@@ -363,11 +363,13 @@ class Ne2000:
         self._count(unit)
 
     def fifo_read(self, offset: int, size: int, max_count: int) -> list[int]:
-        """Up to max_count data-port reads the guest is certain to make next, within the remote byte count."""
+        """Up to max_count data-port reads the guest is certain to make next, within the remote byte count, and
+        never the one that completes the remote DMA: that read sets ISR.RDC (and CRDA reaches the end), which the
+        guest must not see before it makes the read itself (docs/protocol.md, "FIFO values are prefetched")."""
         if offset != NE_DATAPORT or size not in (1, 2, 4) or self.rd != CR_RD_READ:
             return []
         unit = 4 if size == 4 and self.dcr & DCR_WTS else 2 if self.dcr & DCR_WTS else size
-        n = min(max_count, self.rbcr // unit)
+        n = min(max_count, max(self.rbcr - 1, 0) // unit)
         values: list[int] = []
         while len(values) < n:   # in bulk where buffer memory is contiguous; else one access at a time
             k = min(n - len(values), self._bulk_span(size) // size)
