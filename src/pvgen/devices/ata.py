@@ -230,6 +230,13 @@ class AtaDisk:
         """Whether a read has side effects the monitor must replay: Status acknowledges INTRQ."""
         return offset in (ATA_REG_DATA, ATA_REG_STATUS)
 
+    def neutral_read_effects(self) -> frozenset[int]:
+        """Reads whose side effect changes no shadowed register (docs/protocol.md, protocol v4): Status. Reading it
+        clears the pending interrupt (7.15; only with device 0 selected, 9.16) and nothing else; INTRQ is a signal,
+        not a bit of any register (Status, Alternate Status and the task file read the same before and after). The
+        data port is not neutral: its reads advance the DRQ block and the last one changes Status."""
+        return frozenset({ATA_REG_STATUS})
+
     def io_read(self, offset: int, size: int) -> int:
         if offset == ATA_REG_DATA:
             return self._data_read(size)

@@ -9,7 +9,7 @@ typedef unsigned int pvio_u32;
 typedef unsigned long long pvio_u64;
 
 #define PVIO_MAGIC 0x4f495650u  /* "PVIO" */
-#define PVIO_VERSION 0x3u
+#define PVIO_VERSION 0x4u
 #define PVIO_CTRL_REGISTER 0xf00u  /* inl: PVIO_MAGIC if a monitor is present; outl: GPA >> 12 of the area */
 #define PVIO_CTRL_FLUSH 0xf04u  /* outl: header.slot; replays the batch (one exit) */
 #define PVIO_PAGE_SIZE 0x1000u
@@ -56,8 +56,10 @@ typedef unsigned long long pvio_u64;
 #define PVIO_SHADOW_SLOTS 0x100u
 #define PVIO_MAX_STRING_BYTES 0x100000u
 #define PVIO_STAGING_SIZE 0x700u
+#define PVIO_READ_NEUTRAL_SIZE 0x20u  /* bitmap by slot: an IN_DISCARD of a marked slot is neutral */
 #define PVIO_OFF_HEADER 0x0u
 #define PVIO_OFF_FIFO 0x40u
+#define PVIO_OFF_READ_NEUTRAL 0xe0u
 #define PVIO_OFF_ENTRIES 0x100u
 #define PVIO_OFF_FIFO_VALUES 0x1000u
 #define PVIO_OFF_SHADOWS 0x2000u
@@ -176,7 +178,8 @@ _Static_assert(__builtin_offsetof(struct pvio_wrule, banked) == 7, "pvio_wrule.b
 struct pvio_area {
 	struct pvio_header header;
 	struct pvio_fifo fifo;
-	pvio_u8 pad_0x50[0xb0];
+	pvio_u8 pad_0x50[0x90];
+	pvio_u8 read_neutral[PVIO_READ_NEUTRAL_SIZE];
 	struct pvio_entry entries[PVIO_ENTRY_CAPACITY];
 	pvio_u32 fifo_values[PVIO_FIFO_CAPACITY];
 	struct pvio_shadow shadows[PVIO_SHADOW_SLOTS];
@@ -188,6 +191,7 @@ struct pvio_area {
 _Static_assert(sizeof(struct pvio_area) == PVIO_AREA_SIZE, "pvio_area size");
 _Static_assert(__builtin_offsetof(struct pvio_area, header) == PVIO_OFF_HEADER, "pvio_area.header");
 _Static_assert(__builtin_offsetof(struct pvio_area, fifo) == PVIO_OFF_FIFO, "pvio_area.fifo");
+_Static_assert(__builtin_offsetof(struct pvio_area, read_neutral) == PVIO_OFF_READ_NEUTRAL, "pvio_area.read_neutral");
 _Static_assert(__builtin_offsetof(struct pvio_area, entries) == PVIO_OFF_ENTRIES, "pvio_area.entries");
 _Static_assert(__builtin_offsetof(struct pvio_area, fifo_values) == PVIO_OFF_FIFO_VALUES, "pvio_area.fifo_values");
 _Static_assert(__builtin_offsetof(struct pvio_area, shadows) == PVIO_OFF_SHADOWS, "pvio_area.shadows");
