@@ -13,8 +13,8 @@ from pvgen.devices.pvbatch import PvBatch
 from pvgen.protocol import PortClass
 from pvgen.runtime.hostlib import HostMemory
 from pvgen.runtime.refmodel import LabDevice, RefRuntime, Trace
-from tests.property.test_runtime_batch import (AREA, BASE, RAM, SETTINGS, batched_c, batched_ref, host_lib,  # noqa: F401
-                                               immediate, split)
+from tests.property.test_runtime_batch import host_lib  # noqa: F401 - the host build fixture
+from tests.property.test_runtime_batch import AREA, BASE, RAM, SETTINGS, batched_c, batched_ref, immediate, split
 
 ACK = BASE + 9        # shadow, read effect neutral (acknowledges: only strict reg 10 shows it)
 CLEAR = BASE + 6      # shadow, read effect not neutral (clears its own value)

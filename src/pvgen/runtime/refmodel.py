@@ -54,8 +54,8 @@ class LabDevice:
 
     def port_classes(self) -> dict[int, tuple[PortClass, PortClass]]:
         S, Po, D, Sh, F = PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL, PortClass.SHADOW, PortClass.FIFO
-        return {0: (S, Po), 1: (S, Po), 2: (S, Po), 3: (S, Po), 4: (S, D), 5: (Sh, S), 6: (Sh, S), 8: (F, S), 9: (Sh, S),
-                12: (S, Po), 11: (S, PortClass.DOORBELL_IF), 13: (Sh, PortClass.DOORBELL_IF),
+        return {0: (S, Po), 1: (S, Po), 2: (S, Po), 3: (S, Po), 4: (S, D), 5: (Sh, S), 6: (Sh, S), 8: (F, S),
+                9: (Sh, S), 12: (S, Po), 11: (S, PortClass.DOORBELL_IF), 13: (Sh, PortClass.DOORBELL_IF),
                 14: (Sh, PortClass.DOORBELL_IF)}
 
     def doorbell_masks(self) -> dict[int, int]:
