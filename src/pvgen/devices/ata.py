@@ -347,22 +347,19 @@ class AtaDisk:
         self.update_irq()
 
     def fifo_read(self, offset: int, size: int, max_count: int) -> list[int]:
-        """Up to max_count data reads the guest is certain to make next (the monitor's prefetch), never past the
-        current DRQ block and never from a block the guest has not started reading: the guest may check Status
-        before a block (docs/protocol.md), and handing it out would show DRQ gone. read_many serves an `ins`."""
+        """Up to max_count data reads the guest is certain to make next (the monitor's prefetch): never from a block
+        the guest has not started reading (the guest may check Status before a block, docs/protocol.md) and never
+        the block's last element, whose read ends the block (DRQ clears, the next block raises INTRQ): Status
+        and INTRQ change when the guest makes that read, not before. read_many serves an `ins`."""
         if offset != ATA_REG_DATA or size not in (2, 4) or self._dev1_selected() or self.pos == 0 \
                 or not (self.status & ATA_DRQ and self.data_in):
             return []
-        n = min(max_count, (len(self.buf) - self.pos) // size)
+        n = min(max_count, (len(self.buf) - self.pos - 1) // size)   # pos stays inside the block
         if n <= 0:
             return []
-        # in bulk: the same values and side effects as n io_reads (the block ends at most once, at the last one)
-        end = self.pos + n * size
+        # in bulk: the same values and side effects as n io_reads inside the block (only the position moves)
         values = list(struct.unpack_from(f"<{n}{'H' if size == 2 else 'I'}", self.buf, self.pos))
-        self.pos = end
-        if self.pos >= len(self.buf):
-            self._block_done()
-        self.update_irq()
+        self.pos += n * size
         return values
 
     def read_many(self, offset: int, size: int, count: int) -> bytes:
