@@ -31,7 +31,8 @@ class PortClass(enum.IntEnum):
 
 MAGIC = 0x4F495650          # "PVIO" little-endian: in the area header, and what a monitor returns on the probe port
 VERSION = 4                 # 2: DOORBELL_IF (doorbell masks, neutral-write rules); 3: bank-select rules (BANK);
-#                             4: interrupt notification in the area (irq_lines, irq_notify)
+#                             4: interrupt notification in the area (irq_lines, irq_notify) and neutral read
+#                                effects (the read_neutral bitmap)
 
 # Control ports (owned by the monitor's pvbatch device, 0x0F00..+0x8; unassigned on the PC/AT map).
 CTRL_BASE = 0x0F00
@@ -86,7 +87,8 @@ class State(enum.IntEnum):
 CLS_READ_SHIFT = 0
 CLS_WRITE_SHIFT = 3
 CLS_CLASS_MASK = 7
-CLS_READ_EFFECT = 1 << 6   # the read has side effects: a shadow hit also queues an IN_DISCARD entry
+CLS_READ_EFFECT = 1 << 6   # the read has side effects: a shadow hit also queues an IN_DISCARD entry (neutral when
+#                            the slot's read_neutral bit is set)
 CLS_OWNED = 1 << 7         # a device owns the port: a strict access may travel as a batch entry (one exit)
 CLS_SLOT_SHIFT = 8
 
@@ -222,6 +224,8 @@ WRITE_RULE = Layout("pvio_wrule", "A neutral-write rule, by slot (docs/protocol.
 # Area layout: offsets from the area's base (page aligned, physically contiguous).
 OFF_HEADER = 0x0000
 OFF_FIFO = 0x0080
+OFF_READ_NEUTRAL = 0x00E0     # bitmap by slot: bit (slot & 7) of byte slot >> 3 (read_neutral_bitmap)
+READ_NEUTRAL_SIZE = SHADOW_SLOTS // 8
 OFF_ENTRIES = 0x0100
 OFF_FIFO_VALUES = 0x1000
 OFF_SHADOWS = 0x2000
@@ -235,6 +239,7 @@ AREA_SIZE = OFF_CLASSES + 0x10000 * 2
 AREA_REGIONS = (  # (name, offset, size) in address order, used by the generator and the docs
     ("header", OFF_HEADER, HEADER.size),
     ("fifo", OFF_FIFO, FIFO.size),
+    ("read_neutral", OFF_READ_NEUTRAL, READ_NEUTRAL_SIZE),
     ("entries", OFF_ENTRIES, ENTRY.size * ENTRY_CAPACITY),
     ("fifo_values", OFF_FIFO_VALUES, 4 * FIFO_CAPACITY),
     ("shadows", OFF_SHADOWS, SHADOW.size * SHADOW_SLOTS),
@@ -334,6 +339,22 @@ def neutral_shadow(op: int, operand: int, shadow: int, value: int, value_mask: i
     if op == Neutral.CLEAR_BITS:
         return shadow & ~(value & operand) & 0xFF
     return shadow
+
+
+def read_neutral_bitmap(slots) -> bytes:
+    """The read_neutral region: the slots of SHADOW reads whose side effect is neutral for the shadows (it changes
+    no shadowed register's readback), so the runtime counts their IN_DISCARD entries in header.neutral."""
+    out = bytearray(READ_NEUTRAL_SIZE)
+    for slot in slots:
+        if not 0 <= slot < SHADOW_SLOTS:
+            raise ProtocolError(f"shadow slot {slot} out of range 0..{SHADOW_SLOTS - 1}")
+        out[slot >> 3] |= 1 << (slot & 7)
+    return bytes(out)
+
+
+def is_read_neutral(bitmap: bytes | bytearray, slot: int) -> bool:
+    """Whether the read_neutral bitmap marks `slot` (batch.c pvio_in does the same test)."""
+    return bool(bitmap[slot >> 3] >> (slot & 7) & 1)
 
 
 def encode_class_table(words: dict[int, int]) -> bytes:
@@ -486,6 +507,7 @@ def c_header() -> str:
     d("PVIO_SHADOW_SLOTS", SHADOW_SLOTS)
     d("PVIO_MAX_STRING_BYTES", MAX_STRING_BYTES)
     d("PVIO_STAGING_SIZE", STAGING_SIZE)
+    d("PVIO_READ_NEUTRAL_SIZE", READ_NEUTRAL_SIZE, "bitmap by slot: an IN_DISCARD of a marked slot is neutral")
     for name, off, _ in AREA_REGIONS:
         d(f"PVIO_OFF_{name.upper()}", off)
     d("PVIO_AREA_SIZE", AREA_SIZE)
@@ -497,6 +519,7 @@ def c_header() -> str:
     L.append("struct pvio_area {")
     members = {
         "header": "struct pvio_header header;", "fifo": "struct pvio_fifo fifo;",
+        "read_neutral": "pvio_u8 read_neutral[PVIO_READ_NEUTRAL_SIZE];",
         "entries": "struct pvio_entry entries[PVIO_ENTRY_CAPACITY];",
         "fifo_values": "pvio_u32 fifo_values[PVIO_FIFO_CAPACITY];",
         "shadows": "struct pvio_shadow shadows[PVIO_SHADOW_SLOTS];",

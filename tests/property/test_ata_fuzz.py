@@ -95,8 +95,10 @@ def test_fifo_read_equals_that_many_io_reads(ops, size, n):
         apply(dev, op)
     twin = copy.deepcopy(dev)
     left = dev.words_left_in_block() * 2 // size
+    before = (dev.status, dev.intrq, dev.xfer_remaining)
     got = dev.fifo_read(0, size, n)
     assert len(got) <= min(n, left)
+    assert (dev.status, dev.intrq, dev.xfer_remaining) == before   # never the read that ends the DRQ block
     assert twin.pos or not got                  # nothing from a block the guest has not started
     assert not got or (dev.status & A.ATA_DRQ and dev.words_left_in_block())   # never the read ending the block
     assert got == [twin.io_read(0, size) for _ in got]

@@ -44,7 +44,7 @@ u32 = st.integers(0, 0xFFFFFFFF)
 op_st = st.one_of(
     st.tuples(st.just("out"), st.sampled_from([BASE, BASE + 1, BASE + 2, BASE + 3, BASE + 4, BASE + 10, BASE + 12,
                                                BASE + 11, BASE + 7, UNOWNED]), sizes, u32),
-    st.tuples(st.just("in"), st.sampled_from([BASE + 5, BASE + 6, BASE + 10, BASE + 0, UNOWNED]), sizes,
+    st.tuples(st.just("in"), st.sampled_from([BASE + 5, BASE + 6, BASE + 9, BASE + 10, BASE + 0, UNOWNED]), sizes,
               st.just(0)),
     st.tuples(st.just("out"), st.sampled_from([BASE + 13, BASE + 14]), st.sampled_from([1, 1, 2]), u32),
     st.tuples(st.just("in"), st.sampled_from([BASE + 13, BASE + 14]), st.sampled_from([1, 2]), st.just(0)),

@@ -145,8 +145,8 @@ def test_read_multiple_ext_blocks_of_multiple_count():
         assert dev.fifo_read(0, 4, 10_000) == []                  # no prefetch of a block not started
         got += bus.read(0x1F0, 4).to_bytes(4, "little")             # the guest starts it
         got += b"".join(v.to_bytes(4, "little") for v in dev.fifo_read(0, 4, 10_000))
-        assert status(bus) & A.ATA_DRQ and dev.words_left_in_block() == 2   # never the read that ends the block
-        got += bus.read(0x1F0, 4).to_bytes(4, "little")             # the guest ends it
+        assert status(bus) & A.ATA_DRQ and dev.words_left_in_block() == 2   # all but the block's last read
+        got += bus.read(0x1F0, 4).to_bytes(4, "little")             # which the guest makes itself
         blocks += 1
     assert blocks == 3 and got == bytes(disk.data[:10 * 512])
 
@@ -271,10 +271,9 @@ def test_port_classes_and_shadow_fifo_contract():
     first = dev.fifo_read(0, 2, 10)
     assert len(first) == 10 and dev.words_left_in_block() == 245
     rest = dev.fifo_read(0, 2, 1000)
-    assert len(rest) == 244                                          # never the word that ends the DRQ block
-    assert dev.fifo_read(0, 2, 10) == [] and dev.shadow_read(7) & A.ATA_DRQ
-    bus.read(0x1F0, 2)
-    assert not dev.shadow_read(7) & A.ATA_DRQ
+    assert len(rest) == 244                                          # never the DRQ block's last word
+    assert dev.fifo_read(0, 2, 10) == [] and dev.shadow_read(7) & A.ATA_DRQ   # so DRQ is still shown
+    assert bus.read(0x1F0, 2) == 0xFFFE and not dev.shadow_read(7) & A.ATA_DRQ   # the guest's read ends it
     assert dev.shadow_read(7, 2) is None
 
 

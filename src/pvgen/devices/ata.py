@@ -230,6 +230,13 @@ class AtaDisk:
         """Whether a read has side effects the monitor must replay: Status acknowledges INTRQ."""
         return offset in (ATA_REG_DATA, ATA_REG_STATUS)
 
+    def neutral_read_effects(self) -> frozenset[int]:
+        """Reads whose side effect changes no shadowed register (docs/protocol.md, protocol v4): Status. Reading it
+        clears the pending interrupt (7.15; only with device 0 selected, 9.16) and nothing else; INTRQ is a signal,
+        not a bit of any register (Status, Alternate Status and the task file read the same before and after). The
+        data port is not neutral: its reads advance the DRQ block and the last one changes Status."""
+        return frozenset({ATA_REG_STATUS})
+
     def io_read(self, offset: int, size: int) -> int:
         if offset == ATA_REG_DATA:
             return self._data_read(size)
@@ -340,17 +347,17 @@ class AtaDisk:
         self.update_irq()
 
     def fifo_read(self, offset: int, size: int, max_count: int) -> list[int]:
-        """Up to max_count data reads the guest is certain to make next (the monitor's prefetch), never past the
-        current DRQ block, never its last word and never from a block the guest has not started reading: the
-        read that ends a block clears DRQ (and may raise INTRQ), which the guest must not see in Status before it
-        makes that read itself (docs/protocol.md). read_many serves an `ins`."""
+        """Up to max_count data reads the guest is certain to make next (the monitor's prefetch): never from a block
+        the guest has not started reading (the guest may check Status before a block, docs/protocol.md) and never
+        the block's last element, whose read ends the block (DRQ clears, the next block raises INTRQ): Status
+        and INTRQ change when the guest makes that read, not before. read_many serves an `ins`."""
         if offset != ATA_REG_DATA or size not in (2, 4) or self._dev1_selected() or self.pos == 0 \
                 or not (self.status & ATA_DRQ and self.data_in):
             return []
-        n = min(max_count, (len(self.buf) - self.pos - 1) // size)
+        n = min(max_count, (len(self.buf) - self.pos - 1) // size)   # pos stays inside the block
         if n <= 0:
             return []
-        # in bulk: the same values and side effects as n io_reads, none of which ends the block
+        # in bulk: the same values and side effects as n io_reads inside the block (only the position moves)
         values = list(struct.unpack_from(f"<{n}{'H' if size == 2 else 'I'}", self.buf, self.pos))
         self.pos += n * size
         return values

@@ -128,6 +128,17 @@ def device_doorbell_masks(bus) -> dict[int, int]:
     return out
 
 
+def device_neutral_reads(bus) -> frozenset[int]:
+    """Ports whose read side effect the device declares neutral for the shadows (it changes no shadowed register's
+    readback, of this device or any other), from the devices' optional neutral_read_effects() (offsets)."""
+    out: set[int] = set()
+    for r in bus.ranges:
+        get = getattr(r.device, "neutral_read_effects", None)
+        if get is not None:
+            out.update(r.base + off for off in get() if 0 <= off < r.length)
+    return frozenset(out)
+
+
 class PvBatch:
     """The batch handler: register at CTRL_BASE..+CTRL_LEN on the bus it replays batches onto."""
 
@@ -139,6 +150,7 @@ class PvBatch:
         self.stats = PvBatchStats()
         self._words: dict[int, int] = {}
         self._slots: list[tuple[int, int]] = []          # slot -> (port, doorbell mask)
+        self._read_neutral: list[int] = []               # slots whose read effect is neutral (the read_neutral bits)
         self._rules = bytes(P.WRITE_RULE.size * P.SHADOW_SLOTS)
         self._fifo_ports: frozenset[int] = frozenset()
         self._routes: dict[int, tuple[object, int] | None] = {}   # port * 8 + size -> (device, offset) or None
@@ -203,6 +215,7 @@ class PvBatch:
         words: dict[int, int] = {}
         declared = self.bus.class_map()
         masks, rules = device_doorbell_masks(self.bus), device_write_rules(self.bus)
+        neutral_reads, read_neutral = device_neutral_reads(self.bus), []
         slots: list[tuple[int, int]] = []
         fifo: set[int] = set()
         for r in self.bus.ranges:
@@ -232,6 +245,8 @@ class PvBatch:
                         if shadow:
                             probe = getattr(dev, "read_side_effects", None)
                             effect = True if probe is None else bool(probe(off))
+                            if effect and port in neutral_reads:
+                                read_neutral.append(slot)   # its IN_DISCARD keeps the shadows servable
                     else:
                         rc = PortClass.STRICT if shadow else rc
                         wc = PortClass.DOORBELL if wc == PortClass.DOORBELL_IF else wc
@@ -241,7 +256,7 @@ class PvBatch:
                     fifo.add(port)
                 words[port] = P.class_word(rc, wc, owned=True, read_effect=effect, slot=slot)
             self._add_banks(r, words, slots, rules)
-        self._slots, self._fifo_ports = slots, frozenset(fifo)
+        self._slots, self._fifo_ports, self._read_neutral = slots, frozenset(fifo), read_neutral
         self._rules = self._rule_records(words, slots, rules)
         return words
 
@@ -298,7 +313,8 @@ class PvBatch:
 
     # --- registration ------------------------------------------------------------------------------------------
     def register(self, gpa: int) -> int:
-        """Validate the area at gpa, publish classes, doorbell masks and shadows, mark it active; returns its slot."""
+        """Validate the area at gpa, publish classes, doorbell masks, write rules, neutral reads and shadows, mark it
+        active; returns its slot."""
         self.stats.registrations += 1
         if gpa % P.PAGE_SIZE or gpa + P.AREA_SIZE > self.mem.size:
             raise ProtocolError(f"area at GPA {gpa:#x}+{P.AREA_SIZE:#x} is not page aligned inside guest RAM")
@@ -319,6 +335,7 @@ class PvBatch:
         masks = bytes(m for _, m, *_ in self._slots) + bytes(P.SHADOW_SLOTS - len(self._slots))
         self._write(gpa + P.OFF_DOORBELL_MASKS, masks)
         self._write(gpa + P.OFF_WRITE_RULES, self._rules)
+        self._write(gpa + P.OFF_READ_NEUTRAL, P.read_neutral_bitmap(self._read_neutral))
         area.shadows, area.groups = [], []
         for i, (port, _, *bank) in enumerate(self._slots):
             dev, off = self._owner(port)  # type: ignore[misc]

@@ -11,9 +11,11 @@
  * DOORBELL when the value has a bit of a.doorbell_masks[slot] set, else POSTED).
  *
  * Order: every access either joins the queue, or flushes the queue before it runs (real instruction or IN entry),
- * or is served in the guest from state that is current for it: a shadow only while every queued entry is a
- * neutral write (count == neutral; pvio_neutral keeps the shadows equal to the device after the queue; any other
- * queued write could change the register), a FIFO value because the monitor promised it is the next read of that port.
+ * or is served in the guest from state that is current for it: a shadow only while every queued entry is neutral
+ * (count == neutral): a neutral write (pvio_neutral keeps the shadows equal to the device after the queue; any other
+ * queued write could change the register) or the IN_DISCARD of a read whose side effect the monitor marked neutral
+ * in a.read_neutral (it changes no shadowed value: the ATA Status read's INTRQ acknowledge); a FIFO value
+ * because the monitor promised it is the next read of that port.
  * Interrupts: each operation runs with interrupts masked (pvio_arch_irq_save), so an interrupt handler doing I/O
  * sees the queue between two operations, never inside one.  The areas are per CPU.  An environment that can take
  * interrupts as notifications (pvio_arch_irq_lines) gets the lines a flush raised in header.irq_notify instead of
@@ -139,7 +141,11 @@ PVIO_BACKEND pvio_u32 pvio_in(pvio_u16 port, unsigned size)
 			a->header.shadow_hits++;
 			a->header.shadow_since_tick++;
 			if (w & PVIO_CLS_READ_EFFECT) {
+				unsigned slot = w >> PVIO_CLS_SLOT_SHIFT;
+
 				pvio_push(a, port, size, PVIO_OP_IN_DISCARD);
+				/* a neutral read effect changes no shadowed value: the shadows stay servable */
+				a->header.neutral += (a->read_neutral[slot >> 3] >> (slot & 7)) & 1u;
 				pvio_push_done(a);
 			}
 			pvio_arch_irq_restore(fl);
@@ -199,7 +205,7 @@ static inline unsigned pvio_bank_switch(struct pvio_area *a, unsigned slot, cons
 }
 
 /* A DOORBELL_IF write that does not ring: is it neutral (write_rules[slot], docs/protocol.md)?  Only while every
- * queued entry is a neutral write (count == neutral), so the shadows are the device's state after the queue; a
+ * queued entry is neutral (count == neutral), so the shadows are the device's state after the queue; a
  * neutral write changes no other shadowed register and its own as the rule says, applied here, so the shadows
  * stay servable.  Returns 1 when neutral. */
 static inline unsigned pvio_neutral(struct pvio_area *a, pvio_u32 w, unsigned size, pvio_u32 value)

@@ -56,8 +56,10 @@ typedef unsigned long long pvio_u64;
 #define PVIO_SHADOW_SLOTS 0x100u
 #define PVIO_MAX_STRING_BYTES 0x100000u
 #define PVIO_STAGING_SIZE 0x700u
+#define PVIO_READ_NEUTRAL_SIZE 0x20u  /* bitmap by slot: an IN_DISCARD of a marked slot is neutral */
 #define PVIO_OFF_HEADER 0x0u
 #define PVIO_OFF_FIFO 0x80u
+#define PVIO_OFF_READ_NEUTRAL 0xe0u
 #define PVIO_OFF_ENTRIES 0x100u
 #define PVIO_OFF_FIFO_VALUES 0x1000u
 #define PVIO_OFF_SHADOWS 0x2000u
@@ -181,7 +183,8 @@ struct pvio_area {
 	struct pvio_header header;
 	pvio_u8 pad_0x48[0x38];
 	struct pvio_fifo fifo;
-	pvio_u8 pad_0x90[0x70];
+	pvio_u8 pad_0x90[0x50];
+	pvio_u8 read_neutral[PVIO_READ_NEUTRAL_SIZE];
 	struct pvio_entry entries[PVIO_ENTRY_CAPACITY];
 	pvio_u32 fifo_values[PVIO_FIFO_CAPACITY];
 	struct pvio_shadow shadows[PVIO_SHADOW_SLOTS];
@@ -193,6 +196,7 @@ struct pvio_area {
 _Static_assert(sizeof(struct pvio_area) == PVIO_AREA_SIZE, "pvio_area size");
 _Static_assert(__builtin_offsetof(struct pvio_area, header) == PVIO_OFF_HEADER, "pvio_area.header");
 _Static_assert(__builtin_offsetof(struct pvio_area, fifo) == PVIO_OFF_FIFO, "pvio_area.fifo");
+_Static_assert(__builtin_offsetof(struct pvio_area, read_neutral) == PVIO_OFF_READ_NEUTRAL, "pvio_area.read_neutral");
 _Static_assert(__builtin_offsetof(struct pvio_area, entries) == PVIO_OFF_ENTRIES, "pvio_area.entries");
 _Static_assert(__builtin_offsetof(struct pvio_area, fifo_values) == PVIO_OFF_FIFO_VALUES, "pvio_area.fifo_values");
 _Static_assert(__builtin_offsetof(struct pvio_area, shadows) == PVIO_OFF_SHADOWS, "pvio_area.shadows");

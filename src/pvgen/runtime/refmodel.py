@@ -36,7 +36,9 @@ class Trace:
 @dataclass
 class LabDevice:
     """offset 0-3 posted regs; 4 doorbell (also sets bits of reg 14); 5 shadow (pure: regs 0-10 and the doorbell
-    count); 6 shadow (read clears); 8 FIFO; 10 strict; 12 posted data port (for outs); 11 doorbell when bit 7 is
+    count); 6 shadow (read clears); 8 FIFO; 9 shadow (regs 0-3 and the doorbell count; a read acknowledges: counts
+    in `acks`, which only the strict reg 10 shows, so its effect is neutral for the shadows); 10 strict (reads reg
+    10 plus acks); 12 posted data port (for outs); 11 doorbell when bit 7 is
     set (DOORBELL_IF), else posted, neutral while bit 6 is clear and no doorbell is pending; 13 shadow (pure), a
     write sets it (neutral: SET_VALUE); 14 shadow (pure), a write clears the written low 4 bits (neutral:
     CLEAR_BITS); others strict.  Every write and every effectful read lands in the trace."""
@@ -48,11 +50,12 @@ class LabDevice:
     rung: int = 0
     pending: int = 0
     stream: int = 0
+    acks: int = 0
 
     def port_classes(self) -> dict[int, tuple[PortClass, PortClass]]:
         S, Po, D, Sh, F = PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL, PortClass.SHADOW, PortClass.FIFO
         return {0: (S, Po), 1: (S, Po), 2: (S, Po), 3: (S, Po), 4: (S, D), 5: (Sh, S), 6: (Sh, S), 8: (F, S),
-                12: (S, Po), 11: (S, PortClass.DOORBELL_IF), 13: (Sh, PortClass.DOORBELL_IF),
+                9: (Sh, S), 12: (S, Po), 11: (S, PortClass.DOORBELL_IF), 13: (Sh, PortClass.DOORBELL_IF),
                 14: (Sh, PortClass.DOORBELL_IF)}
 
     def doorbell_masks(self) -> dict[int, int]:
@@ -68,6 +71,10 @@ class LabDevice:
             return (sum(self.regs[:11]) * 7 + self.rung) & 0xFFFFFFFF
         if off == 6:
             return self.pending
+        if off == 9:
+            return (self.regs[0] ^ self.regs[1] << 3 ^ self.regs[2] << 7 ^ self.regs[3] << 11) + self.rung
+        if off == 10:
+            return self.regs[10] + self.acks
         return self.regs[off]
 
     def _next(self) -> int:
@@ -82,6 +89,8 @@ class LabDevice:
             v = mask(size, self._status(off))
             if off == 6:
                 self.pending = 0
+            elif off == 9:
+                self.acks += 1
         if off not in _PURE:
             self.trace.events.append(("r", self.base + off, size, v))
         return v
@@ -103,6 +112,10 @@ class LabDevice:
 
     def read_side_effects(self, off: int) -> bool:
         return off not in _PURE
+
+    def neutral_read_effects(self) -> frozenset[int]:
+        """Reads whose side effect changes no shadowed register: reg 9's acknowledge shows only in strict reg 10."""
+        return frozenset({9})
 
     def fifo_read(self, off: int, size: int, max_count: int) -> list[int]:
         """The rest of the current block; at a block boundary no block is in progress (a plain read starts one)."""
@@ -196,6 +209,9 @@ class RefRuntime:
                 self._hset("shadow_since_tick", self._h("shadow_since_tick") + 1)
                 if effect:
                     self._push(port, size, Op.IN_DISCARD)
+                    bitmap = self.mem.read(self.gpa + P.OFF_READ_NEUTRAL, P.READ_NEUTRAL_SIZE)
+                    if P.is_read_neutral(bitmap, slot):     # its effect changes no shadowed value
+                        self._hset("neutral", self._h("neutral") + 1)
                     self._push_done()
                 return mask(size, s["val"][i])  # type: ignore[index]
             return self._in_exit(port, size)
