@@ -3,6 +3,9 @@ monitor's PCI + NE2000 models, with a lossless receive pacer feeding the peer's 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -127,16 +130,20 @@ class LinuxKit:
         if workload not in lxbuild.SETS:
             raise Unavailable(f"the Linux driver environment has no {workload!r} driver set yet "
                               f"(it has {', '.join(lxbuild.SETS)})")
-        out = gbuild.cache_dir() / f"bench-linux-{key}.elf"
+        tmp = gbuild.cache_dir() / f"bench-linux-{key}.{os.getpid()}.elf"
         try:
             if variant.objects == "unmodified":
-                lxbuild.link(workload, out)
+                lxbuild.link(workload, tmp)
             else:
-                _link_generated(workload, out)
+                _link_generated(workload, tmp)
         except Unavailable:
             raise
         except PvgenError as exc:
             raise Unavailable(f"Linux {workload} image for {variant.name}: {exc}") from None
+        # named by content: a concurrent run (another checkout sharing the cache) never replaces the image this
+        # run boots, and identical builds share one file
+        out = tmp.with_name(f"bench-linux-{key}-{hashlib.sha256(tmp.read_bytes()).hexdigest()[:16]}.elf")
+        os.replace(tmp, out)
         self._images[key] = out
         return out
 
@@ -162,11 +169,13 @@ def _link_generated(workload: str, out: Path) -> Path:
         from pvgen.toolchain import kbuild as tk
     except ImportError as exc:
         raise Unavailable(f"rewriting toolchain/runtime: {exc}") from None
-    runtime = rt_build.build("x86_64", "batch", gbuild.cache_dir() / "bench-pvio-x86_64-batch.o")
-    boot = gbuild.compile_source(wl.GUEST_DIR / "pvio_boot.c", list(gbuild.CFLAGS),
-                                 include_dirs=[wl.GUEST_DIR, Path(rt_build.RUNTIME_DIR)])
-    provided = elfobj.defined_symbols(gbuild.harness_objects() + [runtime])
-    lb = lxbuild.build(workload, f"gcc -B{tk.bdir()}", provided)
-    renamed = out.with_suffix(".drivers.o")
-    elfobj.prepare_object(lb.relocatable, renamed, {"hx_main": "bench_workload_main"})
-    return gbuild.link_image([renamed, runtime, boot], out)
+    with tempfile.TemporaryDirectory(prefix="pvgen-bench-") as tmp:
+        runtime = rt_build.build("x86_64", "batch", Path(tmp) / "pvio-x86_64-batch.o")
+        boot = gbuild.compile_source(wl.GUEST_DIR / "pvio_boot.c", list(gbuild.CFLAGS),
+                                     include_dirs=[wl.GUEST_DIR, Path(rt_build.RUNTIME_DIR)])
+        provided = elfobj.defined_symbols(gbuild.harness_objects() + [runtime])
+        renamed = Path(tmp) / "drivers.o"
+        with lxbuild.locked():      # the relocatable stays as built until it is copied
+            lb = lxbuild.build_unlocked(workload, f"gcc -B{tk.bdir()}", provided)
+            elfobj.prepare_object(lb.relocatable, renamed, {"hx_main": "bench_workload_main"})
+        return gbuild.link_image([renamed, runtime, boot], out)

@@ -218,7 +218,7 @@ def harness_symbols() -> set[str]:
 
 
 @contextmanager
-def _locked():
+def locked():
     """One build at a time across processes (a test run and a benchmark share the cache's Kbuild directories)."""
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -232,12 +232,13 @@ def _locked():
 
 def build(name: str = "net", cc: str | None = None, provided: set[str] | None = None) -> LinuxBuild:
     """Build the driver set `name` for one variant (serialised across processes by a lock in the cache)."""
-    with _locked():
-        return _build(name, cc, provided)
+    with locked():
+        return build_unlocked(name, cc, provided)
 
 
-def _build(name: str, cc: str | None, provided: set[str] | None) -> LinuxBuild:
-    """Build the driver set `name` for one variant and return the relocatable to link with the harness.
+def build_unlocked(name: str, cc: str | None, provided: set[str] | None) -> LinuxBuild:
+    """Build the driver set `name` for one variant and return the relocatable to link with the harness (the
+    caller holds locked() until it has used the relocatable).
 
     `provided` are symbols something else linked into the image defines (default: the harness's); the pvgen
     runtime's entry points (__pvio_*, pvio_*) are always treated as provided."""
@@ -262,8 +263,8 @@ def link(name: str, image: Path, cc: str | None = None, extra_objects: list[Path
     from pvgen.guest.build import harness_objects, link_image
 
     provided = elfobj.defined_symbols(harness_objects() + list(extra_objects))
-    with _locked():   # the relocatable stays as built until the image is linked
-        lb = _build(name, cc, provided)
+    with locked():   # the relocatable stays as built until the image is linked
+        lb = build_unlocked(name, cc, provided)
         link_image([lb.relocatable, *extra_objects], image)
     return lb
 
