@@ -34,6 +34,7 @@ struct pci_dev *lx_pci_bound(int n);
 /* lx_net.c: received frames handed to netif_rx wait here for the workload. */
 struct sk_buff;
 struct sk_buff *lx_rx_dequeue(void);
+void lx_skb_prewarm(struct net_device *dev, unsigned long n);
 struct net_device *lx_netdev_registered(int n);
 int lx_netdev_open(struct net_device *dev);
 int lx_netdev_close(struct net_device *dev);

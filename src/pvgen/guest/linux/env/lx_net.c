@@ -249,6 +249,28 @@ static void lx_free_skb(struct sk_buff *skb)
 	hx_free(skb);
 }
 
+/* Fill the recycling pool with n buffers of the common size, as a running kernel's slab would be: the first touch
+ * of a fresh guest page is a KVM page-fault exit (pf_taken) that no driver I/O causes. */
+void lx_skb_prewarm(struct net_device *dev, unsigned long n)
+{
+	struct sk_buff *list = NULL;
+
+	while (n--) {
+		struct sk_buff *skb = __netdev_alloc_skb(dev, ETH_FRAME_LEN + ETH_FCS_LEN, GFP_KERNEL);
+
+		if (!skb)
+			break;
+		skb->next = list;
+		list = skb;
+	}
+	while (list) {
+		struct sk_buff *skb = list;
+
+		list = skb->next;
+		lx_free_skb(skb);
+	}
+}
+
 void __dev_kfree_skb_any(struct sk_buff *skb, enum skb_free_reason reason) { lx_free_skb(skb); }
 void __dev_kfree_skb_irq(struct sk_buff *skb, enum skb_free_reason reason) { lx_free_skb(skb); }
 void kfree_skb_reason(struct sk_buff *skb, enum skb_drop_reason reason) { lx_free_skb(skb); }
