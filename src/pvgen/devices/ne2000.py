@@ -286,6 +286,35 @@ class Ne2000:
         finally:
             self.page = page
 
+    def _page_bytes(self, p: int) -> bytes:
+        """Offsets 0-15 on page p as _peek reads them (CR, then the page's registers), computed in one go."""
+        if p == 0:
+            clda, crda = self.clda, self.crda
+            v = (self.cr_value(), clda & 0xFF, clda >> 8, self.bnry, self.tsr, self.ncr, 0, self.isr,
+                 crda & 0xFF, crda >> 8 & 0xFF, 0x50, 0x43, self.rsr, *self.cntr)
+        elif p == 1:
+            v = (self.cr_value(), *self.par, self.curr, *self.mar)
+        elif p == 2:
+            clda = self.clda
+            v = (self.cr_value(), self.pstart, self.pstop, self._next_ring_page(self.crda >> 8), self.tpsr,
+                 self.curr, clda >> 8, clda & 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, self.rcr | 0xC0, self.tcr | 0xE0,
+                 self.dcr | 0x80, self.imr | 0x80)
+        else:
+            return bytes((self.cr_value(),)) + bytes(15)   # page 3 (RTL8029 configuration) reads as zero
+        try:
+            return bytes(v)
+        except ValueError:          # a field set out of byte range from outside: the value the shadow path masks
+            return bytes(x & 0xFF for x in v)
+
+    def shadow_block(self, bank: int | None, first: int, count: int) -> bytes | None:
+        """Bulk form of the shadow reads for pvbatch's refresh: byte i is `shadow_read(first + i, 1) & 0xFF` (bank
+        None) or `bank_shadow_read(bank, first + i, 1) & 0xFF`; None when one of those reads has no value.
+        One page computed from the state, without switching pages (tests/property/test_shadow_bulk.py)."""
+        lo = 0 if bank is None else 1
+        if not (lo <= first and count >= 0 and first + count <= 0x10) or bank is not None and not 0 <= bank <= 2:
+            return None
+        return self._page_bytes(self.page if bank is None else bank)[first:first + count]
+
     def read_side_effects(self, offset: int) -> bool:
         """Reads with side effects: the data port, the reset port, and (page 0) the tally counters."""
         return offset in (NE_DATAPORT, NE_RESET) or CNTR0 <= offset <= CNTR2

@@ -30,6 +30,7 @@ _OUT, _IN, _IN_DISCARD, _OUTS, _INS = int(Op.OUT), int(Op.IN), int(Op.IN_DISCARD
 _MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
 _UNRESOLVED = object()
 _SHADOW_PACK = P.SHADOW.fmt.pack
+_SHADOW_VAL = P.SHADOW.field("val")[0]     # the low byte of val[0] (size 1) in a little-endian shadow record
 _SIZE_SLOTS = tuple((i, size, (1 << (8 * size)) - 1) for i, size in enumerate(P.SIZES))
 
 
@@ -75,6 +76,10 @@ class _Group:
     pack: object = None
     read: object = None
     arg_index: list[int] = field(default_factory=list)
+    # bulk partial refresh (_plan_blocks), for a device with shadow_block(bank, first, count): the byte value of
+    # every slot is the concatenation of one block per run (bytes: a run of slots without a value, published 0)
+    runs: list | None = None
+    template: bytes = b""           # the group's records with every value 0 (valid bits as the fast path sets them)
 
 
 @dataclass
@@ -478,7 +483,11 @@ class PvBatch:
         for g in area.groups:
             if not full and g.synchronous and id(g.device) not in touched:
                 continue
-            data = None if full or g.byte_offsets is None else self._byte_group(g)
+            data = None
+            if not full and g.byte_offsets is not None:
+                data = self._block_group(g) if g.runs is not None else None
+                if data is None:
+                    data = self._byte_group(g)
             if data is None:
                 data = b"".join(self._shadow_bytes(s, full) for s in g.shadows)
                 if full:
@@ -498,8 +507,57 @@ class PvBatch:
             # bound once: no proxy lookups (a bank slot reads through its _BankView)
             g.read = [s.device.shadow_read for s in live]   # type: ignore[union-attr]
             g.arg_index = [3 + 6 * i for i, s in enumerate(g.shadows) if s.sizes]
+            PvBatch._plan_blocks(g)
         else:
-            g.byte_offsets = None
+            g.byte_offsets, g.runs = None, None
+
+    @staticmethod
+    def _plan_blocks(g: _Group) -> None:
+        """For a device with `shadow_block`: the group's slots as runs of consecutive offsets of one bank (a
+        _BankView's, or None: the live registers) read with one call each, and runs of slots with no value."""
+        if getattr(g.device, "shadow_block", None) is None:
+            g.runs = None
+            return
+        runs: list = []
+        for s in g.shadows:
+            if not s.sizes:
+                if runs and isinstance(runs[-1], bytes):
+                    runs[-1] += bytes(1)
+                else:
+                    runs.append(bytes(1))
+                continue
+            bank = s.device.bank if isinstance(s.device, _BankView) else None
+            last = runs[-1] if runs else None
+            if isinstance(last, list) and last[0] == bank and last[1] + last[2] == s.offset:
+                last[2] += 1
+            else:
+                runs.append([bank, s.offset, 1])
+        g.runs = [r if isinstance(r, bytes) else tuple(r) for r in runs]
+        blank = list(g.args)
+        for k in g.arg_index:
+            blank[k] = 0
+        g.template = g.pack(*blank)
+
+    @staticmethod
+    def _block_group(g: _Group) -> bytearray | None:
+        """The group's records from one shadow_block call per run; None when a block has no value (the per-register
+        path then decides, slot by slot)."""
+        block = g.device.shadow_block  # type: ignore[attr-defined]
+        parts = []
+        try:
+            for r in g.runs:  # type: ignore[union-attr]
+                if r.__class__ is bytes:
+                    parts.append(r)
+                    continue
+                b = block(*r)
+                if b is None:
+                    return None
+                parts.append(b)
+            out = bytearray(g.template)
+            out[_SHADOW_VAL::P.SHADOW.size] = b"".join(parts)   # ValueError: a block of the wrong size
+        except (PvgenError, ValueError, TypeError):
+            return None
+        return out
 
     @staticmethod
     def _byte_group(g: _Group) -> bytes | None:
