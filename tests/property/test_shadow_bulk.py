@@ -15,12 +15,11 @@ from pvgen.devices import ata as A
 from pvgen.devices import ne2000 as N
 from pvgen.devices.bus import PortBus
 from pvgen.devices.diskimage import MemoryDisk
-from pvgen.devices.pvbatch import PvBatch
 from pvgen.protocol import Op, PortClass
 from tests.property.test_ata_fuzz import access as ata_access
 from tests.property.test_ata_fuzz import apply as ata_apply
 from tests.property.test_ne2000_rules import MAC, nic_after, write
-from tests.property.test_pvbatch_refresh import StrictMemory
+from tests.property.test_pvbatch_fuzz import StrictMemory, activate
 
 PROFILE = os.environ.get("PVGEN_HYPOTHESIS_PROFILE", "default")
 EXAMPLES = {"long": 2000}.get(PROFILE, 100)
@@ -101,11 +100,7 @@ def monitor(bulk: bool):
     else:
         nic.shadow_block = disk.shadow_block = None          # the per-register path
     mem = StrictMemory(RAM)
-    mon = PvBatch.attach(bus, mem)
-    mem.write(AREA, P.HEADER.pack(magic=P.MAGIC, version=P.VERSION, area_size=P.AREA_SIZE,
-                                  capacity=P.ENTRY_CAPACITY, threshold=P.DEFAULT_THRESHOLD))
-    bus.write(P.CTRL_REGISTER, 4, AREA >> 12)
-    assert mon.stats.rejected == 0
+    mon = activate(bus, mem, AREA)
     return mem, bus, mon, nic, disk, calls
 
 

@@ -146,7 +146,8 @@ class PvBatch:
         self._rules = bytes(P.WRITE_RULE.size * P.SHADOW_SLOTS)
         self._fifo_ports: frozenset[int] = frozenset()
         self._routes: dict[int, tuple[object, int] | None] = {}   # port * 8 + size -> (device, offset) or None
-        self._routes_sig: tuple = ()
+        self._routes_sig: object = ()
+        self._checked: dict[int, tuple] = {}    # port << 16 | size << 8 | op -> (device, offset, max value, id, string)
 
     @classmethod
     def attach(cls, bus: PortBus, mem: GuestMemory) -> "PvBatch":
@@ -315,7 +316,7 @@ class PvBatch:
             self.areas.append(_Area(gpa))
         area = self.areas[slot]
         self._words = self.class_words()
-        self._routes, self._routes_sig = {}, ()
+        self._routes, self._checked, self._routes_sig = {}, {}, ()
         self._write(gpa + P.OFF_CLASSES, P.encode_class_table(self._words))
         self._write(gpa + P.OFF_FIFO, bytes(P.FIFO.size))
         masks = bytes(m for _, m, *_ in self._slots) + bytes(P.SHADOW_SLOTS - len(self._slots))
@@ -367,9 +368,10 @@ class PvBatch:
         mem.write(gpa + _OFF_STATUS, _ZERO32)
 
     def _route_table(self) -> dict[int, tuple[object, int] | None]:
-        sig = tuple((r.base, r.length, id(r.device)) for r in self.bus.ranges)
+        gen = getattr(self.bus, "generation", None)     # bumped by every (un)registration (devices/bus.py)
+        sig = tuple((r.base, r.length, id(r.device)) for r in self.bus.ranges) if gen is None else gen
         if sig != self._routes_sig:
-            self._routes, self._routes_sig = {}, sig
+            self._routes, self._checked, self._routes_sig = {}, {}, sig
         return self._routes
 
     def _resolve(self, port: int, size: int) -> tuple[object, int] | None:
@@ -386,10 +388,27 @@ class PvBatch:
             P.check_header(P.decode_header(raw), slot=slot)   # raises, naming the first bad field
         data = self._read(area.gpa + P.OFF_ENTRIES, count * P.ENTRY.size)
         routes, ram = self._route_table(), self.mem.size
+        checked = self._checked
         out: list[tuple] = []
+        append = out.append
         touched: set = set()
         string_bytes = 0
         for i, (port, size, op, value, gpa) in enumerate(_ENTRY.iter_unpack(data)):
+            # An (op, port, size) that passed every check before: only the value (and a string's range) is left.
+            hit = checked.get(port << 16 | size << 8 | op)
+            if hit is not None and value <= hit[2]:
+                if not hit[4]:
+                    touched.add(hit[3])
+                    append((op, hit[0], hit[1], size, value, gpa, port))
+                    continue
+                if value and gpa + value * size <= ram:
+                    string_bytes += value * size
+                    if string_bytes > MAX_BATCH_STRING_BYTES:
+                        raise BatchRejected(Status.BAD_ADDRESS, f"entry {i}: batch moves more than "
+                                            f"{MAX_BATCH_STRING_BYTES} string bytes")
+                    touched.add(hit[3])
+                    append((op, hit[0], hit[1], size, value, gpa, port))
+                    continue
             if _OUT <= op <= _IN_DISCARD:
                 if ((size != 1 and size != 2 and size != 4) or port + size > 0x10000
                         or (op == _OUT and value >> (8 * size))):
@@ -409,7 +428,11 @@ class PvBatch:
                                     f"{MAX_BATCH_STRING_BYTES} string bytes")
             dev = route[0]
             touched.add(id(dev))
-            out.append((op, dev, route[1], size, value, gpa, port))
+            append((op, dev, route[1], size, value, gpa, port))
+            string = op == _OUTS or op == _INS
+            # the largest value that passes P.check_entry: OUT fits in size; a string moves at most MAX_STRING_BYTES
+            vmax = P.MAX_STRING_BYTES // size if string else (1 << 8 * size) - 1 if op == _OUT else 0xFFFFFFFF
+            checked[port << 16 | size << 8 | op] = (dev, route[1], vmax, id(dev), string)
         return out, touched
 
     def _replay(self, area: _Area, entries: list[tuple]) -> tuple[int, int] | None:
