@@ -98,3 +98,24 @@ def test_memoized_checks_still_reject_each_bad_field():
             bus.write(P.CTRL_FLUSH, 4, 0)
         assert outcome(*warm[:2], warm[3]) == outcome(*cold[:2], cold[3])
         assert outcome(*warm[:2], warm[3])[0] != Status.OK, bad
+
+
+def test_guest_memory_bounds_checks_inline_are_the_same_checks():
+    import pytest
+
+    from pvgen.errors import ProtocolError
+    from pvgen.vmm.memory import GuestMemory
+
+    m = GuestMemory(2 << 20)
+    try:
+        for gpa, n in [(-1, 1), (0, -1), (m.size - 1, 2), (m.size, 1), (1 << 64, 0)]:
+            with pytest.raises(ProtocolError):
+                m.read(gpa, n)
+        for gpa, data in [(-1, b"x"), (m.size - 1, b"xy"), (m.size, b"x"), (1 << 64, b"")]:
+            with pytest.raises(ProtocolError):
+                m.write(gpa, data)
+        assert m.read(m.size - 2, 2) == b"\0\0" and m.read(0, 1) == b"\0"       # nothing was written
+        m.write(m.size - 2, b"ab")
+        assert m.read(m.size - 2, 2) == b"ab" and m.read(m.size, 0) == b""
+    finally:
+        m.close()

@@ -80,6 +80,7 @@ class _Group:
     # every slot is the concatenation of one block per run (bytes: a run of slots without a value, published 0)
     runs: list | None = None
     template: bytes = b""           # the group's records with every value 0 (valid bits as the fast path sets them)
+    plan_key: tuple | None = None   # the sizes the plan was made for: an unchanged full refresh keeps it
 
 
 @dataclass
@@ -521,6 +522,10 @@ class PvBatch:
     @staticmethod
     def _plan_group(g: _Group) -> None:
         """After a full refresh: a group whose every shadow had a byte value only gets the fast partial path."""
+        key = tuple(s.sizes for s in g.shadows)
+        if key == g.plan_key:
+            return
+        g.plan_key = key
         # A slot with no value at all (an unpublished bank) stays invalid without a read.
         live = [s for s in g.shadows if s.sizes]
         if live and all(s.device is not None and s.sizes in ((), _SIZE_SLOTS[:1]) for s in g.shadows):
