@@ -1,5 +1,6 @@
 """The bulk shadow reads (`shadow_block`, used by pvbatch's partial refresh) equal the per-register reads for random
-device states, have no side effects, and a monitor using them publishes exactly what the per-register path does."""
+device states and have no side effects; the declared `shadow_sizes` hold; and a monitor using both publishes exactly
+what the per-register path, asking every size, does."""
 
 from __future__ import annotations
 
@@ -38,23 +39,25 @@ def expected(read, first: int, count: int) -> bytes | None:
 
 
 def state(dev) -> dict:
-    return copy.deepcopy({k: v for k, v in vars(dev).items() if k not in ("irq", "backend", "control", "shadow_block")})
+    return copy.deepcopy({k: v for k, v in vars(dev).items() if k not in ("irq", "backend", "control", "shadow_block", "shadow_sizes")})
 
 
 def check_blocks(dev, reader, offsets: range) -> None:
     before = state(dev)
     for bank in BANKS:
-        read = reader(bank)
+        read = reader(bank, 1)
         for first in offsets:
             for count in range(1, offsets.stop - max(first, 0) + 1):
                 assert dev.shadow_block(bank, first, count) == expected(read, first, count), (bank, first, count)
+        for size in set(P.SIZES) - set(dev.shadow_sizes):   # the declaration a full refresh relies on
+            assert all(reader(bank, size)(off) is None for off in offsets), (bank, size)
     assert state(dev) == before                    # no side effects, the page is left as it was
 
 
-def ne_reader(nic: N.Ne2000, bank):
+def ne_reader(nic: N.Ne2000, bank, size: int):
     if bank is None:
-        return lambda off: nic.shadow_read(off, 1)
-    return lambda off: nic.bank_shadow_read(bank, off, 1)
+        return lambda off: nic.shadow_read(off, size)
+    return lambda off: nic.bank_shadow_read(bank, off, size)
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
@@ -63,12 +66,12 @@ def test_ne2000_shadow_block_equals_register_reads(setup, frames, fields):
     nic = nic_after(setup, frames)
     for k, v in fields.items():
         setattr(nic, k, v)
-    check_blocks(nic, lambda bank: ne_reader(nic, bank), range(-1, 0x12))
+    check_blocks(nic, lambda bank, size: ne_reader(nic, bank, size), range(-1, 0x12))
 
 
-def ata_reader(dev: A.AtaDisk, bank):
+def ata_reader(dev: A.AtaDisk, bank, size: int):
     if bank is None:
-        return lambda off: dev.shadow_read(off, 1)
+        return lambda off: dev.shadow_read(off, size)
     return lambda off: None                         # the ATA task file has no banks
 
 
@@ -78,7 +81,7 @@ def test_ata_shadow_block_equals_register_reads(ops):
     dev = A.AtaDisk(MemoryDisk(64))
     for op in ops:
         ata_apply(dev, op)
-    check_blocks(dev, lambda bank: ata_reader(dev, bank), range(-1, 10))
+    check_blocks(dev, lambda bank, size: ata_reader(dev, bank, size), range(-1, 10))
 
 
 # --- the monitor: bulk refresh against the per-register refresh, same batches -----------------------------------
@@ -98,7 +101,8 @@ def monitor(bulk: bool):
             real = dev.shadow_block
             dev.shadow_block = lambda *a, real=real: calls.append(a) or real(*a)   # counted, same values
     else:
-        nic.shadow_block = disk.shadow_block = None          # the per-register path
+        nic.shadow_block = disk.shadow_block = None          # the per-register path, every size asked
+        nic.shadow_sizes = disk.shadow_sizes = None
     mem = StrictMemory(RAM)
     mon = activate(bus, mem, AREA)
     return mem, bus, mon, nic, disk, calls

@@ -213,6 +213,8 @@ class AtaDisk:
             return None
         return self._peek(offset)
 
+    shadow_sizes = (1,)   # pvbatch: shadow_read has a value for byte reads only (a full refresh asks no other size)
+
     def shadow_block(self, bank: int | None, first: int, count: int) -> bytes | None:
         """Bulk shadow_read for pvbatch's refresh: byte i is `shadow_read(first + i, 1)`, None when one has none."""
         if bank is not None or first < 1 or count < 0 or first + count > 8:

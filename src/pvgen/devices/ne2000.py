@@ -103,6 +103,7 @@ class Ne2000:
     # The shadow values change only through port accesses and receive(), whose caller refreshes the shadows
     # (pvbatch skips this device's shadows after a batch that did not touch it).
     synchronous_shadows = True
+    shadow_sizes = (1,)            # shadow_read and bank_shadow_read have a value for byte reads only
 
     def __post_init__(self) -> None:
         # Station address PROM: 16 bytes (MAC, then 0x57 0x57 at 14-15: "word-wide NE2000"), each byte doubled.

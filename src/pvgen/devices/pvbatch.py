@@ -81,6 +81,7 @@ class _Group:
     runs: list | None = None
     template: bytes = b""           # the group's records with every value 0 (valid bits as the fast path sets them)
     plan_key: tuple | None = None   # the sizes the plan was made for: an unchanged full refresh keeps it
+    full_sizes: tuple = _SIZE_SLOTS  # what a full refresh asks: the sizes the device declares (shadow_sizes), or all
 
 
 @dataclass
@@ -331,7 +332,10 @@ class PvBatch:
             sh = _Shadow(port, (_BankView(dev, bank[0]) if bank else dev) if is_shadow else None, off, rng.length)
             area.shadows.append(sh)
             if not area.groups or area.groups[-1].device is not dev:
-                area.groups.append(_Group(dev, i, [], bool(getattr(dev, "synchronous_shadows", False))))
+                declared = getattr(dev, "shadow_sizes", None)   # optional: shadow_read gives None for other sizes
+                area.groups.append(_Group(dev, i, [], bool(getattr(dev, "synchronous_shadows", False)),
+                                          full_sizes=tuple(t for t in _SIZE_SLOTS if declared is None
+                                                           or t[1] in declared)))
             area.groups[-1].shadows.append(sh)
         self._refresh(area)
         for name, value in (("slot", slot), ("count", 0), ("status", Status.OK), ("state", State.ACTIVE)):
@@ -513,7 +517,7 @@ class PvBatch:
                 if data is None:
                     data = self._byte_group(g)
             if data is None:
-                data = b"".join(self._shadow_bytes(s, full) for s in g.shadows)
+                data = b"".join([self._shadow_bytes(s, full, g.full_sizes) for s in g.shadows])
                 if full:
                     self._plan_group(g)
             self._write(area.gpa + P.OFF_SHADOWS + g.first * P.SHADOW.size, data)
@@ -602,13 +606,14 @@ class PvBatch:
         return g.pack(*args)
 
     @staticmethod
-    def _shadow_bytes(s: _Shadow, full: bool) -> bytes:
-        """One shadow record.  A full refresh asks every access size; a partial one only the sizes that had a
-        value at the last full refresh (a size left out is marked invalid: the guest reads it with an exit)."""
+    def _shadow_bytes(s: _Shadow, full: bool, full_sizes: tuple = _SIZE_SLOTS) -> bytes:
+        """One shadow record.  A full refresh asks every access size (that the device's optional `shadow_sizes`
+        does not rule out); a partial one only the sizes that had a value at the last full refresh (a size left
+        out is marked invalid: the guest reads it with an exit)."""
         if s.device is None:
             return _SHADOW_PACK(s.port, 0, 0, 0, 0, 0)
         valid, vals = 0, [0, 0, 0]
-        sizes = _SIZE_SLOTS if full else s.sizes
+        sizes = full_sizes if full else s.sizes
         found = []
         for i, size, mask in sizes:
             if s.offset + size > s.length:
