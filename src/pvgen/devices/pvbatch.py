@@ -80,6 +80,7 @@ class _Group:
     # every slot is the concatenation of one block per run (bytes: a run of slots without a value, published 0)
     runs: list | None = None
     template: bytes = b""           # the group's records with every value 0 (valid bits as the fast path sets them)
+    block: object = None
     plan_key: tuple | None = None   # the sizes the plan was made for: an unchanged full refresh keeps it
     full_sizes: tuple = _SIZE_SLOTS  # what a full refresh asks: the sizes the device declares (shadow_sizes), or all
 
@@ -565,6 +566,7 @@ class PvBatch:
             else:
                 runs.append([bank, s.offset, 1])
         g.runs = [r if isinstance(r, bytes) else tuple(r) for r in runs]
+        g.block = g.device.shadow_block  # type: ignore[attr-defined]   # bound once, as g.read
         blank = list(g.args)
         for k in g.arg_index:
             blank[k] = 0
@@ -574,7 +576,7 @@ class PvBatch:
     def _block_group(g: _Group) -> bytearray | None:
         """The group's records from one shadow_block call per run; None when a block has no value (the per-register
         path then decides, slot by slot)."""
-        block = g.device.shadow_block  # type: ignore[attr-defined]
+        block = g.block
         parts = []
         try:
             for r in g.runs:  # type: ignore[union-attr]
