@@ -538,11 +538,12 @@ class Ne2000:
         if nxt >= self.pstop:
             nxt -= ring
         status = RSR_PRX | (RSR_PHY if frame[0] & 1 else 0)
-        addr = self.curr << 8
-        for b in bytes([status, nxt, total & 0xFF, total >> 8]) + frame:
-            self.mem[addr] = b
-            addr += 1
-            if addr == self.pstop << 8:
+        addr, data, end = self.curr << 8, bytes([status, nxt, total & 0xFF, total >> 8]) + frame, self.pstop << 8
+        while data:   # byte after byte from CURR, wrapping from PSTOP to PSTART: as slices up to each wrap
+            n = min(len(data), end - addr)
+            self.mem[addr:addr + n], data = data[:n], data[n:]
+            addr += n
+            if addr == end:
                 addr = self.pstart << 8
         self.rsr, self.curr, self.clda = status, nxt, addr
         self.isr |= ISR_PRX
