@@ -1,5 +1,5 @@
-"""The NE2000 stores a received frame into its ring as slices (one per wrap): byte for byte what storing it one byte
-at a time from CURR, wrapping from PSTOP to PSTART, stores, for random rings, positions and frames."""
+"""The NE2000's bulk receive paths: a frame stored into the ring as slices (one per wrap) is byte for byte what
+storing it one byte at a time from CURR, wrapping from PSTOP to PSTART, stores; read_many is that many io_reads."""
 
 from __future__ import annotations
 
@@ -53,3 +53,33 @@ def test_a_received_frame_lands_as_byte_by_byte_storing_puts_it(pstart, pages, b
     assert nic.receive(frame) == fits
     if fits:
         assert nic.mem == want_mem and nic.clda == want_addr and nic.curr == nxt
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(addr=st.integers(0x3FF0, 0x8010), rbcr=st.integers(0, 2000), size=st.sampled_from([1, 2, 4]),
+       word=st.booleans(), count=st.integers(0, 600), pstop=st.sampled_from([0x60, 0x80, 0x90]),
+       imr=st.sampled_from([0, N.ISR_RDC]), off=st.sampled_from([N.NE_DATAPORT, N.NE_DATAPORT, N.ISR]),
+       read=st.booleans())
+def test_read_many_equals_that_many_io_reads(addr, rbcr, size, word, count, pstop, imr, off, read):
+    """A replayed `ins` (pvbatch uses read_many when the device has it): values, state and the interrupt line's
+    calls, in order, as `count` single reads; across the ring wrap, the end of the count and without a DMA."""
+    import copy
+
+    levels: list[bool] = []
+    nic = N.Ne2000(mac=MAC, irq=levels.append)
+    for o, v in [(N.CR, 0x21), (N.PSTART, 0x46), (N.PSTOP, pstop), (N.DCR, 0x49 if word else 0x48),
+                 (N.IMR, imr), (N.CR, 0x22)]:
+        nic.io_write(o, 1, v)
+    nic.mem[N.MEM_START:] = bytes((i * 13 + 5) & 0xFF for i in range(N.MEM_END - N.MEM_START))
+    for o, v in [(N.RBCR0, rbcr & 0xFF), (N.RBCR1, rbcr >> 8), (N.RSAR0, addr & 0xFF), (N.RSAR1, addr >> 8),
+                 (N.CR, 0x0A if read else 0x22)]:
+        nic.io_write(o, 1, v)
+    twin = copy.deepcopy(nic)
+    twin_levels: list[bool] = []
+    twin.irq = twin_levels.append
+    del levels[:]
+    got = nic.read_many(off, size, count)
+    want = b"".join(twin.io_read(off, size).to_bytes(size, "little") for _ in range(count))
+    assert got == want
+    assert {k: v for k, v in vars(nic).items() if k != "irq"} == {k: v for k, v in vars(twin).items() if k != "irq"}
+    assert levels == twin_levels

@@ -424,6 +424,22 @@ class Ne2000:
             i += take
         self.update_irq()
 
+    def read_many(self, offset: int, size: int, count: int) -> bytes:
+        """count data-port reads (a replayed `ins`) as little-endian bytes: the same values and effects (the
+        interrupt line included) as that many io_reads; contiguous runs of buffer memory as one slice."""
+        out, want = bytearray(), count * size
+        while len(out) < want:
+            take = self._bulk_span(size) if offset == NE_DATAPORT and self.rd == CR_RD_READ else 0
+            take = min(want - len(out), take - take % size)
+            if take <= 0:
+                out += self.io_read(offset, size).to_bytes(size, "little")
+                continue
+            out += self.mem[self.crda:self.crda + take]
+            self._bulk_advance(take)
+            if self.rbcr == 0:
+                self.update_irq()   # where the last io_read of the run would have raised RDC
+        return bytes(out)
+
     def _bulk_span(self, size: int) -> int:
         """Bytes the remote DMA can move from CRDA as one slice: accesses that move exactly `size` bytes, inside
         the buffer memory, before the PSTOP wrap, within the remaining count. 0 when that does not apply."""
