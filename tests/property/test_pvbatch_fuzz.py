@@ -39,16 +39,21 @@ class StrictMemory:
         self.buf[gpa:gpa + len(data)] = data
 
 
-def machine():
+def activate(bus, mem, area: int = AREA) -> PvBatch:
+    """A monitor on bus's control ports with an area registered at `area`, as the runtime registers it."""
+    mon = PvBatch.attach(bus, mem)
+    mem.write(area, P.HEADER.pack(magic=P.MAGIC, version=P.VERSION, area_size=P.AREA_SIZE,
+                                  capacity=P.ENTRY_CAPACITY, threshold=P.DEFAULT_THRESHOLD))
+    bus.write(P.CTRL_REGISTER, 4, area >> 12)
+    assert mon.stats.rejected == 0 and P.decode_header(mem.read(area, P.HEADER.size))["state"] == P.State.ACTIVE
+    return mon
+
+
+def machine(ram: int = RAM):
     trace = Trace()
     bus, dev = lab_bus(trace, BASE)
-    mem = StrictMemory(RAM)
-    mon = PvBatch.attach(bus, mem)
-    mem.write(AREA, P.HEADER.pack(magic=P.MAGIC, version=P.VERSION, area_size=P.AREA_SIZE,
-                                  capacity=P.ENTRY_CAPACITY, threshold=P.DEFAULT_THRESHOLD))
-    bus.write(P.CTRL_REGISTER, 4, AREA >> 12)
-    assert mon.stats.rejected == 0 and P.decode_header(mem.read(AREA, P.HEADER.size))["state"] == P.State.ACTIVE
-    return mem, mon, bus, trace
+    mem = StrictMemory(ram)
+    return mem, activate(bus, mem), bus, trace
 
 
 def put(mem, entries: list[bytes]) -> None:

@@ -213,6 +213,17 @@ class AtaDisk:
             return None
         return self._peek(offset)
 
+    shadow_sizes = (1,)   # pvbatch: shadow_read has a value for byte reads only (a full refresh asks no other size)
+
+    def shadow_block(self, bank: int | None, first: int, count: int) -> bytes | None:
+        """Bulk shadow_read for pvbatch's refresh: byte i is `shadow_read(first + i, 1)`, None when one has none."""
+        if bank is not None or first < 1 or count < 0 or first + count > 8:
+            return None
+        if count and first <= 6 and (self.status & ATA_BUSY or first <= 5 and self.devctl & ATA_HOB):
+            return None
+        return bytes((self.error, self.nsect, self.lbal, self.lbam, self.lbah, self.device,
+                      self._status_value()))[first - 1:first - 1 + count]
+
     def write_rules(self) -> dict[int, WriteRule]:
         """Neutral task-file writes (docs/protocol.md, protocol v2): a runtime keeps serving shadows behind them.
         Features: no readback changes (offset 1 reads Error; with HOB set or BSY offsets 1-5 publish no shadow).

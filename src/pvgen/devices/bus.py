@@ -48,6 +48,8 @@ class RangeBus:
     unowned_writes: int = 0
     limit: int = field(default=0x10000, repr=False)
     kind: str = field(default="port", repr=False)
+    generation: int = field(default=0, repr=False, compare=False)   # bumped by every (un)registration
+
 
     def register(self, base: int, length: int, device) -> None:
         if length <= 0 or base < 0 or base + length > self.limit:
@@ -57,11 +59,13 @@ class RangeBus:
             if base < r.base + r.length and r.base < base + length:
                 raise BusError(f"{device.name} at {new} overlaps {r.device.name} at {r}")
         bisect.insort(self.ranges, new)
+        self.generation += 1
 
     def unregister(self, base: int, device) -> None:
         for i, r in enumerate(self.ranges):
             if r.base == base and r.device is device:
                 del self.ranges[i]
+                self.generation += 1
                 return
         raise BusError(f"{device.name} is not registered at {base:#x}")
 

@@ -103,6 +103,7 @@ class Ne2000:
     # The shadow values change only through port accesses and receive(), whose caller refreshes the shadows
     # (pvbatch skips this device's shadows after a batch that did not touch it).
     synchronous_shadows = True
+    shadow_sizes = (1,)            # shadow_read and bank_shadow_read have a value for byte reads only
 
     def __post_init__(self) -> None:
         # Station address PROM: 16 bytes (MAC, then 0x57 0x57 at 14-15: "word-wide NE2000"), each byte doubled.
@@ -286,6 +287,35 @@ class Ne2000:
         finally:
             self.page = page
 
+    def _page_bytes(self, p: int) -> bytes:
+        """Offsets 0-15 on page p as _peek reads them (CR, then the page's registers), computed in one go."""
+        if p == 0:
+            clda, crda = self.clda, self.crda
+            v = (self.cr_value(), clda & 0xFF, clda >> 8, self.bnry, self.tsr, self.ncr, 0, self.isr,
+                 crda & 0xFF, crda >> 8 & 0xFF, 0x50, 0x43, self.rsr, *self.cntr)
+        elif p == 1:
+            v = (self.cr_value(), *self.par, self.curr, *self.mar)
+        elif p == 2:
+            clda = self.clda
+            v = (self.cr_value(), self.pstart, self.pstop, self._next_ring_page(self.crda >> 8), self.tpsr,
+                 self.curr, clda >> 8, clda & 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, self.rcr | 0xC0, self.tcr | 0xE0,
+                 self.dcr | 0x80, self.imr | 0x80)
+        else:
+            return bytes((self.cr_value(),)) + bytes(15)   # page 3 (RTL8029 configuration) reads as zero
+        try:
+            return bytes(v)
+        except ValueError:          # a field set out of byte range from outside: the value the shadow path masks
+            return bytes(x & 0xFF for x in v)
+
+    def shadow_block(self, bank: int | None, first: int, count: int) -> bytes | None:
+        """Bulk form of the shadow reads for pvbatch's refresh: byte i is `shadow_read(first + i, 1) & 0xFF` (bank
+        None) or `bank_shadow_read(bank, first + i, 1) & 0xFF`; None when one of those reads has no value.
+        One page computed from the state, without switching pages (tests/property/test_shadow_bulk.py)."""
+        lo = 0 if bank is None else 1
+        if not (lo <= first and count >= 0 and first + count <= 0x10) or bank is not None and not 0 <= bank <= 2:
+            return None
+        return self._page_bytes(self.page if bank is None else bank)[first:first + count]
+
     def read_side_effects(self, offset: int) -> bool:
         """Reads with side effects: the data port, the reset port, and (page 0) the tally counters."""
         return offset in (NE_DATAPORT, NE_RESET) or CNTR0 <= offset <= CNTR2
@@ -395,6 +425,22 @@ class Ne2000:
             self._bulk_advance(take)
             i += take
         self.update_irq()
+
+    def read_many(self, offset: int, size: int, count: int) -> bytes:
+        """count data-port reads (a replayed `ins`) as little-endian bytes: the same values and effects (the
+        interrupt line included) as that many io_reads; contiguous runs of buffer memory as one slice."""
+        out, want = bytearray(), count * size
+        while len(out) < want:
+            take = self._bulk_span(size) if offset == NE_DATAPORT and self.rd == CR_RD_READ else 0
+            take = min(want - len(out), take - take % size)
+            if take <= 0:
+                out += self.io_read(offset, size).to_bytes(size, "little")
+                continue
+            out += self.mem[self.crda:self.crda + take]
+            self._bulk_advance(take)
+            if self.rbcr == 0:
+                self.update_irq()   # where the last io_read of the run would have raised RDC
+        return bytes(out)
 
     def _bulk_span(self, size: int) -> int:
         """Bytes the remote DMA can move from CRDA as one slice: accesses that move exactly `size` bytes, inside
@@ -510,11 +556,12 @@ class Ne2000:
         if nxt >= self.pstop:
             nxt -= ring
         status = RSR_PRX | (RSR_PHY if frame[0] & 1 else 0)
-        addr = self.curr << 8
-        for b in bytes([status, nxt, total & 0xFF, total >> 8]) + frame:
-            self.mem[addr] = b
-            addr += 1
-            if addr == self.pstop << 8:
+        addr, data, end = self.curr << 8, bytes([status, nxt, total & 0xFF, total >> 8]) + frame, self.pstop << 8
+        while data:   # byte after byte from CURR, wrapping from PSTOP to PSTART: as slices up to each wrap
+            n = min(len(data), end - addr)
+            self.mem[addr:addr + n], data = data[:n], data[n:]
+            addr += n
+            if addr == end:
                 addr = self.pstart << 8
         self.rsr, self.curr, self.clda = status, nxt, addr
         self.isr |= ISR_PRX

@@ -30,6 +30,7 @@ _OUT, _IN, _IN_DISCARD, _OUTS, _INS = int(Op.OUT), int(Op.IN), int(Op.IN_DISCARD
 _MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
 _UNRESOLVED = object()
 _SHADOW_PACK = P.SHADOW.fmt.pack
+_SHADOW_VAL = P.SHADOW.field("val")[0]     # the low byte of val[0] (size 1) in a little-endian shadow record
 _SIZE_SLOTS = tuple((i, size, (1 << (8 * size)) - 1) for i, size in enumerate(P.SIZES))
 
 
@@ -75,6 +76,13 @@ class _Group:
     pack: object = None
     read: object = None
     arg_index: list[int] = field(default_factory=list)
+    # bulk partial refresh (_plan_blocks), for a device with shadow_block(bank, first, count): the byte value of
+    # every slot is the concatenation of one block per run (bytes: a run of slots without a value, published 0)
+    runs: list | None = None
+    template: bytes = b""           # the group's records with every value 0 (valid bits as the fast path sets them)
+    block: object = None
+    plan_key: tuple | None = None   # the sizes the plan was made for: an unchanged full refresh keeps it
+    full_sizes: tuple = _SIZE_SLOTS  # what a full refresh asks: the sizes the device declares (shadow_sizes), or all
 
 
 @dataclass
@@ -154,7 +162,8 @@ class PvBatch:
         self._rules = bytes(P.WRITE_RULE.size * P.SHADOW_SLOTS)
         self._fifo_ports: frozenset[int] = frozenset()
         self._routes: dict[int, tuple[object, int] | None] = {}   # port * 8 + size -> (device, offset) or None
-        self._routes_sig: tuple = ()
+        self._routes_sig: object = ()
+        self._checked: dict[int, tuple] = {}    # port << 16 | size << 8 | op -> (device, offset, max value, id, string)
         self.notifier = None   # devices/pvirq.py IrqNotifier: interrupt lines a flush raises go back in the area
 
     @classmethod
@@ -329,7 +338,7 @@ class PvBatch:
         area = self.areas[slot]
         area.irq_lines = h["irq_lines"]
         self._words = self.class_words()
-        self._routes, self._routes_sig = {}, ()
+        self._routes, self._checked, self._routes_sig = {}, {}, ()
         self._write(gpa + P.OFF_CLASSES, P.encode_class_table(self._words))
         self._write(gpa + P.OFF_FIFO, bytes(P.FIFO.size))
         masks = bytes(m for _, m, *_ in self._slots) + bytes(P.SHADOW_SLOTS - len(self._slots))
@@ -344,7 +353,10 @@ class PvBatch:
             sh = _Shadow(port, (_BankView(dev, bank[0]) if bank else dev) if is_shadow else None, off, rng.length)
             area.shadows.append(sh)
             if not area.groups or area.groups[-1].device is not dev:
-                area.groups.append(_Group(dev, i, [], bool(getattr(dev, "synchronous_shadows", False))))
+                declared = getattr(dev, "shadow_sizes", None)   # optional: shadow_read gives None for other sizes
+                area.groups.append(_Group(dev, i, [], bool(getattr(dev, "synchronous_shadows", False)),
+                                          full_sizes=tuple(t for t in _SIZE_SLOTS if declared is None
+                                                           or t[1] in declared)))
             area.groups[-1].shadows.append(sh)
         self._refresh(area)
         for name, value in (("slot", slot), ("count", 0), ("status", Status.OK), ("state", State.ACTIVE)):
@@ -390,9 +402,10 @@ class PvBatch:
         mem.write(gpa + _OFF_STATUS, _ZERO32)
 
     def _route_table(self) -> dict[int, tuple[object, int] | None]:
-        sig = tuple((r.base, r.length, id(r.device)) for r in self.bus.ranges)
+        gen = getattr(self.bus, "generation", None)     # bumped by every (un)registration (devices/bus.py)
+        sig = tuple((r.base, r.length, id(r.device)) for r in self.bus.ranges) if gen is None else gen
         if sig != self._routes_sig:
-            self._routes, self._routes_sig = {}, sig
+            self._routes, self._checked, self._routes_sig = {}, {}, sig
         return self._routes
 
     def _resolve(self, port: int, size: int) -> tuple[object, int] | None:
@@ -409,10 +422,27 @@ class PvBatch:
             P.check_header(P.decode_header(raw), slot=slot)   # raises, naming the first bad field
         data = self._read(area.gpa + P.OFF_ENTRIES, count * P.ENTRY.size)
         routes, ram = self._route_table(), self.mem.size
+        checked = self._checked
         out: list[tuple] = []
+        append = out.append
         touched: set = set()
         string_bytes = 0
         for i, (port, size, op, value, gpa) in enumerate(_ENTRY.iter_unpack(data)):
+            # An (op, port, size) that passed every check before: only the value (and a string's range) is left.
+            hit = checked.get(port << 16 | size << 8 | op)
+            if hit is not None and value <= hit[2]:
+                if not hit[4]:
+                    touched.add(hit[3])
+                    append((op, hit[0], hit[1], size, value, gpa, port))
+                    continue
+                if value and gpa + value * size <= ram:
+                    string_bytes += value * size
+                    if string_bytes > MAX_BATCH_STRING_BYTES:
+                        raise BatchRejected(Status.BAD_ADDRESS, f"entry {i}: batch moves more than "
+                                            f"{MAX_BATCH_STRING_BYTES} string bytes")
+                    touched.add(hit[3])
+                    append((op, hit[0], hit[1], size, value, gpa, port))
+                    continue
             if _OUT <= op <= _IN_DISCARD:
                 if ((size != 1 and size != 2 and size != 4) or port + size > 0x10000
                         or (op == _OUT and value >> (8 * size))):
@@ -432,7 +462,11 @@ class PvBatch:
                                     f"{MAX_BATCH_STRING_BYTES} string bytes")
             dev = route[0]
             touched.add(id(dev))
-            out.append((op, dev, route[1], size, value, gpa, port))
+            append((op, dev, route[1], size, value, gpa, port))
+            string = op == _OUTS or op == _INS
+            # the largest value that passes P.check_entry: OUT fits in size; a string moves at most MAX_STRING_BYTES
+            vmax = P.MAX_STRING_BYTES // size if string else (1 << 8 * size) - 1 if op == _OUT else 0xFFFFFFFF
+            checked[port << 16 | size << 8 | op] = (dev, route[1], vmax, id(dev), string)
         return out, touched
 
     def _replay(self, area: _Area, entries: list[tuple]) -> tuple[int, int] | None:
@@ -506,9 +540,13 @@ class PvBatch:
         for g in area.groups:
             if not full and g.synchronous and id(g.device) not in touched:
                 continue
-            data = None if full or g.byte_offsets is None else self._byte_group(g)
+            data = None
+            if not full and g.byte_offsets is not None:
+                data = self._block_group(g) if g.runs is not None else None
+                if data is None:
+                    data = self._byte_group(g)
             if data is None:
-                data = b"".join(self._shadow_bytes(s, full) for s in g.shadows)
+                data = b"".join([self._shadow_bytes(s, full, g.full_sizes) for s in g.shadows])
                 if full:
                     self._plan_group(g)
             self._write(area.gpa + P.OFF_SHADOWS + g.first * P.SHADOW.size, data)
@@ -517,6 +555,10 @@ class PvBatch:
     @staticmethod
     def _plan_group(g: _Group) -> None:
         """After a full refresh: a group whose every shadow had a byte value only gets the fast partial path."""
+        key = tuple(s.sizes for s in g.shadows)
+        if key == g.plan_key:
+            return
+        g.plan_key = key
         # A slot with no value at all (an unpublished bank) stays invalid without a read.
         live = [s for s in g.shadows if s.sizes]
         if live and all(s.device is not None and s.sizes in ((), _SIZE_SLOTS[:1]) for s in g.shadows):
@@ -526,8 +568,58 @@ class PvBatch:
             # bound once: no proxy lookups (a bank slot reads through its _BankView)
             g.read = [s.device.shadow_read for s in live]   # type: ignore[union-attr]
             g.arg_index = [3 + 6 * i for i, s in enumerate(g.shadows) if s.sizes]
+            PvBatch._plan_blocks(g)
         else:
-            g.byte_offsets = None
+            g.byte_offsets, g.runs = None, None
+
+    @staticmethod
+    def _plan_blocks(g: _Group) -> None:
+        """For a device with `shadow_block`: the group's slots as runs of consecutive offsets of one bank (a
+        _BankView's, or None: the live registers) read with one call each, and runs of slots with no value."""
+        if getattr(g.device, "shadow_block", None) is None:
+            g.runs = None
+            return
+        runs: list = []
+        for s in g.shadows:
+            if not s.sizes:
+                if runs and isinstance(runs[-1], bytes):
+                    runs[-1] += bytes(1)
+                else:
+                    runs.append(bytes(1))
+                continue
+            bank = s.device.bank if isinstance(s.device, _BankView) else None
+            last = runs[-1] if runs else None
+            if isinstance(last, list) and last[0] == bank and last[1] + last[2] == s.offset:
+                last[2] += 1
+            else:
+                runs.append([bank, s.offset, 1])
+        g.runs = [r if isinstance(r, bytes) else tuple(r) for r in runs]
+        g.block = g.device.shadow_block  # type: ignore[attr-defined]   # bound once, as g.read
+        blank = list(g.args)
+        for k in g.arg_index:
+            blank[k] = 0
+        g.template = g.pack(*blank)
+
+    @staticmethod
+    def _block_group(g: _Group) -> bytearray | None:
+        """The group's records from one shadow_block call per run; None when a block has no value (the per-register
+        path then decides, slot by slot)."""
+        block = g.block
+        parts = []
+        try:
+            for r in g.runs:  # type: ignore[union-attr]
+                if r.__class__ is bytes:
+                    parts.append(r)
+                    continue
+                b = block(*r)
+                if b is None:
+                    return None
+                parts.append(b)
+            out = bytearray(g.template)
+            out[_SHADOW_VAL::P.SHADOW.size] = b"".join(parts)   # ValueError: a block of the wrong size
+        except (PvgenError, ValueError, TypeError):
+            return None
+        return out
 
     @staticmethod
     def _byte_group(g: _Group) -> bytes | None:
@@ -544,13 +636,14 @@ class PvBatch:
         return g.pack(*args)
 
     @staticmethod
-    def _shadow_bytes(s: _Shadow, full: bool) -> bytes:
-        """One shadow record.  A full refresh asks every access size; a partial one only the sizes that had a
-        value at the last full refresh (a size left out is marked invalid: the guest reads it with an exit)."""
+    def _shadow_bytes(s: _Shadow, full: bool, full_sizes: tuple = _SIZE_SLOTS) -> bytes:
+        """One shadow record.  A full refresh asks every access size (that the device's optional `shadow_sizes`
+        does not rule out); a partial one only the sizes that had a value at the last full refresh (a size left
+        out is marked invalid: the guest reads it with an exit)."""
         if s.device is None:
             return _SHADOW_PACK(s.port, 0, 0, 0, 0, 0)
         valid, vals = 0, [0, 0, 0]
-        sizes = _SIZE_SLOTS if full else s.sizes
+        sizes = full_sizes if full else s.sizes
         found = []
         for i, size, mask in sizes:
             if s.offset + size > s.length:

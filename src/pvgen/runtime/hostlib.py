@@ -33,7 +33,7 @@ class HostMemory:
 
     def write(self, gpa: int, data: bytes) -> None:
         self._check(gpa, len(data))
-        ctypes.memmove(self.base + gpa, data, len(data))
+        ctypes.memmove(self.base + gpa, bytes(data), len(data))   # any bytes-like (the monitor may pass a bytearray)
 
 
 class Hop(enum.IntEnum):
