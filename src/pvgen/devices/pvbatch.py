@@ -1,20 +1,20 @@
 """pvbatch: the monitor side of the batch protocol, a port device on the pvgen control ports (docs/protocol.md).
 
-Registration publishes the port-class table and the shadows into the guest's area and marks it active; a flush is
-one `outl` to CTRL_FLUSH: the whole batch is validated first (header, count, every entry: op, size, port owned by
-a device, string ranges inside guest RAM), then replayed in order on the PortBus, IN results are written back into
-their entries, the FIFO is refilled and the shadows refreshed.  A hostile batch is rejected, counted and recorded;
-it never raises out of io_write and never touches memory outside guest RAM.
+Registration publishes the port-class table (devices/pvpublish.py) and the shadows (devices/pvshadow.py) into the
+guest's area and marks it active; a flush is one `outl` to CTRL_FLUSH: the whole batch is validated first (header,
+count, every entry: op, size, port owned by a device, string ranges inside guest RAM), then replayed in order on the
+PortBus, IN results are written back into their entries, the FIFO is refilled and the shadows refreshed.  A hostile
+batch is rejected, counted and recorded; it never raises out of io_write and never touches memory outside guest RAM.
 """
 
 from __future__ import annotations
 
-import functools
 import struct
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from pvgen import protocol as P
+from pvgen.devices import pvpublish, pvshadow
 from pvgen.devices.bus import PortBus
 from pvgen.errors import PvgenError, ProtocolError
 from pvgen.protocol import BatchRejected, Op, PortClass, State, Status
@@ -29,9 +29,6 @@ _ZERO32 = bytes(4)
 _OUT, _IN, _IN_DISCARD, _OUTS, _INS = int(Op.OUT), int(Op.IN), int(Op.IN_DISCARD), int(Op.OUTS), int(Op.INS)
 _MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
 _UNRESOLVED = object()
-_SHADOW_PACK = P.SHADOW.fmt.pack
-_SHADOW_VAL = P.SHADOW.field("val")[0]     # the low byte of val[0] (size 1) in a little-endian shadow record
-_SIZE_SLOTS = tuple((i, size, (1 << (8 * size)) - 1) for i, size in enumerate(P.SIZES))
 
 
 class GuestMemory(Protocol):
@@ -45,51 +42,10 @@ class GuestMemory(Protocol):
 
 
 @dataclass
-class _Shadow:
-    port: int
-    device: object | None    # None: a slot holding only a doorbell mask (its shadow stays invalid)
-    offset: int
-    length: int       # of the device's range, so a wide read never leaves it
-    sizes: tuple = ()  # (index, size, mask) of the access sizes that had a value at the last full refresh
-
-
-class _BankView:
-    """A bank slot's reader: `shadow_read` of one bank of a device's BANK rule (not the current one)."""
-
-    __slots__ = ("device", "bank", "shadow_read")
-
-    def __init__(self, device: object, bank: int):
-        self.device, self.bank = device, bank
-        self.shadow_read = functools.partial(device.bank_shadow_read, bank)  # type: ignore[attr-defined]
-
-
-@dataclass
-class _Group:
-    """The contiguous slots of one device, refreshed together."""
-
-    device: object
-    first: int                     # slot of shadows[0]
-    shadows: list[_Shadow]
-    synchronous: bool              # the device's shadows change only through its accesses (or refresh())
-    byte_offsets: list[int] | None = None   # fast partial refresh (_plan_group): one byte read per shadow
-    args: list[int] = field(default_factory=list)
-    pack: object = None
-    read: object = None
-    arg_index: list[int] = field(default_factory=list)
-    # bulk partial refresh (_plan_blocks), for a device with shadow_block(bank, first, count): the byte value of
-    # every slot is the concatenation of one block per run (bytes: a run of slots without a value, published 0)
-    runs: list | None = None
-    template: bytes = b""           # the group's records with every value 0 (valid bits as the fast path sets them)
-    block: object = None
-    plan_key: tuple | None = None   # the sizes the plan was made for: an unchanged full refresh keeps it
-    full_sizes: tuple = _SIZE_SLOTS  # what a full refresh asks: the sizes the device declares (shadow_sizes), or all
-
-
-@dataclass
 class _Area:
     gpa: int
-    shadows: list[_Shadow] = field(default_factory=list)
-    groups: list[_Group] = field(default_factory=list)
+    shadows: list[pvshadow.Shadow] = field(default_factory=list)
+    groups: list[pvshadow.Group] = field(default_factory=list)
     refresh_due: bool = False   # refresh() found entries queued: the next flush refreshes every shadow
     irq_lines: int = 0          # header.irq_lines at registration: lines the guest takes as notifications
 
@@ -107,44 +63,6 @@ class PvBatchStats:
     def record(self, exc: PvgenError) -> None:
         self.rejected += 1
         self.errors = (self.errors + [str(exc)])[-16:]
-
-
-def device_write_rules(bus) -> dict[int, tuple[P.WriteRule, int]]:
-    """port -> (rule, base of the device's range), from the devices' optional write_rules() (offset -> WriteRule)."""
-    out: dict[int, tuple[P.WriteRule, int]] = {}
-    for r in bus.ranges:
-        get = getattr(r.device, "write_rules", None)
-        if get is None:
-            continue
-        for off, rule in get().items():
-            if 0 <= off < r.length and rule.op != P.Neutral.NONE:
-                out[r.base + off] = (rule, r.base)
-    return out
-
-
-def device_doorbell_masks(bus) -> dict[int, int]:
-    """port -> doorbell mask for every DOORBELL_IF port, from the devices' optional doorbell_masks() (offset ->
-    mask); a DOORBELL_IF port without a mask is absent (the monitor publishes it as DOORBELL)."""
-    out: dict[int, int] = {}
-    for r in bus.ranges:
-        get = getattr(r.device, "doorbell_masks", None)
-        if get is None:
-            continue
-        for off, m in get().items():
-            if 0 <= off < r.length and m & 0xFF:
-                out[r.base + off] = m & 0xFF
-    return out
-
-
-def device_neutral_reads(bus) -> frozenset[int]:
-    """Ports whose read side effect the device declares neutral for the shadows (it changes no shadowed register's
-    readback, of this device or any other), from the devices' optional neutral_read_effects() (offsets)."""
-    out: set[int] = set()
-    for r in bus.ranges:
-        get = getattr(r.device, "neutral_read_effects", None)
-        if get is not None:
-            out.update(r.base + off for off in get() if 0 <= off < r.length)
-    return frozenset(out)
 
 
 class PvBatch:
@@ -218,107 +136,12 @@ class PvBatch:
         return hit
 
     def class_words(self) -> dict[int, int]:
-        """port -> class word, from the devices' declarations; every port a device owns is marked OWNED.  A slot
-        goes to each SHADOW read (its shadow) and each DOORBELL_IF write (its doorbell mask and write rule); a
-        POSTED port with a write rule becomes DOORBELL_IF with mask 0."""
-        words: dict[int, int] = {}
-        declared = self.bus.class_map()
-        masks, rules = device_doorbell_masks(self.bus), device_write_rules(self.bus)
-        neutral_reads, read_neutral = device_neutral_reads(self.bus), []
-        slots: list[tuple[int, int]] = []
-        fifo: set[int] = set()
-        for r in self.bus.ranges:
-            if r.device is self:
-                continue
-            for port in range(r.base, r.base + r.length):
-                rc, wc = declared.get(port, (PortClass.STRICT, PortClass.STRICT))
-                dev, off = r.device, port - r.base
-                mask = masks.get(port, 0) if wc == PortClass.DOORBELL_IF else 0   # a mask needs DOORBELL_IF
-                if wc == PortClass.POSTED and port in rules:
-                    wc = PortClass.DOORBELL_IF
-                if wc == PortClass.DOORBELL_IF and not mask and port not in rules:
-                    wc = PortClass.DOORBELL           # neither mask nor rule declared: the safe side
-                elif wc not in (PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL, PortClass.DOORBELL_IF):
-                    wc = PortClass.STRICT
-                if rc == PortClass.FIFO and not hasattr(dev, "fifo_read"):
-                    rc = PortClass.STRICT          # no prefetch: every read is one in-order IN entry
-                shadow = rc == PortClass.SHADOW and hasattr(dev, "shadow_read")
-                if rc == PortClass.SHADOW and not shadow or rc not in (PortClass.STRICT, PortClass.FIFO,
-                                                                       PortClass.SHADOW):
-                    rc = PortClass.STRICT
-                slot, effect = 0, False
-                if shadow or wc == PortClass.DOORBELL_IF:
-                    if len(slots) < P.SHADOW_SLOTS:
-                        slot = len(slots)
-                        slots.append((port, mask if wc == PortClass.DOORBELL_IF else 0))
-                        if shadow:
-                            probe = getattr(dev, "read_side_effects", None)
-                            effect = True if probe is None else bool(probe(off))
-                            if effect and port in neutral_reads:
-                                read_neutral.append(slot)   # its IN_DISCARD keeps the shadows servable
-                    else:
-                        rc = PortClass.STRICT if shadow else rc
-                        wc = PortClass.DOORBELL if wc == PortClass.DOORBELL_IF else wc
-                if not shadow and rc == PortClass.SHADOW:
-                    rc = PortClass.STRICT
-                if rc == PortClass.FIFO:
-                    fifo.add(port)
-                words[port] = P.class_word(rc, wc, owned=True, read_effect=effect, slot=slot)
-            self._add_banks(r, words, slots, rules)
-        self._slots, self._fifo_ports, self._read_neutral = slots, frozenset(fifo), read_neutral
-        self._rules = self._rule_records(words, slots, rules)
-        return words
-
-    @staticmethod
-    def _add_banks(r, words: dict[int, int], slots: list, rules: dict[int, tuple[P.WriteRule, int]]) -> None:
-        """Slots for the banks of a BANK rule of this range (P.bank_slot: right after its live slots, which must be
-        the device's next `banked` ports, all SHADOW, the last slots so far), filled through the device's
-        `bank_shadow_read(bank, offset, size)`.  Without room or that method the rule is not published."""
-        dev = r.device
-        if not hasattr(dev, "bank_shadow_read"):
-            return
-        for port in range(r.base, r.base + r.length):
-            rule = rules.get(port, (None,))[0]
-            if rule is None or rule.op != P.Neutral.BANK or port not in words:
-                continue
-            own, n = P.split_class_word(words[port])[4], rule.banked & 0xFF
-            live = [own + 1 + i for i in range(n)]
-            ok = (n > 0 and rule.operand & 0xFF and own + 1 + n == len(slots) and port + n < r.base + r.length
-                  and P.bank_slot(own, n, P.bank_count(rule.operand), 0) <= P.SHADOW_SLOTS
-                  and all(slots[s][0] == port + 1 + i and P.split_class_word(words[port + 1 + i])[0] == PortClass.SHADOW
-                          for i, s in enumerate(live)))
-            if ok:
-                for bank in range(P.bank_count(rule.operand)):
-                    slots.extend((port + 1 + i, 0, bank) for i in range(n))
-            return
-
-    @staticmethod
-    def _rule_records(words: dict[int, int], slots: list[tuple[int, int]],
-                      rules: dict[int, tuple[P.WriteRule, int]]) -> bytes:
-        """The write_rules region.  A rule is published only for a DOORBELL_IF port, with its condition's port a
-        SHADOW of the same device, and (unless KEEP) its own port a SHADOW; else the write is simply posted."""
-        out = bytearray(P.WRITE_RULE.size * P.SHADOW_SLOTS)
-        for slot, (port, *bank) in enumerate(slots):
-            if bank[1:] or port not in rules:
-                continue
-            rule, base = rules[port]
-            own_rc, wc, _, _, _ = P.split_class_word(words[port])
-            cond = words.get(base + rule.cond_offset, 0)
-            cond_rc, _, _, _, cond_slot = P.split_class_word(cond)
-            if wc != PortClass.DOORBELL_IF or (rule.cond_mask & 0xFF and cond_rc != PortClass.SHADOW):
-                continue
-            if rule.op != P.Neutral.KEEP and own_rc != PortClass.SHADOW:
-                continue
-            banked = rule.banked & 0xFF if rule.op == P.Neutral.BANK else 0
-            if rule.op == P.Neutral.BANK:
-                last = P.bank_slot(slot, banked, P.bank_count(rule.operand), 0) - 1
-                if not banked or last >= len(slots) or len(slots[last]) < 3 or slots[last][0] != port + banked:
-                    continue            # no bank slots were allocated (_add_banks)
-            P.WRITE_RULE.fmt.pack_into(out, slot * P.WRITE_RULE.size, int(rule.op), rule.operand & 0xFF,
-                                       cond_slot if rule.cond_mask & 0xFF else 0, rule.cond_mask & 0xFF,
-                                       rule.cond_want & 0xFF, rule.value_mask & 0xFF, rule.value_want & 0xFF,
-                                       banked)
-        return bytes(out)
+        """port -> class word of every port on the bus (devices/pvpublish.py); keeps the slots, FIFO ports, neutral
+        reads and write-rule records that go with it for the next registration."""
+        pub = pvpublish.publish(self.bus, self)
+        self._slots, self._fifo_ports, self._read_neutral, self._rules = (pub.slots, pub.fifo_ports,
+                                                                          pub.read_neutral, pub.rules)
+        return pub.words
 
     # --- registration ------------------------------------------------------------------------------------------
     def register(self, gpa: int) -> int:
@@ -345,19 +168,7 @@ class PvBatch:
         self._write(gpa + P.OFF_DOORBELL_MASKS, masks)
         self._write(gpa + P.OFF_WRITE_RULES, self._rules)
         self._write(gpa + P.OFF_READ_NEUTRAL, P.read_neutral_bitmap(self._read_neutral))
-        area.shadows, area.groups = [], []
-        for i, (port, _, *bank) in enumerate(self._slots):
-            dev, off = self._owner(port)  # type: ignore[misc]
-            rng = next(r for r in self.bus.ranges if r.device is dev and r.base <= port < r.base + r.length)
-            is_shadow = P.split_class_word(self._words[port])[0] == PortClass.SHADOW
-            sh = _Shadow(port, (_BankView(dev, bank[0]) if bank else dev) if is_shadow else None, off, rng.length)
-            area.shadows.append(sh)
-            if not area.groups or area.groups[-1].device is not dev:
-                declared = getattr(dev, "shadow_sizes", None)   # optional: shadow_read gives None for other sizes
-                area.groups.append(_Group(dev, i, [], bool(getattr(dev, "synchronous_shadows", False)),
-                                          full_sizes=tuple(t for t in _SIZE_SLOTS if declared is None
-                                                           or t[1] in declared)))
-            area.groups[-1].shadows.append(sh)
+        area.shadows, area.groups = pvshadow.layout(self.bus, self._slots, self._words, self._owner)
         self._refresh(area)
         for name, value in (("slot", slot), ("count", 0), ("status", Status.OK), ("state", State.ACTIVE)):
             self._set(area, name, int(value))
@@ -534,131 +345,9 @@ class PvBatch:
             self.stats.fifo_refills += 1
 
     def _refresh(self, area: _Area, touched: set | None = None) -> None:
-        """Rewrite the shadows of the devices in `touched` and of every device whose shadows are not synchronous;
-        all of them when touched is None.  Always written: the guest updates the shadows of neutral writes."""
-        full = touched is None
-        for g in area.groups:
-            if not full and g.synchronous and id(g.device) not in touched:
-                continue
-            data = None
-            if not full and g.byte_offsets is not None:
-                data = self._block_group(g) if g.runs is not None else None
-                if data is None:
-                    data = self._byte_group(g)
-            if data is None:
-                data = b"".join([self._shadow_bytes(s, full, g.full_sizes) for s in g.shadows])
-                if full:
-                    self._plan_group(g)
-            self._write(area.gpa + P.OFF_SHADOWS + g.first * P.SHADOW.size, data)
-            self.stats.shadow_writes += 1
-
-    @staticmethod
-    def _plan_group(g: _Group) -> None:
-        """After a full refresh: a group whose every shadow had a byte value only gets the fast partial path."""
-        key = tuple(s.sizes for s in g.shadows)
-        if key == g.plan_key:
-            return
-        g.plan_key = key
-        # A slot with no value at all (an unpublished bank) stays invalid without a read.
-        live = [s for s in g.shadows if s.sizes]
-        if live and all(s.device is not None and s.sizes in ((), _SIZE_SLOTS[:1]) for s in g.shadows):
-            g.byte_offsets = [s.offset for s in live]
-            g.args = [x for s in g.shadows for x in (s.port, 1 if s.sizes else 0, 0, 0, 0, 0)]
-            g.pack = struct.Struct("<" + "HBBIII" * len(g.shadows)).pack
-            # bound once: no proxy lookups (a bank slot reads through its _BankView)
-            g.read = [s.device.shadow_read for s in live]   # type: ignore[union-attr]
-            g.arg_index = [3 + 6 * i for i, s in enumerate(g.shadows) if s.sizes]
-            PvBatch._plan_blocks(g)
-        else:
-            g.byte_offsets, g.runs = None, None
-
-    @staticmethod
-    def _plan_blocks(g: _Group) -> None:
-        """For a device with `shadow_block`: the group's slots as runs of consecutive offsets of one bank (a
-        _BankView's, or None: the live registers) read with one call each, and runs of slots with no value."""
-        if getattr(g.device, "shadow_block", None) is None:
-            g.runs = None
-            return
-        runs: list = []
-        for s in g.shadows:
-            if not s.sizes:
-                if runs and isinstance(runs[-1], bytes):
-                    runs[-1] += bytes(1)
-                else:
-                    runs.append(bytes(1))
-                continue
-            bank = s.device.bank if isinstance(s.device, _BankView) else None
-            last = runs[-1] if runs else None
-            if isinstance(last, list) and last[0] == bank and last[1] + last[2] == s.offset:
-                last[2] += 1
-            else:
-                runs.append([bank, s.offset, 1])
-        g.runs = [r if isinstance(r, bytes) else tuple(r) for r in runs]
-        g.block = g.device.shadow_block  # type: ignore[attr-defined]   # bound once, as g.read
-        blank = list(g.args)
-        for k in g.arg_index:
-            blank[k] = 0
-        g.template = g.pack(*blank)
-
-    @staticmethod
-    def _block_group(g: _Group) -> bytearray | None:
-        """The group's records from one shadow_block call per run; None when a block has no value (the per-register
-        path then decides, slot by slot)."""
-        block = g.block
-        parts = []
-        try:
-            for r in g.runs:  # type: ignore[union-attr]
-                if r.__class__ is bytes:
-                    parts.append(r)
-                    continue
-                b = block(*r)
-                if b is None:
-                    return None
-                parts.append(b)
-            out = bytearray(g.template)
-            out[_SHADOW_VAL::P.SHADOW.size] = b"".join(parts)   # ValueError: a block of the wrong size
-        except (PvgenError, ValueError, TypeError):
-            return None
-        return out
-
-    @staticmethod
-    def _byte_group(g: _Group) -> bytes | None:
-        """The group's records from one byte read per shadow; None when a read has no value (the generic path)."""
-        args = g.args
-        try:
-            for read, off, k in zip(g.read, g.byte_offsets, g.arg_index):  # type: ignore[arg-type]
-                v = read(off, 1)
-                if v is None:
-                    return None
-                args[k] = v & 0xFF
-        except PvgenError:
-            return None
-        return g.pack(*args)
-
-    @staticmethod
-    def _shadow_bytes(s: _Shadow, full: bool, full_sizes: tuple = _SIZE_SLOTS) -> bytes:
-        """One shadow record.  A full refresh asks every access size (that the device's optional `shadow_sizes`
-        does not rule out); a partial one only the sizes that had a value at the last full refresh (a size left
-        out is marked invalid: the guest reads it with an exit)."""
-        if s.device is None:
-            return _SHADOW_PACK(s.port, 0, 0, 0, 0, 0)
-        valid, vals = 0, [0, 0, 0]
-        sizes = full_sizes if full else s.sizes
-        found = []
-        for i, size, mask in sizes:
-            if s.offset + size > s.length:
-                continue
-            try:
-                v = s.device.shadow_read(s.offset, size)  # type: ignore[attr-defined]
-            except PvgenError:
-                continue
-            if v is not None:
-                valid |= 1 << i
-                vals[i] = v & mask
-                found.append((i, size, mask))
-        if full:
-            s.sizes = tuple(found)
-        return _SHADOW_PACK(s.port, valid, 0, *vals)
+        """The shadows of `area` (devices/pvshadow.py): of the devices in `touched` and of every device whose
+        shadows are not synchronous; all of them when touched is None."""
+        pvshadow.refresh(area.groups, touched, self._write, area.gpa, self.stats)
 
     def refresh(self) -> None:
         """Bring every area's shadows up to date (call after an asynchronous device event: a device whose
