@@ -3,8 +3,11 @@
 Behaviour follows ATA/ATAPI-6 (T13/1410D): register descriptions in section 7, the PIO data-in and data-out
 protocols in 9.5/9.6, the software reset protocol and signature in 9.2/9.12, and the single-device
 configuration rules in 9.16 (device 1 absent: Status and Alternate Status read 00h when it is selected).
-The IDENTIFY DEVICE page is built in ata_identify.py. The model runs synchronously: a command completes, or its
-first DRQ block is ready, before the command write returns; BSY is visible only while SRST is asserted.
+The register and opcode names are declared in ata_regs.py, the command set (dispatch, the non-data commands, the
+setup of PIO data commands) is in ata_commands.py and the IDENTIFY DEVICE page is built in ata_identify.py. This
+file is the device: task file, Status and Device Control, shadows and write rules, and the PIO data path. The
+model runs synchronously: a command completes, or its first DRQ block is ready, before the command write returns;
+BSY is visible only while SRST is asserted.
 """
 
 from __future__ import annotations
@@ -14,96 +17,27 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from pvgen.devices.ata_identify import HEADS, SECTORS_PER_TRACK, identify_page
+from pvgen.devices.ata_commands import AtaCommands
+from pvgen.devices.ata_regs import (   # every name, re-exported: tests and drivers of the model use ata.NAME
+    ATA_REG_DATA, ATA_REG_ERR, ATA_REG_FEATURE, ATA_REG_NSECT, ATA_REG_LBAL, ATA_REG_LBAM, ATA_REG_LBAH,
+    ATA_REG_DEVICE, ATA_REG_STATUS, ATA_REG_CMD, ATA_REG_ALTSTATUS, ATA_REG_CTL,
+    ATA_BUSY, ATA_DRDY, ATA_DF, ATA_DSC, ATA_DRQ, ATA_ERR, ATA_IDNF, ATA_ABORTED,   # Status, Error
+    ATA_NIEN, ATA_SRST, ATA_HOB, ATA_LBA, ATA_DEV1,                                 # Device Control, Device
+    ATA_CMD_RESTORE, ATA_CMD_PIO_READ, ATA_CMD_PIO_READ_EXT, ATA_CMD_READ_NATIVE_MAX_EXT, ATA_CMD_READ_MULTI_EXT,
+    ATA_CMD_PIO_WRITE, ATA_CMD_PIO_WRITE_EXT, ATA_CMD_WRITE_MULTI_EXT, ATA_CMD_VERIFY, ATA_CMD_VERIFY_EXT,
+    ATA_CMD_EDD, ATA_CMD_INIT_DEV_PARAMS, ATA_CMD_READ_MULTI, ATA_CMD_WRITE_MULTI, ATA_CMD_SET_MULTI,
+    ATA_CMD_WRITE_MULTI_FUA_EXT, ATA_CMD_STANDBYNOW1, ATA_CMD_IDLEIMMEDIATE, ATA_CMD_STANDBY, ATA_CMD_IDLE,
+    ATA_CMD_CHK_POWER, ATA_CMD_FLUSH, ATA_CMD_FLUSH_EXT, ATA_CMD_ID_ATA, ATA_CMD_SET_FEATURES,
+    ATA_CMD_READ_NATIVE_MAX,
+    SETFEATURES_WC_ON, SETFEATURES_XFER, SETFEATURES_RA_OFF, SETFEATURES_DEFAULTS_OFF, SETFEATURES_WC_OFF,
+    SETFEATURES_RA_ON, SETFEATURES_DEFAULTS_ON, XFER_PIO_0, XFER_PIO_4, MAX_MULTIPLE,
+)
 from pvgen.devices.diskimage import SECTOR_SIZE, DiskBackend
 from pvgen.protocol import Neutral, PortClass, WriteRule
 
-# Command block register offsets (ATA/ATAPI-6 7.1, Linux ata_ioports names).
-ATA_REG_DATA = 0
-ATA_REG_ERR = 1       # read: Error
-ATA_REG_FEATURE = 1   # write: Features
-ATA_REG_NSECT = 2
-ATA_REG_LBAL = 3
-ATA_REG_LBAM = 4
-ATA_REG_LBAH = 5
-ATA_REG_DEVICE = 6
-ATA_REG_STATUS = 7    # read: Status (clears a pending interrupt)
-ATA_REG_CMD = 7       # write: Command
-# Control block (one port at 0x3F6): read Alternate Status, write Device Control.
-ATA_REG_ALTSTATUS = 0
-ATA_REG_CTL = 0
-
-# Status bits (7.15.6).
-ATA_BUSY = 0x80
-ATA_DRDY = 0x40
-ATA_DF = 0x20
-ATA_DSC = 0x10
-ATA_DRQ = 0x08
-ATA_ERR = 0x01
-# Error bits (7.9.6).
-ATA_IDNF = 0x10
-ATA_ABORTED = 0x04
-# Device control bits (7.8).
-ATA_NIEN = 0x02
-ATA_SRST = 0x04
-ATA_HOB = 0x80
-# Device register bits (7.10).
-ATA_LBA = 0x40
-ATA_DEV1 = 0x10
-
-# Command opcodes (names as in Linux include/linux/ata.h).
-ATA_CMD_RESTORE = 0x10
-ATA_CMD_PIO_READ = 0x20
-ATA_CMD_PIO_READ_EXT = 0x24
-ATA_CMD_READ_NATIVE_MAX_EXT = 0x27
-ATA_CMD_READ_MULTI_EXT = 0x29
-ATA_CMD_PIO_WRITE = 0x30
-ATA_CMD_PIO_WRITE_EXT = 0x34
-ATA_CMD_WRITE_MULTI_EXT = 0x39
-ATA_CMD_VERIFY = 0x40
-ATA_CMD_VERIFY_EXT = 0x42
-ATA_CMD_EDD = 0x90
-ATA_CMD_INIT_DEV_PARAMS = 0x91
-ATA_CMD_READ_MULTI = 0xC4
-ATA_CMD_WRITE_MULTI = 0xC5
-ATA_CMD_SET_MULTI = 0xC6
-ATA_CMD_WRITE_MULTI_FUA_EXT = 0xCE
-ATA_CMD_STANDBYNOW1 = 0xE0
-ATA_CMD_IDLEIMMEDIATE = 0xE1
-ATA_CMD_STANDBY = 0xE2
-ATA_CMD_IDLE = 0xE3
-ATA_CMD_CHK_POWER = 0xE5
-ATA_CMD_FLUSH = 0xE7
-ATA_CMD_FLUSH_EXT = 0xEA
-ATA_CMD_ID_ATA = 0xEC
-ATA_CMD_SET_FEATURES = 0xEF
-ATA_CMD_READ_NATIVE_MAX = 0xF8
-
-# SET FEATURES subcommands (Features register).
-SETFEATURES_WC_ON = 0x02
-SETFEATURES_XFER = 0x03
-SETFEATURES_RA_OFF = 0x55
-SETFEATURES_DEFAULTS_OFF = 0x66
-SETFEATURES_WC_OFF = 0x82
-SETFEATURES_RA_ON = 0xAA
-SETFEATURES_DEFAULTS_ON = 0xCC
-XFER_PIO_0, XFER_PIO_4 = 0x08, 0x0C
-
-MAX_MULTIPLE = 16
-# (read?, 48-bit?, multiple?) for each PIO data command
-_RW_COMMANDS = {
-    ATA_CMD_PIO_READ: (True, False, False), ATA_CMD_PIO_READ_EXT: (True, True, False),
-    ATA_CMD_READ_MULTI: (True, False, True), ATA_CMD_READ_MULTI_EXT: (True, True, True),
-    ATA_CMD_PIO_WRITE: (False, False, False), ATA_CMD_PIO_WRITE_EXT: (False, True, False),
-    ATA_CMD_WRITE_MULTI: (False, False, True), ATA_CMD_WRITE_MULTI_EXT: (False, True, True),
-    ATA_CMD_WRITE_MULTI_FUA_EXT: (False, True, True),
-}
-_NOOP_COMMANDS = {ATA_CMD_RESTORE, ATA_CMD_INIT_DEV_PARAMS, ATA_CMD_STANDBYNOW1, ATA_CMD_IDLEIMMEDIATE,
-                  ATA_CMD_STANDBY, ATA_CMD_IDLE}
-
 
 @dataclass
-class AtaDisk:
+class AtaDisk(AtaCommands):
     """Device 0 of an ATA channel (device 1 absent). Host storage is the backend passed in."""
 
     backend: DiskBackend
@@ -414,127 +348,7 @@ class AtaDisk:
         """16-bit words that remain in the current DRQ block (0 when no data transfer is pending)."""
         return (len(self.buf) - self.pos) // 2 if self.status & ATA_DRQ else 0
 
-    # -- commands ----------------------------------------------------------------------------------------------
-
-    def _complete(self, error: int = 0) -> None:
-        self._end_transfer()
-        self.error = error
-        self.status = ATA_DRDY | ATA_DSC | (ATA_ERR if error else 0)
-        self.intrq = True
-
-    def _abort(self, why: str) -> None:
-        self.metrics[why] += 1
-        self._complete(ATA_ABORTED)
-
-    def _command(self, cmd: int) -> None:
-        if self._dev1_selected():
-            self.metrics["command_to_absent_device"] += 1   # device 0 ignores commands for device 1 (9.16)
-            return
-        if self.status & ATA_DRQ:
-            self.metrics["command_during_drq"] += 1   # the transfer in progress is abandoned
-            self._end_transfer()
-        self.metrics[f"cmd_{cmd:02x}"] += 1
-        if cmd in _RW_COMMANDS:
-            self._start_rw(cmd, *_RW_COMMANDS[cmd])
-        elif cmd == ATA_CMD_ID_ATA:
-            page = identify_page(self.backend.sectors, model=self.model, serial=self.serial,
-                                 firmware=self.firmware, multiple_count=self.multiple_count,
-                                 write_cache=self.write_cache, pio_mode=self.pio_mode)
-            self._start_block(bytearray(page), data_in=True, lba=0, remaining=1, block=1)
-        elif cmd == ATA_CMD_SET_MULTI:
-            n = self.nsect
-            if n == 0 or (n <= MAX_MULTIPLE and n & (n - 1) == 0):
-                self.multiple_count = n
-                self._complete()
-            else:
-                self._abort("bad_multiple_count")
-        elif cmd == ATA_CMD_SET_FEATURES:
-            self._set_features()
-        elif cmd in (ATA_CMD_FLUSH, ATA_CMD_FLUSH_EXT):
-            try:
-                self.backend.flush()
-            except OSError:
-                self._abort("backend_error")
-                return
-            self._complete()
-        elif cmd == ATA_CMD_CHK_POWER:
-            self._complete()
-            self.nsect = 0xFF   # active or idle
-        elif cmd in _NOOP_COMMANDS:
-            self._complete()
-        elif cmd in (ATA_CMD_VERIFY, ATA_CMD_VERIFY_EXT):
-            lba, count = self._address(cmd == ATA_CMD_VERIFY_EXT)
-            if lba is None or lba + count > self.backend.sectors:
-                self._idnf()
-            else:
-                self._complete()
-        elif cmd in (ATA_CMD_READ_NATIVE_MAX, ATA_CMD_READ_NATIVE_MAX_EXT):
-            self._read_native_max(cmd == ATA_CMD_READ_NATIVE_MAX_EXT)
-        elif cmd == ATA_CMD_EDD:
-            self._signature()
-            self.intrq = True
-        else:
-            self._abort("unknown_command")
-
-    def _set_features(self) -> None:
-        sub = self.feature
-        if sub == SETFEATURES_XFER:
-            mode = self.nsect
-            if mode in (0x00, 0x01):
-                self.pio_mode = 2   # PIO default mode
-            elif XFER_PIO_0 <= mode <= XFER_PIO_4:
-                self.pio_mode = mode - XFER_PIO_0
-            else:
-                self._abort("unsupported_transfer_mode")   # no DMA modes
-                return
-        elif sub in (SETFEATURES_WC_ON, SETFEATURES_WC_OFF):
-            self.write_cache = sub == SETFEATURES_WC_ON
-        elif sub not in (SETFEATURES_RA_ON, SETFEATURES_RA_OFF, SETFEATURES_DEFAULTS_ON, SETFEATURES_DEFAULTS_OFF):
-            self._abort("unknown_feature")
-            return
-        self._complete()
-
-    def _address(self, lba48: bool) -> tuple[int | None, int]:
-        """(first LBA, sector count) from the task file; LBA None for an invalid CHS address."""
-        if lba48:
-            lba = (self.hob_lbah << 40 | self.hob_lbam << 32 | self.hob_lbal << 24
-                   | self.lbah << 16 | self.lbam << 8 | self.lbal)
-            count = (self.hob_nsect << 8 | self.nsect) or 65536
-            return lba, count
-        count = self.nsect or 256
-        if self.device & ATA_LBA:
-            return (self.device & 0x0F) << 24 | self.lbah << 16 | self.lbam << 8 | self.lbal, count
-        cyl, head, sector = self.lbah << 8 | self.lbam, self.device & 0x0F, self.lbal
-        if sector == 0 or sector > SECTORS_PER_TRACK:
-            return None, count
-        return (cyl * HEADS + head) * SECTORS_PER_TRACK + sector - 1, count
-
-    def _idnf(self) -> None:
-        self.metrics["lba_out_of_range"] += 1
-        self._complete(ATA_IDNF)
-
-    def _read_native_max(self, lba48: bool) -> None:
-        top = max(self.backend.sectors - 1, 0)
-        self._complete()
-        self.lbal, self.lbam, self.lbah = top & 0xFF, top >> 8 & 0xFF, top >> 16 & 0xFF
-        if lba48:
-            self.hob_lbal, self.hob_lbam, self.hob_lbah = top >> 24 & 0xFF, top >> 32 & 0xFF, top >> 40 & 0xFF
-        else:
-            self.device = (self.device & 0xF0) | (top >> 24 & 0x0F)
-
-    def _start_rw(self, cmd: int, read: bool, lba48: bool, multiple: bool) -> None:
-        if multiple and self.multiple_count == 0:
-            self._abort("multiple_not_set")
-            return
-        if not read and getattr(self.backend, "readonly", False):
-            self._abort("write_to_readonly")
-            return
-        lba, count = self._address(lba48)
-        if lba is None or lba + count > self.backend.sectors:
-            self._idnf()
-            return
-        block = self.multiple_count if multiple else 1
-        self._start_block(None, data_in=read, lba=lba, remaining=count, block=block)
+    # -- DRQ blocks (the commands that start them are in ata_commands.py) ------------------------------------
 
     def _start_block(self, page: bytearray | None, *, data_in: bool, lba: int, remaining: int,
                      block: int) -> None:

@@ -1,0 +1,74 @@
+"""ATA/ATAPI-6 register offsets, register bits and command opcodes, declared once (names as in Linux ata.h)."""
+
+# Command block register offsets (ATA/ATAPI-6 7.1, Linux ata_ioports names).
+ATA_REG_DATA = 0
+ATA_REG_ERR = 1       # read: Error
+ATA_REG_FEATURE = 1   # write: Features
+ATA_REG_NSECT = 2
+ATA_REG_LBAL = 3
+ATA_REG_LBAM = 4
+ATA_REG_LBAH = 5
+ATA_REG_DEVICE = 6
+ATA_REG_STATUS = 7    # read: Status (clears a pending interrupt)
+ATA_REG_CMD = 7       # write: Command
+# Control block (one port at 0x3F6): read Alternate Status, write Device Control.
+ATA_REG_ALTSTATUS = 0
+ATA_REG_CTL = 0
+
+# Status bits (7.15.6).
+ATA_BUSY = 0x80
+ATA_DRDY = 0x40
+ATA_DF = 0x20
+ATA_DSC = 0x10
+ATA_DRQ = 0x08
+ATA_ERR = 0x01
+# Error bits (7.9.6).
+ATA_IDNF = 0x10
+ATA_ABORTED = 0x04
+# Device control bits (7.8).
+ATA_NIEN = 0x02
+ATA_SRST = 0x04
+ATA_HOB = 0x80
+# Device register bits (7.10).
+ATA_LBA = 0x40
+ATA_DEV1 = 0x10
+
+# Command opcodes (names as in Linux include/linux/ata.h).
+ATA_CMD_RESTORE = 0x10
+ATA_CMD_PIO_READ = 0x20
+ATA_CMD_PIO_READ_EXT = 0x24
+ATA_CMD_READ_NATIVE_MAX_EXT = 0x27
+ATA_CMD_READ_MULTI_EXT = 0x29
+ATA_CMD_PIO_WRITE = 0x30
+ATA_CMD_PIO_WRITE_EXT = 0x34
+ATA_CMD_WRITE_MULTI_EXT = 0x39
+ATA_CMD_VERIFY = 0x40
+ATA_CMD_VERIFY_EXT = 0x42
+ATA_CMD_EDD = 0x90
+ATA_CMD_INIT_DEV_PARAMS = 0x91
+ATA_CMD_READ_MULTI = 0xC4
+ATA_CMD_WRITE_MULTI = 0xC5
+ATA_CMD_SET_MULTI = 0xC6
+ATA_CMD_WRITE_MULTI_FUA_EXT = 0xCE
+ATA_CMD_STANDBYNOW1 = 0xE0
+ATA_CMD_IDLEIMMEDIATE = 0xE1
+ATA_CMD_STANDBY = 0xE2
+ATA_CMD_IDLE = 0xE3
+ATA_CMD_CHK_POWER = 0xE5
+ATA_CMD_FLUSH = 0xE7
+ATA_CMD_FLUSH_EXT = 0xEA
+ATA_CMD_ID_ATA = 0xEC
+ATA_CMD_SET_FEATURES = 0xEF
+ATA_CMD_READ_NATIVE_MAX = 0xF8
+
+# SET FEATURES subcommands (Features register).
+SETFEATURES_WC_ON = 0x02
+SETFEATURES_XFER = 0x03
+SETFEATURES_RA_OFF = 0x55
+SETFEATURES_DEFAULTS_OFF = 0x66
+SETFEATURES_WC_OFF = 0x82
+SETFEATURES_RA_ON = 0xAA
+SETFEATURES_DEFAULTS_ON = 0xCC
+XFER_PIO_0, XFER_PIO_4 = 0x08, 0x0C
+
+MAX_MULTIPLE = 16   # sectors per DRQ block of READ/WRITE MULTIPLE (IDENTIFY word 47)
