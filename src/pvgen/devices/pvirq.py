@@ -17,7 +17,7 @@ line the area did not offer, takes the interrupt controller as before.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pvgen import protocol as P
 
@@ -28,7 +28,6 @@ _OFF_NOTIFY = P.HEADER.field("irq_notify")[0]
 class IrqNotifierStats:
     notified: int = 0          # rising edges handed back through an area
     forwarded: int = 0         # rising edges left to the interrupt controller
-    lines: dict[int, int] = field(default_factory=dict)   # line -> notifications
 
 
 class IrqNotifier:
@@ -71,7 +70,6 @@ class IrqNotifier:
                 self._raised |= 1 << line
                 self._notified.add(line)
                 self.stats.notified += 1
-                self.stats.lines[line] = self.stats.lines.get(line, 0) + 1
                 return True
             self.stats.forwarded += 1
             return False

@@ -161,12 +161,15 @@ HX_NO_CALLER_SAVED void pvio_arch_irq_restore(unsigned long flags)
  * in the batch area instead of the monitor asserting it on the PIC. It becomes pending exactly like an upcall the
  * CPL0 entry marked, and runs when the runtime's operation unmasks (pvio_arch_irq_restore), or at the end of the
  * handler that flushed. The timer (IRQ 0) and the cascade (IRQ 2) never come this way. */
+#define HX_NOTIFY_LINES 0xfffau	/* every ISA line but the timer (0) and the cascade (2) */
+
 unsigned int pvio_arch_irq_lines(void)
 {
-	return 0xfffa;
+	return HX_NOTIFY_LINES;
 }
 
 HX_NO_CALLER_SAVED void pvio_arch_irq_notify(unsigned int lines)
 {
-	__atomic_fetch_or(&hx_irq_pending, (unsigned long)(lines & 0xfffa), __ATOMIC_SEQ_CST);
+	/* masked again here: irq_notify and irq_lines live in memory the monitor writes */
+	__atomic_fetch_or(&hx_irq_pending, (unsigned long)(lines & HX_NOTIFY_LINES), __ATOMIC_SEQ_CST);
 }
