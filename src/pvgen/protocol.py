@@ -25,14 +25,16 @@ class PortClass(enum.IntEnum):
     DOORBELL = 2  # write: queued, then the whole queue is flushed in one exit
     SHADOW = 3    # read: served from the shadow area that the monitor keeps current
     FIFO = 4      # read: served from the input queue; an empty queue is refilled in one exit
+    ENGINE = 5    # read: served by the transfer engine active on this data port (protocol v5), else as FIFO
     DOORBELL_IF = 6  # write: DOORBELL when the value has a bit of doorbell_masks[slot] set, else POSTED (and
     #                  neutral when write_rules[slot] says so); always the runtime's C slow path
 
 
 MAGIC = 0x4F495650          # "PVIO" little-endian: in the area header, and what a monitor returns on the probe port
-VERSION = 4                 # 2: DOORBELL_IF (doorbell masks, neutral-write rules); 3: bank-select rules (BANK);
+VERSION = 5                 # 2: DOORBELL_IF (doorbell masks, neutral-write rules); 3: bank-select rules (BANK);
 #                             4: interrupt notification in the area (irq_lines, irq_notify) and neutral read
-#                                effects (the read_neutral bitmap)
+#                                effects (the read_neutral bitmap); 5: in-guest device models (latches, command
+#                                rules, transfer engines, interrupt rules, index/data files) and the audit log
 
 # Control ports (owned by the monitor's pvbatch device, 0x0F00..+0x8; unassigned on the PC/AT map).
 CTRL_BASE = 0x0F00
@@ -51,6 +53,12 @@ class Op(enum.IntEnum):
     IN_DISCARD = 3  # read port and discard the value: replays the side effect of a read served from a shadow
     OUTS = 4        # write entry.value elements from guest memory at entry.gpa (ascending)
     INS = 5         # read entry.value elements into guest memory at entry.gpa (ascending)
+    SERVED_IN = 6   # replay of entry.value reads that a transfer engine served in the guest (gpa: served_gpa()); the
+    #                 monitor checks that the device's transfer is where the guest says, reads, and compares
+    SERVED_OUT = 7  # replay of entry.value writes that a transfer engine took in the guest; the data is in the area
+    #                 at the offset in gpa (served_gpa())
+    IRQ_MARK = 8    # the guest raised interrupt line entry.value itself (an interrupt rule): the device's rising
+    #                 edge of that line in this batch was already delivered (no device access)
 
 
 class Neutral(enum.IntEnum):
@@ -184,6 +192,12 @@ HEADER = Layout("pvio_header", "Area header: identification, queue state, statis
           "as notifications in irq_notify; 0: none"),
     Field("irq_notify", "u32", doc="written by the monitor at the end of a flush: lines of irq_lines raised (or still "
           "high) during it, not asserted on the interrupt controller; the guest takes and clears them"),
+    Field("audit", "u32", doc="written by the guest: 1 when it logs every value it serves in the audit region"),
+    Field("served", "u32", doc="guest statistics: accesses served by in-guest models (engines, index files)"),
+    Field("models", "u32", doc="written by the monitor: bit 0 latches/rules/engines/interrupt rules published, "
+          "bit 1 an index file published"),
+    Field("irq_raised", "u32", doc="guest statistics: interrupts raised in the guest by an interrupt rule"),
+    Field("xstaged", "u32", doc="bytes of the xstaging buffer used by queued SERVED_OUT entries"),
 ))
 
 FIFO = Layout("pvio_fifo", "Input FIFO control: values[head..count) are the next reads of `port` with `size`.", (
@@ -221,6 +235,153 @@ WRITE_RULE = Layout("pvio_wrule", "A neutral-write rule, by slot (docs/protocol.
     Field("banked", "u8", doc="BANK: the slots after this one whose values depend on the bank"),
 ))
 
+# --- in-guest device models (protocol v5, docs/protocol.md "In-guest device models") -----------------------------
+# A condition (COND_*) is evaluated by the runtime on its shadows and latches: kind, a, b, x, y.
+COND_NONE = 0         # always true
+COND_SHADOW = 1       # byte shadow of slot a valid and (value & x) == y
+COND_LATCH = 2        # latch a valid and (value & x) == y
+COND_RANGE = 3        # latches a (low byte) and b (high byte, 0xFF: none) valid and x <= value <= y
+NO_REF = 0xFF         # "none" for a slot or latch reference
+
+LATCH_COUNT = 16
+COND_COUNT = 4        # conditions of a command rule
+EFFECT_COUNT = 4      # shadow effects of a command rule or an engine completion
+ENGINE_COUNT = 4
+CMD_RULE_COUNT = 16
+IRQ_RULE_COUNT = 4
+IX_ENTRY_COUNT = 256
+
+
+class EngineKind(enum.IntEnum):
+    NONE = 0
+    WINDOW = 1      # armed by the monitor at a flush over data it placed in the engine memory (a DRQ block)
+    DMA = 2         # armed by the guest (a command rule) over a mirror of device memory the monitor keeps current
+
+
+class EngineState(enum.IntEnum):
+    IDLE = 0        # not serving: data-port accesses take the queue (and exit)
+    READ = 1
+    WRITE = 2
+
+
+LATCH = Layout("pvio_latch", "A write-only register whose last written byte the guest tracks (protocol v5).", (
+    Field("port", "u16"),
+    Field("valid", "u8", doc="0: unknown until the next flush (a write the runtime could not judge)"),
+    Field("value", "u8"),
+))
+
+CMD_RULE = Layout("pvio_cmdrule", "A command write the guest models (protocol v5, docs/protocol.md).", (
+    Field("port", "u16", doc="0: unused rule"),
+    Field("value_mask", "u8"),
+    Field("value_want", "u8", doc="the rule applies to a byte write with (value & value_mask) == value_want"),
+    Field("own_mask", "u8", doc="the port's own shadow takes the value's bits under own_mask ..."),
+    Field("own_and", "u8", doc="... and is then ANDed with own_and"),
+    Field("engine", "u8", doc="arm this engine (NO_REF: none) ..."),
+    Field("engine_state", "u8", doc="... for EngineState READ or WRITE"),
+    Field("cond_kind", "u8", COND_COUNT),
+    Field("cond_a", "u8", COND_COUNT),
+    Field("cond_b", "u8", COND_COUNT),
+    Field("cond_x", "u16", COND_COUNT),
+    Field("cond_y", "u16", COND_COUNT),
+    Field("eff_slot", "u8", EFFECT_COUNT, doc="shadows[eff_slot].val[0] = (val & eff_and) | eff_or"),
+    Field("eff_and", "u8", EFFECT_COUNT),
+    Field("eff_or", "u8", EFFECT_COUNT),
+    Field("reserved", "u8", 16),
+))
+
+ENGINE = Layout("pvio_engine", "A transfer engine on a data port (protocol v5, docs/protocol.md).", (
+    Field("port", "u16", doc="the data port"),
+    Field("kind", "u8", doc="EngineKind"),
+    Field("state", "u8", doc="EngineState: the monitor publishes it at every flush, the guest changes it"),
+    Field("unit", "u8", 4, doc="bytes one access of size 1, 2, 4 moves (index size >> 1); 0: not served"),
+    Field("mem_off", "u32", doc="area offset of the engine memory, which holds device address mem_base"),
+    Field("mem_base", "u32"),
+    Field("mem_len", "u32"),
+    Field("addr", "u32", doc="device address of the next byte"),
+    Field("count", "u32", doc="bytes left in the transfer"),
+    Field("addr_mask", "u32", doc="width of the device's address counter"),
+    Field("wrap_at", "u32", doc="an address reaching wrap_at becomes wrap_to (when wrap_to < wrap_at)"),
+    Field("wrap_to", "u32"),
+    Field("dep_latches", "u32", doc="bit i: a write to latch i while the engine serves stops it"),
+    Field("addr_latch", "u8", 2, doc="DMA: latches (low, high) the start address comes from"),
+    Field("count_latch", "u8", 2, doc="DMA: latches (low, high) of the byte count; updated as it counts down"),
+    Field("wrap_latch", "u8", 2, doc="DMA: latches (to, at) of the wrap bounds, shifted left by wrap_shift"),
+    Field("wrap_shift", "u8"),
+    Field("flags", "u8", doc="bit 0: count saturates at zero (an access moving more than is left ends it)"),
+    Field("addr_slot", "u8", 2, doc="shadows showing the current address (low, high byte); NO_REF: none"),
+    Field("done_slot", "u8", EFFECT_COUNT, doc="completion (count reaches 0): shadows[done_slot].val[0] = "
+          "(val & done_and) | done_or"),
+    Field("done_and", "u8", EFFECT_COUNT),
+    Field("done_or", "u8", EFFECT_COUNT),
+    Field("cond_kind", "u8", 2, doc="[0]: must hold for every served access; [1]: for the completing one"),
+    Field("cond_a", "u8", 2),
+    Field("cond_b", "u8", 2),
+    Field("cond_x", "u16", 2),
+    Field("cond_y", "u16", 2),
+    Field("seq", "u32", doc="WINDOW: the monitor's arm number"),
+    Field("cmd_port", "u16", doc="DMA: any write to this port but the command rule arming the engine stops it"),
+    Field("reserved", "u8", 42),
+))
+
+IRQ_RULE = Layout("pvio_irqrule", "An interrupt line the guest computes (protocol v5, docs/protocol.md).", (
+    Field("line", "u8", doc="the line (bit of header.irq_lines)"),
+    Field("valid", "u8", doc="0: unused, or not computable until the next flush"),
+    Field("level", "u8", doc="the line's level: published by the monitor, updated by the guest"),
+    Field("status_slot", "u8", doc="line = (shadow & latch & mask) != 0 ..."),
+    Field("mask_latch", "u8"),
+    Field("mask", "u8"),
+    Field("cond_slot", "u8", doc="... evaluated only while shadow cond_slot matches (else the rule is dropped)"),
+    Field("cond_mask", "u8"),
+    Field("cond_want", "u8"),
+    Field("reserved", "u8", 7),
+))
+
+IX_FILE = Layout("pvio_ixfile", "An index/data register file (protocol v5): index port latch, data reads served "
+                 "from the entries.", (
+    Field("index_port", "u16", doc="0: no index file"),
+    Field("data_port", "u16", doc="first data port; reads of data_port + k (k < data_len) serve byte lane k"),
+    Field("data_len", "u8"),
+    Field("index_size", "u8", doc="the index write's size (a write of another size invalidates the latch)"),
+    Field("valid", "u8", doc="the latch holds the index the device has (after the queue)"),
+    Field("reserved0", "u8"),
+    Field("latch", "u32"),
+    Field("key_mask", "u32", doc="an entry's key is latch & key_mask"),
+    Field("entries", "u32", doc="entries in use, sorted by key"),
+    Field("reserved", "u32", 3),
+))
+
+IX_ENTRY = Layout("pvio_ixentry", "One side-effect-free data value of an index file.", (
+    Field("key", "u32"),
+    Field("value", "u32"),
+))
+
+AUDIT = Layout("pvio_audit", "Audit log control (protocol v5): every value served without an exit, when the guest "
+               "runs an audit build.", (
+    Field("count", "u32", doc="records in use"),
+    Field("capacity", "u32"),
+    Field("data_used", "u32", doc="bytes of audit data in use"),
+    Field("data_cap", "u32"),
+    Field("reserved", "u32", 12),
+))
+
+
+class AuditKind(enum.IntEnum):
+    SHADOW = 1      # a shadow read with no queued replay: the monitor reads the device at `pos`
+    REPLAYED = 2    # a shadow read replayed by the IN_DISCARD entry `pos`: compared with what that read returns
+    FIFO = 3        # a FIFO value: `data` is its index in the refill the monitor made
+    ENGINE = 4      # engine-served reads: the SERVED_IN entry `pos`; `value` bytes at audit data offset `data`
+    INDEX = 5       # an index-file read: the monitor reads the device at `pos`
+
+
+AUDIT_REC = Layout("pvio_auditrec", "One served value (or run of engine-served bytes).", (
+    Field("port", "u16"),
+    Field("size", "u8"),
+    Field("kind", "u8", doc="AuditKind"),
+    Field("value", "u32", doc="the value served (ENGINE: bytes)"),
+    Field("pos", "u32", doc="the queue position: entries queued before the read (REPLAYED/ENGINE: its entry)"),
+    Field("data", "u32"),
+))
+
 # Area layout: offsets from the area's base (page aligned, physically contiguous).
 OFF_HEADER = 0x0000
 OFF_FIFO = 0x0080
@@ -234,7 +395,24 @@ OFF_WRITE_RULES = 0x3100      # struct pvio_wrule per slot
 OFF_STAGING = 0x3900          # OUTS data copied by the guest, so a string write need not flush at once
 STAGING_SIZE = 0x700
 OFF_CLASSES = 0x4000
-AREA_SIZE = OFF_CLASSES + 0x10000 * 2
+OFF_LATCHES = 0x24000
+OFF_IRQ_RULES = 0x24040
+OFF_IX_FILE = 0x24080
+OFF_ENGINES = 0x24100
+OFF_CMD_RULES = 0x24300
+OFF_IX_ENTRIES = 0x24800
+OFF_AUDIT = 0x25000
+OFF_AUDIT_RECS = 0x25040
+AUDIT_CAPACITY = (0x8000 - 0x40) // 16
+OFF_AUDIT_DATA = 0x2D000
+AUDIT_DATA_SIZE = 0x10000
+OFF_XSTAGING = 0x3D000          # copies of engine-taken writes to mirrored memory (the mirror may change again)
+XSTAGING_SIZE = 0x4000
+OFF_ENGINE_MEM = 0x41000        # mirrors of device memory and transfer windows, placed by the monitor
+ENGINE_MEM_SIZE = 0x8000
+AREA_SIZE = OFF_ENGINE_MEM + ENGINE_MEM_SIZE
+
+MODEL_LAYOUTS = (LATCH, CMD_RULE, ENGINE, IRQ_RULE, IX_FILE, IX_ENTRY, AUDIT, AUDIT_REC)
 
 AREA_REGIONS = (  # (name, offset, size) in address order, used by the generator and the docs
     ("header", OFF_HEADER, HEADER.size),
@@ -247,6 +425,17 @@ AREA_REGIONS = (  # (name, offset, size) in address order, used by the generator
     ("write_rules", OFF_WRITE_RULES, WRITE_RULE.size * SHADOW_SLOTS),
     ("staging", OFF_STAGING, STAGING_SIZE),
     ("classes", OFF_CLASSES, 2 * 0x10000),
+    ("latches", OFF_LATCHES, LATCH.size * LATCH_COUNT),
+    ("irq_rules", OFF_IRQ_RULES, IRQ_RULE.size * IRQ_RULE_COUNT),
+    ("ix_file", OFF_IX_FILE, IX_FILE.size),
+    ("engines", OFF_ENGINES, ENGINE.size * ENGINE_COUNT),
+    ("cmd_rules", OFF_CMD_RULES, CMD_RULE.size * CMD_RULE_COUNT),
+    ("ix_entries", OFF_IX_ENTRIES, IX_ENTRY.size * IX_ENTRY_COUNT),
+    ("audit", OFF_AUDIT, AUDIT.size),
+    ("audit_recs", OFF_AUDIT_RECS, AUDIT_REC.size * AUDIT_CAPACITY),
+    ("audit_data", OFF_AUDIT_DATA, AUDIT_DATA_SIZE),
+    ("xstaging", OFF_XSTAGING, XSTAGING_SIZE),
+    ("engine_mem", OFF_ENGINE_MEM, ENGINE_MEM_SIZE),
 )
 
 
@@ -258,8 +447,10 @@ def _check_layout() -> None:
         end = off + size
     if end != AREA_SIZE or AREA_SIZE % PAGE_SIZE:
         raise ValueError("area size mismatch")
-    for lay in (HEADER, FIFO, ENTRY, SHADOW, WRITE_RULE):
+    for lay in (HEADER, FIFO, ENTRY, SHADOW, WRITE_RULE, *MODEL_LAYOUTS):
         lay.offsets()
+    if HEADER.size > OFF_FIFO or ENGINE.size != 128 or CMD_RULE.size != 64 or IRQ_RULE.size != 16:
+        raise ValueError("model record sizes changed: update the area layout")
 
 
 _check_layout()
@@ -339,6 +530,23 @@ def neutral_shadow(op: int, operand: int, shadow: int, value: int, value_mask: i
     if op == Neutral.CLEAR_BITS:
         return shadow & ~(value & operand) & 0xFF
     return shadow
+
+
+SERVED_OFF_BITS = 24         # a SERVED_* entry's gpa: area offset of its data (SERVED_OUT) in bits 0-23,
+SERVED_ADDR_SHIFT = 24       # the device address of its first byte in bits 24-55,
+SERVED_ENGINE_SHIFT = 56     # and the engine's index in bits 56-63
+
+
+def served_gpa(engine: int, addr: int, offset: int = 0) -> int:
+    """The gpa field of a SERVED_IN/SERVED_OUT entry."""
+    return (engine & 0xFF) << SERVED_ENGINE_SHIFT | (addr & 0xFFFFFFFF) << SERVED_ADDR_SHIFT | (
+        offset & ((1 << SERVED_OFF_BITS) - 1))
+
+
+def split_served_gpa(gpa: int) -> tuple[int, int, int]:
+    """(engine index, device address, area offset) of a SERVED_* entry's gpa."""
+    return (gpa >> SERVED_ENGINE_SHIFT & 0xFF, gpa >> SERVED_ADDR_SHIFT & 0xFFFFFFFF,
+            gpa & ((1 << SERVED_OFF_BITS) - 1))
 
 
 def read_neutral_bitmap(slots) -> bytes:
@@ -490,7 +698,8 @@ def c_header() -> str:
     d("PVIO_PAGE_SIZE", PAGE_SIZE)
     L.append("")
     for enum_cls, prefix in ((PortClass, "PVIO_CLASS_"), (Op, "PVIO_OP_"), (Neutral, "PVIO_NEUTRAL_"), (Status, "PVIO_STATUS_"),
-                             (State, "PVIO_STATE_")):
+                             (State, "PVIO_STATE_"), (EngineKind, "PVIO_ENGINE_KIND_"),
+                             (EngineState, "PVIO_ENGINE_"), (AuditKind, "PVIO_AUDIT_")):
         for m in enum_cls:
             d(prefix + m.name, int(m))
         L.append("")
@@ -508,11 +717,18 @@ def c_header() -> str:
     d("PVIO_MAX_STRING_BYTES", MAX_STRING_BYTES)
     d("PVIO_STAGING_SIZE", STAGING_SIZE)
     d("PVIO_READ_NEUTRAL_SIZE", READ_NEUTRAL_SIZE, "bitmap by slot: an IN_DISCARD of a marked slot is neutral")
+    for name in ("COND_NONE", "COND_SHADOW", "COND_LATCH", "COND_RANGE", "NO_REF", "LATCH_COUNT", "COND_COUNT",
+                 "EFFECT_COUNT", "ENGINE_COUNT", "CMD_RULE_COUNT", "IRQ_RULE_COUNT", "IX_ENTRY_COUNT",
+                 "AUDIT_CAPACITY", "AUDIT_DATA_SIZE", "XSTAGING_SIZE", "ENGINE_MEM_SIZE"):
+        d("PVIO_" + name, globals()[name])
+    d("PVIO_SERVED_OFF_BITS", SERVED_OFF_BITS, "served_gpa(): bits of the area offset")
+    d("PVIO_SERVED_ADDR_SHIFT", SERVED_ADDR_SHIFT, "served_gpa(): the device address")
+    d("PVIO_SERVED_ENGINE_SHIFT", SERVED_ENGINE_SHIFT, "served_gpa(): the engine index")
     for name, off, _ in AREA_REGIONS:
         d(f"PVIO_OFF_{name.upper()}", off)
     d("PVIO_AREA_SIZE", AREA_SIZE)
     L.append("")
-    for lay in (HEADER, FIFO, ENTRY, SHADOW, WRITE_RULE):
+    for lay in (HEADER, FIFO, ENTRY, SHADOW, WRITE_RULE, *MODEL_LAYOUTS):
         L.extend(_c_struct(lay))
     # The whole area as one struct with explicit padding, so offsets are checked by the compiler.
     L.append("/* The per-vCPU batch area (page aligned, physically contiguous). */")
@@ -526,6 +742,17 @@ def c_header() -> str:
         "doorbell_masks": "pvio_u8 doorbell_masks[PVIO_SHADOW_SLOTS];",
         "write_rules": "struct pvio_wrule write_rules[PVIO_SHADOW_SLOTS];",
         "staging": "pvio_u8 staging[PVIO_STAGING_SIZE];", "classes": "pvio_u16 classes[0x10000];",
+        "latches": "struct pvio_latch latches[PVIO_LATCH_COUNT];",
+        "irq_rules": "struct pvio_irqrule irq_rules[PVIO_IRQ_RULE_COUNT];",
+        "ix_file": "struct pvio_ixfile ix_file;",
+        "engines": "struct pvio_engine engines[PVIO_ENGINE_COUNT];",
+        "cmd_rules": "struct pvio_cmdrule cmd_rules[PVIO_CMD_RULE_COUNT];",
+        "ix_entries": "struct pvio_ixentry ix_entries[PVIO_IX_ENTRY_COUNT];",
+        "audit": "struct pvio_audit audit;",
+        "audit_recs": "struct pvio_auditrec audit_recs[PVIO_AUDIT_CAPACITY];",
+        "audit_data": "pvio_u8 audit_data[PVIO_AUDIT_DATA_SIZE];",
+        "xstaging": "pvio_u8 xstaging[PVIO_XSTAGING_SIZE];",
+        "engine_mem": "pvio_u8 engine_mem[PVIO_ENGINE_MEM_SIZE];",
     }
     end = 0
     for name, off, size in AREA_REGIONS:

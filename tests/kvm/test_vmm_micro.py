@@ -89,11 +89,12 @@ TICK_GUEST = r"""
 extern int pvio_init(void *mem, unsigned long size);
 struct pvio_area;
 extern const struct pvio_area *pvio_area(void);
+#define PVIO_AREA_BYTES %#xUL   /* protocol.AREA_SIZE */
 static inline void outb(unsigned char v, unsigned short port) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
 
 int hx_main(void)
 {
-	int rc = pvio_init(hx_alloc(0x24000, 4096), 0x24000);
+	int rc = pvio_init(hx_alloc(PVIO_AREA_BYTES, 4096), PVIO_AREA_BYTES);
 	const volatile unsigned int *count = (const volatile unsigned int *)((const char *)pvio_area() + 20);
 	for (int i = 0; i < 5; i++)
 		outb(i, 0x510);			/* posted: queued, below the threshold */
@@ -114,7 +115,7 @@ def test_timer_tick_flushes_the_runtime_queue(kvm, tmp_path):
 
     assert protocol.HEADER.offsets()["count"] == 20
     src = tmp_path / "tick.c"
-    src.write_text(TICK_GUEST)
+    src.write_text(TICK_GUEST.replace("%#xUL", f"{protocol.AREA_SIZE:#x}UL"))
     try:
         image = build_rewritten(src, tmp_path, "tick")
     except Unavailable as exc:

@@ -39,7 +39,7 @@ int hx_main(void)
 """
 
 MIB = 1 << 20
-AREAS = (32 * MIB, 32 * MIB + 0x40000, 40 * MIB)   # where the fuzzer writes area pages (guest scratch RAM)
+AREAS = (32 * MIB, 32 * MIB + 0x80000, 40 * MIB)   # where the fuzzer writes area pages (guest scratch RAM)
 STRING_GPAS = 48 * MIB                               # OUTS/INS buffers stay in scratch RAM or outside RAM
 HX_CONTROL = range(0x500, 0x504)                     # the harness's exit/mark ports would stop the guest
 

@@ -17,7 +17,7 @@ from pvgen.runtime.refmodel import Trace, lab_bus
 LONG = os.environ.get("PVGEN_HYPOTHESIS_PROFILE") == "long"
 SETTINGS = settings(max_examples=5000 if LONG else 100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-RAM = 0x40000
+RAM = 0x80000
 AREA = 0x10000
 BASE = 0x100
 FLUSH = P.CTRL_FLUSH - P.CTRL_BASE

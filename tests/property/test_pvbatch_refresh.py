@@ -14,7 +14,7 @@ from pvgen.protocol import Op, PortClass
 from pvgen.runtime.refmodel import LabDevice, Trace, lab_bus
 
 LONG = os.environ.get("PVGEN_HYPOTHESIS_PROFILE") == "long"
-RAM, AREA = 0x40000, 0x10000
+RAM, AREA = 0x80000, 0x10000
 A, B = 0x100, 0x200      # two lab devices
 
 

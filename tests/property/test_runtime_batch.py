@@ -24,9 +24,9 @@ SETTINGS = settings(max_examples=3000 if LONG else 60, deadline=None,
 BASE = 0x100
 FIFO_PORT, FIFO_SIZE = BASE + 8, 2
 UNOWNED = 0x300
-RAM = 1 << 20
+RAM = 2 << 20
 AREA = 0x10000
-BUFS = 0x40000          # string buffers: one 4 KiB slot per op
+BUFS = 0x80000          # string buffers: one 4 KiB slot per op (after the area)
 CTRL = range(P.CTRL_BASE, P.CTRL_BASE + P.CTRL_LEN)
 
 

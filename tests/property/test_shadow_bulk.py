@@ -86,7 +86,7 @@ def test_ata_shadow_block_equals_register_reads(ops):
 
 # --- the monitor: bulk refresh against the per-register refresh, same batches -----------------------------------
 
-RAM, AREA, NIC, ATA = 0x80000, 0x40000, 0xC000, 0x1F0
+RAM, AREA, NIC, ATA = 0x100000, 0x40000, 0xC000, 0x1F0
 
 
 def monitor(bulk: bool):

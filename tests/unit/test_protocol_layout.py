@@ -42,13 +42,13 @@ def test_protocol_area_regions_are_ordered_and_page_sized():
         end = off + size
     assert end == P.AREA_SIZE and P.AREA_SIZE % P.PAGE_SIZE == 0
     assert P.OFF_ENTRIES + P.ENTRY_CAPACITY * P.ENTRY.size <= P.PAGE_SIZE     # the queue is in the first page
-    assert (P.HEADER.size, P.FIFO.size, P.ENTRY.size, P.SHADOW.size) == (72, 16, 16, 16)
+    assert (P.HEADER.size, P.FIFO.size, P.ENTRY.size, P.SHADOW.size) == (92, 16, 16, 16)
     assert P.OFF_HEADER + P.HEADER.size <= P.OFF_FIFO
 
 
 def test_protocol_port_class_names_and_values_are_stable():
     assert [(c.name, int(c)) for c in PortClass] == [("STRICT", 0), ("POSTED", 1), ("DOORBELL", 2), ("SHADOW", 3),
-                                                     ("FIFO", 4), ("DOORBELL_IF", 6)]
+                                                     ("FIFO", 4), ("ENGINE", 5), ("DOORBELL_IF", 6)]
 
 
 @pytest.mark.parametrize("rc", list(PortClass))

@@ -16,6 +16,8 @@ from typing import Protocol
 from pvgen import protocol as P
 from pvgen.devices import pvpublish, pvshadow
 from pvgen.devices.bus import PortBus
+from pvgen.devices.pvaudit import AuditBatch, AuditStats
+from pvgen.devices.pvmodels import ModelSet
 from pvgen.errors import PvgenError, ProtocolError
 from pvgen.protocol import BatchRejected, Op, PortClass, State, Status
 
@@ -25,8 +27,12 @@ _FIFO_HDR = struct.Struct("<HBBIII")
 _HDR, _ENTRY, _U32 = P.HEADER.fmt, P.ENTRY.fmt, struct.Struct("<I")
 _OFF_COUNT, _OFF_STATUS = P.HEADER.field("count")[0], P.HEADER.field("status")[0]
 _OFF_NEUTRAL, _OFF_STAGED = P.HEADER.field("neutral")[0], P.HEADER.field("staged")[0]
+_OFF_XSTAGED = P.HEADER.field("xstaged")[0]
 _ZERO32 = bytes(4)
 _OUT, _IN, _IN_DISCARD, _OUTS, _INS = int(Op.OUT), int(Op.IN), int(Op.IN_DISCARD), int(Op.OUTS), int(Op.INS)
+_SERVED_IN, _SERVED_OUT, _IRQ_MARK = int(Op.SERVED_IN), int(Op.SERVED_OUT), int(Op.IRQ_MARK)
+_AUDIT_CTL = struct.Struct("<IIII")
+_SERVED_REGIONS = ((P.OFF_XSTAGING, P.XSTAGING_SIZE), (P.OFF_ENGINE_MEM, P.ENGINE_MEM_SIZE))
 _MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
 _UNRESOLVED = object()
 
@@ -48,6 +54,9 @@ class _Area:
     groups: list[pvshadow.Group] = field(default_factory=list)
     refresh_due: bool = False   # refresh() found entries queued: the next flush refreshes every shadow
     irq_lines: int = 0          # header.irq_lines at registration: lines the guest takes as notifications
+    models: ModelSet | None = None   # the in-guest device models published in this area (protocol v5)
+    audit: bool = False         # header.audit at registration: the guest logs every value it serves
+    fifo_values: list[int] = field(default_factory=list)   # the last FIFO refill (what audit records index)
 
 
 @dataclass
@@ -70,10 +79,12 @@ class PvBatch:
 
     name = "pvbatch"
 
-    def __init__(self, bus: PortBus, mem: GuestMemory):
+    def __init__(self, bus: PortBus, mem: GuestMemory, models: bool = True):
         self.bus, self.mem = bus, mem
+        self.models = models          # publish the devices' in-guest models (protocol v5)
         self.areas: list[_Area] = []
         self.stats = PvBatchStats()
+        self.audit = AuditStats()
         self._words: dict[int, int] = {}
         self._slots: list[tuple[int, int]] = []          # slot -> (port, doorbell mask)
         self._read_neutral: list[int] = []               # slots whose read effect is neutral (the read_neutral bits)
@@ -138,7 +149,7 @@ class PvBatch:
     def class_words(self) -> dict[int, int]:
         """port -> class word of every port on the bus (devices/pvpublish.py); keeps the slots, FIFO ports, neutral
         reads and write-rule records that go with it for the next registration."""
-        pub = pvpublish.publish(self.bus, self)
+        pub = pvpublish.publish(self.bus, self, models=self.models)
         self._slots, self._fifo_ports, self._read_neutral, self._rules = (pub.slots, pub.fifo_ports,
                                                                           pub.read_neutral, pub.rules)
         return pub.words
@@ -170,9 +181,35 @@ class PvBatch:
         self._write(gpa + P.OFF_READ_NEUTRAL, P.read_neutral_bitmap(self._read_neutral))
         area.shadows, area.groups = pvshadow.layout(self.bus, self._slots, self._words, self._owner)
         self._refresh(area)
+        area.audit = h["audit"] == 1
+        self._publish_models(area)
         for name, value in (("slot", slot), ("count", 0), ("status", Status.OK), ("state", State.ACTIVE)):
             self._set(area, name, int(value))
         return slot
+
+    def _publish_models(self, area: _Area) -> None:
+        """The in-guest device models (devices/pvmodels.py), for a single area only: the models of two CPUs would
+        each believe they know the device's state, so a second registration withdraws them from the first."""
+        others = [a for a in self.areas if a is not area]
+        for other in others:
+            if other.models is not None:
+                other.models = None
+                ModelSet().publish(self._write, other.gpa)   # empty records: nothing modelled
+                self._set(other, "models", 0)
+        area.models = None
+        ms = ModelSet.build(self.bus, self._words, self._slots, self._owner,
+                            irq_lines=area.irq_lines if self.notifier is not None else 0,
+                            monitor=self) if self.models and not others else ModelSet()
+        ms.publish(self._write, area.gpa)
+        if ms.active:
+            area.models = ms
+            ms.refresh(self._write, self._read, area.gpa, None, self._fifo_busy(area))
+        self._set(area, "models", ms.models_word())
+
+    def _fifo_busy(self, area: _Area) -> int | None:
+        """The port whose prefetched FIFO values the guest has not read yet (its engine must wait: order)."""
+        port, _, _, count, head, _ = _FIFO_HDR.unpack(self._read(area.gpa + P.OFF_FIFO, P.FIFO.size))
+        return port if head < count else None
 
     # --- flush -------------------------------------------------------------------------------------------------
     def flush(self, slot: int) -> None:
@@ -189,15 +226,20 @@ class PvBatch:
             h = P.decode_header(self._read(area.gpa, P.HEADER.size))
             self._set(area, "rejected", (h["rejected"] + 1) & 0xFFFFFFFF)
             raise
+        audit = self._audit_batch(area) if area.audit else None
         notifier = self.notifier
         if notifier is None:
-            fifo_port = self._replay(area, entries)
+            fifo_port = self._replay(area, entries, audit)
         else:
-            notifier.begin(area.gpa, area.irq_lines)
+            notifier.begin(area.gpa, area.irq_lines, entries)
             try:
-                fifo_port = self._replay(area, entries)
+                fifo_port = self._replay(area, entries, audit)
             finally:
-                notifier.end()
+                for msg in notifier.end():
+                    if area.models is not None:
+                        area.models.stats.mismatch(msg)
+        if audit is not None:
+            audit.finish(len(entries))
         if fifo_port is not None:
             self._refill(area, fifo_port)
         # An empty batch (a tick or an idle hlt) refreshes every shadow: it is how a guest polling a shadow sees
@@ -206,11 +248,27 @@ class PvBatch:
         full = not entries or area.refresh_due
         area.refresh_due = False
         self._refresh(area, None if full else touched)
+        if area.models is not None:
+            area.models.refresh(self._write, self._read, area.gpa, None if full else touched, self._fifo_busy(area))
         mem, gpa = self.mem, area.gpa
         mem.write(gpa + _OFF_COUNT, _ZERO32)
         mem.write(gpa + _OFF_NEUTRAL, _ZERO32)
         mem.write(gpa + _OFF_STAGED, _ZERO32)
+        mem.write(gpa + _OFF_XSTAGED, _ZERO32)
         mem.write(gpa + _OFF_STATUS, _ZERO32)
+        if area.audit:
+            mem.write(gpa + P.OFF_AUDIT, _ZERO32)
+            mem.write(gpa + P.OFF_AUDIT + 8, _ZERO32)
+
+    def _audit_batch(self, area: _Area) -> AuditBatch | None:
+        """The audit log of this flush (records and the engine-served bytes), bounds-checked."""
+        count, _, used, _ = _AUDIT_CTL.unpack(self._read(area.gpa + P.OFF_AUDIT, _AUDIT_CTL.size))
+        count, used = min(count, P.AUDIT_CAPACITY), min(used, P.AUDIT_DATA_SIZE)
+        if not count:
+            return None
+        recs = self._read(area.gpa + P.OFF_AUDIT_RECS, count * P.AUDIT_REC.size)
+        data = self._read(area.gpa + P.OFF_AUDIT_DATA, used) if used else b""
+        return AuditBatch(recs, data, self.audit, self.bus.read, area.fifo_values)
 
     def _route_table(self) -> dict[int, tuple[object, int] | None]:
         gen = getattr(self.bus, "generation", None)     # bumped by every (un)registration (devices/bus.py)
@@ -239,6 +297,12 @@ class PvBatch:
         touched: set = set()
         string_bytes = 0
         for i, (port, size, op, value, gpa) in enumerate(_ENTRY.iter_unpack(data)):
+            if op >= _SERVED_IN:        # the in-guest models' entries (protocol v5)
+                ent = self._check_model_entry(area, i, port, size, op, value, gpa, routes)
+                if ent[1] is not None:
+                    touched.add(id(ent[1]))
+                append(ent)
+                continue
             # An (op, port, size) that passed every check before: only the value (and a string's range) is left.
             hit = checked.get(port << 16 | size << 8 | op)
             if hit is not None and value <= hit[2]:
@@ -261,13 +325,7 @@ class PvBatch:
             else:
                 P.check_entry(i, port, size, op, value, gpa, ram)       # unknown op, or a string's range
                 string_bytes += value * size
-            key = port * 8 + size
-            route = routes.get(key, _UNRESOLVED)
-            if route is _UNRESOLVED:
-                route = routes[key] = self._resolve(port, size)
-            if route is None:
-                raise BatchRejected(Status.BAD_ENTRY, f"entry {i}: port {port:#x} (size {size}) is not owned "
-                                    "by one device")
+            route = self._route(routes, i, port, size)
             if string_bytes > MAX_BATCH_STRING_BYTES:
                 raise BatchRejected(Status.BAD_ADDRESS, f"entry {i}: batch moves more than "
                                     f"{MAX_BATCH_STRING_BYTES} string bytes")
@@ -280,11 +338,90 @@ class PvBatch:
             checked[port << 16 | size << 8 | op] = (dev, route[1], vmax, id(dev), string)
         return out, touched
 
-    def _replay(self, area: _Area, entries: list[tuple]) -> tuple[int, int] | None:
-        """Run the entries in order; returns (port, size) if the last FIFO-class read was an IN, for the refill."""
+    def _check_model_entry(self, area: _Area, i: int, port: int, size: int, op: int, value: int, gpa: int,
+                           routes) -> tuple:
+        """Validate a SERVED_IN / SERVED_OUT / IRQ_MARK entry (before anything runs)."""
+        if op == _IRQ_MARK:
+            if value >= 32 or not area.irq_lines >> value & 1:
+                raise BatchRejected(Status.BAD_ENTRY, f"entry {i}: interrupt mark of line {value}, which the "
+                                    "area does not take")
+            return (op, None, 0, 1, value, 0, port)
+        if op not in (_SERVED_IN, _SERVED_OUT) or size not in (1, 2, 4):
+            raise BatchRejected(Status.BAD_ENTRY, f"entry {i}: unknown op {op} or size {size}")
+        if value == 0 or value * size > P.MAX_STRING_BYTES:
+            raise BatchRejected(Status.BAD_ADDRESS, f"entry {i}: served run of {value} accesses of {size} bytes")
+        if op == _SERVED_OUT:
+            off, n = gpa & ((1 << P.SERVED_OFF_BITS) - 1), value * size
+            if not any(lo <= off and off + n <= lo + length for lo, length in _SERVED_REGIONS):
+                raise BatchRejected(Status.BAD_ADDRESS, f"entry {i}: served write data at area offset {off:#x}"
+                                    f"+{n:#x} outside xstaging and the engine memory")
+        route = self._route(routes, i, port, size)
+        return (op, route[0], route[1], size, value, gpa, port)
+
+    def _route(self, routes: dict, i: int, port: int, size: int) -> tuple[object, int]:
+        """(device, offset) of entry i's port, memoized in `routes`; a port no one device owns rejects the batch."""
+        key = port * 8 + size
+        route = routes.get(key, _UNRESOLVED)
+        if route is _UNRESOLVED:
+            route = routes[key] = self._resolve(port, size)
+        if route is None:
+            raise BatchRejected(Status.BAD_ENTRY, f"entry {i}: port {port:#x} (size {size}) is not owned by one "
+                                "device")
+        return route
+
+    def _served(self, area: _Area, i: int, op: int, dev, off: int, size: int, value: int, gpa: int, port: int,
+                audit: AuditBatch | None) -> None:
+        """Replay a run of accesses an in-guest engine served, after checking the device is where the guest says
+        (a claim the device contradicts is counted; the accesses are made either way: the guest made them)."""
+        ms = area.models
+        idx, addr, data_off = P.split_served_gpa(gpa)
+        eng = ms.engine_at(idx, port) if ms is not None else None
+        nbytes = value * size
+        if eng is None:
+            (ms.stats if ms is not None else self.audit).mismatch(
+                f"entry {i}: served run on {port:#x} names engine {idx}, which is not published there")
+        if op == _SERVED_IN:
+            if eng is not None:
+                ms.check_position(eng, P.EngineState.READ, addr, nbytes, "served read")
+            read_many = getattr(dev, "read_many", None)
+            if read_many is not None:
+                data = bytes(read_many(off, size, value)[:nbytes])
+            else:
+                data = b"".join((dev.io_read(off, size) & _MASKS[size]).to_bytes(size, "little")
+                                for _ in range(value))
+            if eng is not None:
+                ms.stats.served_in += value
+                if eng.decl.kind == P.EngineKind.WINDOW:
+                    ms.check_window(eng, addr, data)
+            if audit is not None:
+                audit.served_in(i, data)
+            return
+        data = self._read(area.gpa + data_off, nbytes)
+        if eng is not None:
+            ms.check_position(eng, P.EngineState.WRITE, addr, nbytes, "served write")
+            ms.stats.served_out += value
+            take = getattr(dev, "engine_write", None)
+            if take is not None:
+                take(eng.index, off, size, data)
+                return
+        write_many = getattr(dev, "write_many", None)
+        if write_many is not None:
+            write_many(off, size, data)
+        else:
+            for k in range(0, nbytes, size):
+                dev.io_write(off, size, int.from_bytes(data[k:k + size], "little"))
+
+    def _replay(self, area: _Area, entries: list[tuple], audit: AuditBatch | None = None) -> tuple[int, int] | None:
+        """Run the entries in order; returns (port, size) if the last FIFO-class read was an IN, for the refill.
+        With an audit log, every served value is checked at its position in the sequence."""
         fifo, fifo_ports = None, self._fifo_ports
         self.stats.entries += len(entries)
+        notifier = self.notifier
         for i, (op, dev, off, size, value, gpa, port) in enumerate(entries):
+            if audit is not None:
+                audit.before(i)
+            if notifier is not None:
+                notifier.pos = i
             if op == _OUT:
                 dev.io_write(off, size, value)
                 continue
@@ -292,7 +429,16 @@ class PvBatch:
                 v = dev.io_read(off, size) & _MASKS[size]
                 self._write(area.gpa + P.OFF_ENTRIES + i * P.ENTRY.size + 4, _U32.pack(v))
             elif op == _IN_DISCARD:
-                dev.io_read(off, size)
+                v = dev.io_read(off, size)
+                if audit is not None:
+                    audit.replayed(i, v)
+                continue
+            elif op == _SERVED_IN or op == _SERVED_OUT:
+                self._served(area, i, op, dev, off, size, value, gpa, port, audit)
+                continue
+            elif op == _IRQ_MARK:
+                if area.models is not None:
+                    area.models.stats.irq_marks += 1
                 continue
             elif op == _OUTS:
                 data = self._read(gpa, value * size)
@@ -339,6 +485,7 @@ class PvBatch:
         vals = hit[0].fifo_read(hit[1], fifo[1], P.FIFO_CAPACITY) if hit else []  # type: ignore[union-attr]
         vals = list(vals)[: P.FIFO_CAPACITY]
         mask = (1 << (8 * fifo[1])) - 1
+        area.fifo_values = [v & mask for v in vals]
         self._write(area.gpa + P.OFF_FIFO_VALUES, struct.pack(f"<{len(vals)}I", *(v & mask for v in vals)))
         self._write(area.gpa + P.OFF_FIFO, _FIFO_HDR.pack(fifo[0], fifo[1], 0, len(vals), 0, 0))
         if vals:
@@ -361,5 +508,7 @@ class PvBatch:
                     area.refresh_due = True
                 else:
                     self._refresh(area)
+                    if area.models is not None:
+                        area.models.refresh(self._write, self._read, area.gpa, None, self._fifo_busy(area))
             except ProtocolError as exc:
                 self.stats.record(exc)

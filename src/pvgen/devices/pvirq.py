@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from pvgen import protocol as P
 
 _OFF_NOTIFY = P.HEADER.field("irq_notify")[0]
+_IRQ_MARK = int(P.Op.IRQ_MARK)
 
 
 @dataclass
 class IrqNotifierStats:
     notified: int = 0          # rising edges handed back through an area
     forwarded: int = 0         # rising edges left to the interrupt controller
+    premarked: int = 0         # rising edges the guest's interrupt rules had raised already (protocol v5)
 
 
 class IrqNotifier:
@@ -40,6 +42,9 @@ class IrqNotifier:
         self._offered = 0                 # its irq_lines
         self._raised = 0                  # lines raised during this flush
         self._notified: set[int] = set()  # lines high without the interrupt controller knowing
+        self._marks: dict[int, list[int]] = {}   # line -> queue positions of the guest's IRQ_MARK entries
+        self._stale: list[str] = []
+        self.pos = 0                      # the entry being replayed (PvBatch._replay)
 
     @classmethod
     def attach(cls, machine, pvbatch) -> "IrqNotifier":
@@ -50,22 +55,47 @@ class IrqNotifier:
         return n
 
     # --- the flush brackets (PvBatch.flush) ---------------------------------------------------------------------
-    def begin(self, gpa: int, offered: int) -> None:
-        self._gpa, self._offered, self._raised = gpa, offered & 0xFFFFFFFF, 0
+    def begin(self, gpa: int, offered: int, entries: list[tuple] = ()) -> None:
+        """A flush starts; `entries` (validated: (op, device, offset, size, value, gpa, port)) may hold the
+        guest's IRQ_MARK entries: lines an interrupt rule raised in the guest (protocol v5), whose rising edge at
+        the device in this replay was delivered already."""
+        self._gpa, self._offered, self._raised, self.pos = gpa, offered & 0xFFFFFFFF, 0, 0
+        marks: dict[int, list[int]] = {}
+        for k, ent in enumerate(entries):
+            if ent[0] == _IRQ_MARK:
+                marks.setdefault(ent[4], []).append(k)
+        self._marks = marks
 
-    def end(self) -> None:
-        """Publish the lines raised during the flush (OR-ed into irq_notify: the guest clears what it takes)."""
+    def end(self) -> list[str]:
+        """Publish the lines raised during the flush (OR-ed into irq_notify: the guest clears what it takes).
+        Returns the guest's marks no device edge matched (its interrupt rule raised a line the device did not)."""
         gpa, raised = self._gpa, self._raised
         self._gpa, self._raised = None, 0
+        left = self._stale + [f"interrupt line {line}: the guest raised it at queue position {k}, the device did "
+                              "not" for line, ks in self._marks.items() for k in ks]
+        self._marks, self._stale = {}, []
         if gpa is None or not raised:
-            return
+            return left
         old = int.from_bytes(self.mem.read(gpa + _OFF_NOTIFY, 4), "little")
         self.mem.write(gpa + _OFF_NOTIFY, (old | raised).to_bytes(4, "little"))
+        return left
 
     # --- the machine's filter -----------------------------------------------------------------------------------
     def filter(self, line: int, level: bool) -> bool:
         """Called on each change of a line's level; True: handled here, the interrupt controller is not told."""
         if level:
+            marks = self._marks.get(line) if self._marks else None
+            if marks and self._gpa is not None:
+                # the guest's interrupt rule raised this edge already (its mark follows the access that raised
+                # it): delivered, so neither the area nor the controller takes it again
+                while marks and marks[0] < self.pos:     # the guest raised it earlier than the device did
+                    self._stale.append(f"interrupt line {line}: the guest raised it at queue position "
+                                       f"{marks.pop(0)}, the device only at {self.pos}")
+                if marks:
+                    marks.pop(0)
+                    self._notified.add(line)
+                    self.stats.premarked += 1
+                    return True
             if self._gpa is not None and 0 <= line < 32 and self._offered >> line & 1:
                 self._raised |= 1 << line
                 self._notified.add(line)

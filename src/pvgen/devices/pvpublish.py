@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pvgen import protocol as P
+from pvgen.devices import pvmodels
 from pvgen.protocol import PortClass
 
 
@@ -62,14 +63,17 @@ def device_neutral_reads(bus) -> frozenset[int]:
     return frozenset(out)
 
 
-def publish(bus, monitor: object = None) -> Publication:
+def publish(bus, monitor: object = None, models: bool = False) -> Publication:
     """The class map of `bus` but `monitor`'s own range (its control ports stay 0: strict, not owned).
     port -> class word, from the devices' declarations; every port a device owns is marked OWNED.  A slot
     goes to each SHADOW read (its shadow) and each DOORBELL_IF write (its doorbell mask and write rule); a
-    POSTED port with a write rule becomes DOORBELL_IF with mask 0."""
+    POSTED port with a write rule becomes DOORBELL_IF with mask 0.  With `models` (protocol v5, in-guest device
+    models: devices/pvmodels.py) the ports those models watch are DOORBELL_IF too (the runtime's slow path sees
+    every write to them) and an engine's data port reads ENGINE instead of FIFO."""
     words: dict[int, int] = {}
     declared = bus.class_map()
     masks, rules = device_doorbell_masks(bus), device_write_rules(bus)
+    model_writes, model_reads = pvmodels.plan_ports(bus, monitor) if models else (set(), set())
     neutral_reads, read_neutral = device_neutral_reads(bus), []
     slots: list[tuple[int, int]] = []
     fifo: set[int] = set()
@@ -80,17 +84,19 @@ def publish(bus, monitor: object = None) -> Publication:
             rc, wc = declared.get(port, (PortClass.STRICT, PortClass.STRICT))
             dev, off = r.device, port - r.base
             mask = masks.get(port, 0) if wc == PortClass.DOORBELL_IF else 0   # a mask needs DOORBELL_IF
-            if wc == PortClass.POSTED and port in rules:
+            if wc == PortClass.POSTED and (port in rules or port in model_writes):
                 wc = PortClass.DOORBELL_IF
-            if wc == PortClass.DOORBELL_IF and not mask and port not in rules:
+            if wc == PortClass.DOORBELL_IF and not mask and port not in rules and port not in model_writes:
                 wc = PortClass.DOORBELL           # neither mask nor rule declared: the safe side
             elif wc not in (PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL, PortClass.DOORBELL_IF):
                 wc = PortClass.STRICT
             if rc == PortClass.FIFO and not hasattr(dev, "fifo_read"):
                 rc = PortClass.STRICT          # no prefetch: every read is one in-order IN entry
+            if rc == PortClass.FIFO and port in model_reads:
+                rc = PortClass.ENGINE          # served by a transfer engine when one is active, else a FIFO
             shadow = rc == PortClass.SHADOW and hasattr(dev, "shadow_read")
             if rc == PortClass.SHADOW and not shadow or rc not in (PortClass.STRICT, PortClass.FIFO,
-                                                                   PortClass.SHADOW):
+                                                                   PortClass.SHADOW, PortClass.ENGINE):
                 rc = PortClass.STRICT
             slot, effect = 0, False
             if shadow or wc == PortClass.DOORBELL_IF:
@@ -107,7 +113,7 @@ def publish(bus, monitor: object = None) -> Publication:
                     wc = PortClass.DOORBELL if wc == PortClass.DOORBELL_IF else wc
             if not shadow and rc == PortClass.SHADOW:
                 rc = PortClass.STRICT
-            if rc == PortClass.FIFO:
+            if rc in (PortClass.FIFO, PortClass.ENGINE):
                 fifo.add(port)
             words[port] = P.class_word(rc, wc, owned=True, read_effect=effect, slot=slot)
         _add_banks(r, words, slots, rules)

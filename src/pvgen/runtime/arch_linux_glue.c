@@ -19,7 +19,7 @@ void pvio_tick(void);
 int pvio_linux_start(unsigned int hz);
 void pvio_linux_stop(void);
 
-#define PVIO_ORDER 6   /* 64 pages >= PVIO_AREA_SIZE */
+#define PVIO_ORDER 7   /* 128 pages >= PVIO_AREA_SIZE */
 _Static_assert((PAGE_SIZE << PVIO_ORDER) >= PVIO_AREA_SIZE, "area order");
 
 static DEFINE_PER_CPU(struct page *, pvio_pages);

@@ -21,24 +21,9 @@
  * interrupts as notifications (pvio_arch_irq_lines) gets the lines a flush raised in header.irq_notify instead of
  * an injected interrupt (docs/protocol.md, "Interrupt notification"). */
 
-#include "pvio_arch.h"
+#include "pvio_internal.h"
 
-/* Internal helpers keep the back end's calling convention, so calling one costs the caller no register spill. */
-#define PVIO_HELPER static __attribute__((__noinline__, __used__)) PVIO_BACKEND
-
-static __attribute__((__used__)) struct pvio_area *pvio_areas[PVIO_ARCH_MAX_CPUS];
-
-static inline struct pvio_area *pvio_cur(void)
-{
-	unsigned cpu = pvio_arch_cpu();
-
-	return cpu < PVIO_ARCH_MAX_CPUS ? pvio_areas[cpu] : (struct pvio_area *)0;
-}
-
-static inline pvio_u32 pvio_mask(unsigned size, pvio_u32 v)
-{
-	return size == 1 ? (v & 0xff) : size == 2 ? (v & 0xffff) : v;
-}
+__attribute__((__used__)) struct pvio_area *pvio_areas[PVIO_ARCH_MAX_CPUS];
 
 /* Lines a flush raised: handed to the environment like an interrupt arriving right after this access (it dispatches
  * them once interrupts are unmasked), instead of an injection by the interrupt controller.  Out of line: a flush
@@ -61,34 +46,14 @@ PVIO_HELPER void pvio_flush_locked(struct pvio_area *a)
 	a->header.count = 0;
 	a->header.neutral = 0;
 	a->header.staged = 0;
+	a->header.xstaged = 0;
 	a->header.shadow_since_tick = 0;
+#ifdef PVIO_AUDIT
+	a->audit.count = 0;
+	a->audit.data_used = 0;
+#endif
 	if (__builtin_expect(a->header.irq_notify != 0, 0))
 		pvio_take_irqs(a);
-}
-
-static inline void pvio_flush_pending(struct pvio_area *a)
-{
-	if (a->header.count)
-		pvio_flush_locked(a);
-}
-
-/* Append an entry; the caller flushes when the threshold is reached (count < threshold <= capacity on entry). */
-static inline struct pvio_entry *pvio_push(struct pvio_area *a, pvio_u16 port, unsigned size, unsigned op)
-{
-	pvio_u32 n = a->header.count;
-	struct pvio_entry *e = &a->entries[n];
-
-	e->port = port;
-	e->size = (pvio_u8)size;
-	e->op = (pvio_u8)op;
-	a->header.count = n + 1;
-	return e;
-}
-
-static inline void pvio_push_done(struct pvio_area *a)
-{
-	if (a->header.count >= a->header.threshold)
-		pvio_flush_locked(a);
 }
 
 /* A read the guest cannot serve: travels as the last entry of a batch, one exit, result written back. */
@@ -118,16 +83,24 @@ PVIO_BACKEND pvio_u32 pvio_in(pvio_u16 port, unsigned size)
 		pvio_arch_irq_restore(fl);
 		return pvio_arch_in(port, size);
 	}
+	pvio_audit_room(a, 1, 4);       /* an audit build logs what it serves: room first (a flush changes it) */
 	w = a->classes[port];
 	switch ((w >> PVIO_CLS_READ_SHIFT) & PVIO_CLS_CLASS_MASK) {
+	case PVIO_CLASS_ENGINE:
+		if (pvio_model_in(a, port, size, w, &v)) {
+			pvio_arch_irq_restore(fl);
+			return v;
+		}
+		__attribute__((__fallthrough__));   /* no engine serves it now: the port is a FIFO */
 	case PVIO_CLASS_FIFO: {
 		struct pvio_fifo *f = &a->fifo;
 
 		if (f->port == port && f->size == size && f->head < f->count) {
-			v = a->fifo_values[f->head++];
+			v = pvio_mask(size, a->fifo_values[f->head++]);
 			a->header.fifo_hits++;
+			pvio_audit(a, PVIO_AUDIT_FIFO, port, size, v, a->header.count, f->head - 1);
 			pvio_arch_irq_restore(fl);
-			return pvio_mask(size, v);
+			return v;
 		}
 		v = pvio_in_exit(a, port, size);
 		break;
@@ -137,24 +110,30 @@ PVIO_BACKEND pvio_u32 pvio_in(pvio_u16 port, unsigned size)
 		unsigned i = size >> 1;   /* 1, 2, 4 -> 0, 1, 2 */
 
 		if (a->header.count == a->header.neutral && (s->valid & (1u << i))) {
-			v = s->val[i];
+			v = pvio_mask(size, s->val[i]);
 			a->header.shadow_hits++;
 			a->header.shadow_since_tick++;
 			if (w & PVIO_CLS_READ_EFFECT) {
 				unsigned slot = w >> PVIO_CLS_SLOT_SHIFT;
+				pvio_u32 pos = a->header.count;
 
 				pvio_push(a, port, size, PVIO_OP_IN_DISCARD);
 				/* a neutral read effect changes no shadowed value: the shadows stay servable */
 				a->header.neutral += (a->read_neutral[slot >> 3] >> (slot & 7)) & 1u;
+				pvio_audit(a, PVIO_AUDIT_REPLAYED, port, size, v, pos, 0);
 				pvio_push_done(a);
+			} else {
+				pvio_audit(a, PVIO_AUDIT_SHADOW, port, size, v, a->header.count, 0);
 			}
 			pvio_arch_irq_restore(fl);
-			return pvio_mask(size, v);
+			return v;
 		}
 		v = pvio_in_exit(a, port, size);
 		break;
 	}
 	default:
+		if ((w & PVIO_CLS_OWNED) && (a->header.models & 2) && pvio_model_in(a, port, size, w, &v))
+			break;          /* an index/data file served it */
 		v = (w & PVIO_CLS_OWNED) ? pvio_in_exit(a, port, size) : pvio_in_strict(a, port, size);
 		break;
 	}
@@ -270,12 +249,21 @@ PVIO_HELPER void pvio_out_slow(pvio_u16 port, unsigned size, pvio_u32 value)
 	if (wc == PVIO_CLASS_POSTED) {
 		pvio_push(a, port, size, PVIO_OP_OUT)->value = value;
 		pvio_push_done(a);
+	} else if (wc == PVIO_CLASS_DOORBELL_IF && a->header.models && pvio_model_out(a, port, size, value, w)) {
+		/* an in-guest model took it (models.c): queued, and counted neutral where it is */
 	} else if (wc == PVIO_CLASS_DOORBELL_IF && !(value & a->doorbell_masks[w >> PVIO_CLS_SLOT_SHIFT])) {
 		unsigned n = pvio_neutral(a, w, size, value);   /* evaluated on the queue before this write */
 
 		pvio_push(a, port, size, PVIO_OP_OUT)->value = value;
 		a->header.neutral += n;
-		pvio_push_done(a);
+		if (a->header.models) {
+			pvio_model_after_write(a, port, size, value, n);
+			pvio_push_done(a);
+			if (n)
+				pvio_model_irq_eval(a);
+		} else {
+			pvio_push_done(a);
+		}
 	} else if (wc == PVIO_CLASS_DOORBELL || wc == PVIO_CLASS_DOORBELL_IF || (w & PVIO_CLS_OWNED)) {
 		pvio_push(a, port, size, PVIO_OP_OUT)->value = value;
 		pvio_flush_locked(a);
@@ -434,6 +422,16 @@ PVIO_BACKEND void pvio_outs(pvio_u16 port, unsigned size, const void *src, unsig
 	}
 	w = a->classes[port];
 	wc = (w >> PVIO_CLS_WRITE_SHIFT) & PVIO_CLS_CLASS_MASK;
+	if (count && wc == PVIO_CLASS_DOORBELL_IF && a->header.models) {   /* a transfer engine takes what it can */
+		unsigned long n = pvio_model_outs(a, port, size, src, count);
+
+		src = (const char *)src + n * size;
+		count -= n;
+		if (!count) {
+			pvio_arch_irq_restore(fl);
+			return;
+		}
+	}
 	if (count && (w & PVIO_CLS_OWNED) && pvio_stage(a, port, size, src, count)) {
 		pvio_arch_irq_restore(fl);
 		return;
@@ -472,11 +470,24 @@ PVIO_BACKEND void pvio_ins(pvio_u16 port, unsigned size, void *dst, unsigned lon
 	}
 	w = a->classes[port];
 	f = &a->fifo;
+	if (((w >> PVIO_CLS_READ_SHIFT) & PVIO_CLS_CLASS_MASK) == PVIO_CLASS_ENGINE) {
+		unsigned long n = pvio_model_ins(a, port, size, dst, count);   /* an active transfer engine */
+
+		dst = (char *)dst + n * size;
+		count -= n;
+	}
 	/* Values the monitor already fetched come first, in order. */
-	if (((w >> PVIO_CLS_READ_SHIFT) & PVIO_CLS_CLASS_MASK) == PVIO_CLASS_FIFO && f->port == port &&
+	if ((((w >> PVIO_CLS_READ_SHIFT) & PVIO_CLS_CLASS_MASK) == PVIO_CLASS_FIFO ||
+	     ((w >> PVIO_CLS_READ_SHIFT) & PVIO_CLS_CLASS_MASK) == PVIO_CLASS_ENGINE) && f->port == port &&
 	    f->size == size) {
 		while (count && f->head < f->count) {
-			pvio_u32 v = a->fifo_values[f->head++];
+			pvio_u32 v;
+
+			pvio_audit_room(a, 1, 0);
+			if (f->port != port || f->size != size || f->head >= f->count)
+				break;         /* an audit flush refilled the FIFO for another port */
+			v = pvio_mask(size, a->fifo_values[f->head++]);
+			pvio_audit(a, PVIO_AUDIT_FIFO, port, size, v, a->header.count, f->head - 1);
 
 			if (size == 1)
 				*(pvio_u8 *)dst = (pvio_u8)v;
@@ -532,6 +543,8 @@ void pvio_tick(void)
 
 	if (a && (a->header.count || a->header.shadow_since_tick))
 		pvio_flush_locked(a);
+	else if (a)
+		pvio_flush_pending(a);     /* an audit build's served values */
 	pvio_arch_irq_restore(fl);
 }
 
@@ -624,7 +637,11 @@ int pvio_init(void *mem, unsigned long size)
 	a->header.capacity = PVIO_ENTRY_CAPACITY;
 	a->header.threshold = PVIO_DEFAULT_THRESHOLD;
 	a->header.irq_lines = pvio_arch_irq_lines();
+	a->header.audit = PVIO_AUDITING;
 	a->fifo.count = a->fifo.head = 0;
+	a->audit.count = a->audit.data_used = 0;
+	a->audit.capacity = PVIO_AUDIT_CAPACITY;
+	a->audit.data_cap = PVIO_AUDIT_DATA_SIZE;
 	pvio_arch_exit(PVIO_CTRL_REGISTER, (pvio_u32)(gpa >> 12));
 	if (*(volatile pvio_u32 *)&a->header.state != PVIO_STATE_ACTIVE) {
 		rc = -3;

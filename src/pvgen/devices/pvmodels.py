@@ -1,0 +1,464 @@
+"""pvmodels: the monitor side of the in-guest device models (protocol v5, docs/protocol.md "In-guest device models").
+
+From the devices' declarations (pvgen/modeldecl.py) it plans which ports the runtime must see (`plan_ports`,
+before the slots are given out), builds the records registration publishes (`build`: latches, command rules,
+transfer engines, interrupt rules, an index file), brings their dynamic part up to date after every flush
+(`ModelSet.refresh`: latch values, engine states, windows and mirrors, interrupt levels, index entries), and checks
+what the guest claims when its SERVED_* entries are replayed (`ModelSet.served_in` / `served_out`).  Anything a
+declaration asks that cannot be published exactly is left out: the guest then exits, as without models.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from pvgen import protocol as P
+from pvgen.modeldecl import Cond, EngineDecl, EngineNow, Reg
+from pvgen.protocol import EngineKind, EngineState, PortClass
+
+NO = P.NO_REF
+_LATCH = P.LATCH.fmt
+_IRQ = P.IRQ_RULE.fmt
+_OFF_E_STATE = P.ENGINE.field("state")[0]
+_OFF_E_ADDR = P.ENGINE.field("addr")[0]
+_OFF_E_WRAP = P.ENGINE.field("wrap_at")[0]
+_OFF_E_SEQ = P.ENGINE.field("seq")[0]
+
+
+@dataclass
+class _Engine:
+    dev: object
+    index: int                 # the device's engine index
+    decl: EngineDecl
+    port: int
+    mem_off: int               # area offset of its memory
+    window: bytes = b""        # WINDOW: the bytes published (device addresses window_base ..)
+    window_base: int = 0
+    seq: int = 0
+
+
+@dataclass
+class _Irq:
+    dev: object
+    index: int
+    status_slot: int
+    mask_latch: int
+    mask: int
+    cond: tuple[int, int, int]   # (slot, mask, want)
+
+
+@dataclass
+class _Ix:
+    dev: object
+    index: int
+    base: int
+    index_port: int
+    data_port: int
+    data_len: int
+    index_size: int
+    key_mask: int
+
+
+@dataclass
+class ModelStats:
+    served_in: int = 0         # accesses replayed from SERVED_IN entries
+    served_out: int = 0
+    mismatches: int = 0        # a claim the device contradicts (must stay 0)
+    irq_marks: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def mismatch(self, msg: str) -> None:
+        self.mismatches += 1
+        self.errors = (self.errors + [msg])[-16:]
+
+
+def _ranges_with(bus, method: str):
+    for r in bus.ranges:
+        get = getattr(r.device, method, None)
+        if get is not None:
+            yield r, get
+
+
+def plan_ports(bus, monitor: object = None) -> tuple[set[int], set[int]]:
+    """(ports whose writes the runtime must see on its slow path, data ports whose reads an engine may serve):
+    latch ports, command-rule ports, engine data and command ports, index ports."""
+    writes: set[int] = set()
+    reads: set[int] = set()
+    for r in bus.ranges:
+        dev = r.device
+        if dev is monitor:
+            continue
+        for method in ("latches", "command_rules", "engines", "index_files"):
+            if getattr(dev, method, None) is None:
+                continue
+            try:
+                items = getattr(dev, method)()
+            except Exception:   # noqa: BLE001 - a device's declaration must not take the monitor down
+                continue
+            if method == "latches":
+                writes.update(r.base + off for off in items if 0 <= off < r.length)
+            elif method == "command_rules":
+                writes.update(r.base + c.offset for c in items if 0 <= c.offset < r.length)
+            elif method == "engines":
+                for e in items:
+                    if 0 <= e.data_offset < r.length:
+                        writes.add(r.base + e.data_offset)
+                        reads.add(r.base + e.data_offset)
+                    if e.cmd_offset is not None and 0 <= e.cmd_offset < r.length:
+                        writes.add(r.base + e.cmd_offset)
+            else:
+                writes.update(r.base + f.index_offset for f in items if 0 <= f.index_offset < r.length)
+    return writes, reads
+
+
+class ModelSet:
+    """The published in-guest models of one area's bus: records written at registration, refreshed after flushes."""
+
+    def __init__(self) -> None:
+        self.latches: list[tuple[object, int, int]] = []        # latch index -> (device, offset, port)
+        self.engines: list[_Engine] = []
+        self.irqs: list[_Irq] = []
+        self.ix: _Ix | None = None
+        self.cmd_records: list[bytes] = []
+        self._engine_records: list[dict] = []
+        self.stats = ModelStats()
+        self.devices: set[int] = set()       # ids of devices with something published
+
+    @property
+    def active(self) -> bool:
+        return bool(self.latches or self.engines or self.irqs or self.cmd_records or self.ix)
+
+    # --- building the records ---------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, bus, words: dict[int, int], slots: list[tuple], owner, *, irq_lines: int = 0,
+              monitor: object = None) -> "ModelSet":
+        """The models `bus`'s devices declare that can be published exactly with these class `words` and
+        `slots` (pvpublish); `irq_lines`: the lines the area takes as notifications (0: no interrupt rules)."""
+        ms = cls()
+        live_slot = {port: i for i, (port, *bank) in enumerate(slots) if not bank[1:]}
+        ms._bus, ms._words, ms._live = bus, words, live_slot
+
+        def port_of(reg: Reg, dev, base) -> int | None:
+            d = reg.device if reg.device is not None else dev
+            for r in bus.ranges:
+                if r.device is d and 0 <= reg.offset < r.length:
+                    return r.base + reg.offset
+            return None
+
+        def shadow_slot(reg: Reg, dev, base) -> int | None:
+            port = port_of(reg, dev, base)
+            if port is None or port not in live_slot:
+                return None
+            if P.split_class_word(words.get(port, 0))[0] != PortClass.SHADOW:
+                return None
+            return live_slot[port]
+
+        latch_of: dict[tuple[int, int], int] = {}     # (id(device), offset) -> latch index
+        for r, get in _ranges_with(bus, "latches"):
+            if r.device is monitor:
+                continue
+            for off in sorted(get()):
+                port = r.base + off
+                wc = P.split_class_word(words.get(port, 0))[1]
+                if not 0 <= off < r.length or wc == PortClass.POSTED or len(ms.latches) >= P.LATCH_COUNT:
+                    continue      # a posted write would change it behind the runtime's back
+                latch_of[(id(r.device), off)] = len(ms.latches)
+                ms.latches.append((r.device, off, port))
+
+        def latch(dev, off: int | None) -> int | None:
+            return None if off is None else latch_of.get((id(dev), off))
+
+        def cond(c: Cond | None, dev, base) -> tuple[int, int, int, int, int] | None:
+            """(kind, a, b, x, y), or None when it cannot be published."""
+            if c is None:
+                return (P.COND_NONE, 0, 0, 0, 0)
+            if c.kind == "shadow":
+                s = shadow_slot(c.reg, dev, base)
+                return None if s is None else (P.COND_SHADOW, s, 0, c.x & 0xFF, c.y & 0xFF)
+            if c.kind == "latch":
+                lt = latch(c.reg.device or dev, c.reg.offset)
+                return None if lt is None else (P.COND_LATCH, lt, 0, c.x & 0xFF, c.y & 0xFF)
+            if c.kind == "range":
+                lo = latch(c.reg.device or dev, c.reg.offset)
+                hi = NO if c.reg2 is None else latch(c.reg2.device or dev, c.reg2.offset)
+                if lo is None or hi is None:
+                    return None
+                return (P.COND_RANGE, lo, hi, c.x & 0xFFFF, c.y & 0xFFFF)
+            return None
+
+        def effects(effs, dev, base) -> list[tuple[int, int, int]] | None:
+            out = []
+            for e in effs:
+                s = shadow_slot(e.reg, dev, base)
+                if s is None:
+                    return None
+                out.append((s, e.and_mask & 0xFF, e.or_bits & 0xFF))
+            return out if len(out) <= P.EFFECT_COUNT else None
+
+        # engines: memory placed in engine_mem (8-byte aligned), records built from the latches and slots above
+        mem_next = 0
+        engine_of: dict[tuple[int, int], int] = {}
+        for r, get in _ranges_with(bus, "engines"):
+            dev = r.device
+            if dev is monitor:
+                continue
+            for i, d in enumerate(get()):
+                port = r.base + d.data_offset
+                rc, wc = P.split_class_word(words.get(port, 0))[:2]
+                if len(ms.engines) >= P.ENGINE_COUNT or rc != PortClass.ENGINE or wc != PortClass.DOORBELL_IF:
+                    continue
+                if d.mem_len <= 0 or mem_next + d.mem_len > P.ENGINE_MEM_SIZE:
+                    continue
+                if d.kind == EngineKind.WINDOW and any(u not in (0, s) for u, s in zip(d.units, P.SIZES)):
+                    continue      # a window moves exactly the access's bytes (no wrap, no padding)
+                if d.kind == EngineKind.DMA:
+                    need = [d.addr_latches, d.count_latches]
+                    if d.cmd_offset is None or any(x is None for x in need) or any(
+                            latch(dev, off) is None for pair in need for off in pair):
+                        continue
+                    if d.wrap_latches is not None and any(latch(dev, off) is None for off in d.wrap_latches):
+                        continue
+                rec = ms._engine_record(d, dev, r.base, port, P.OFF_ENGINE_MEM + mem_next, cond, effects,
+                                        shadow_slot, latch, port_of)
+                if rec is None:
+                    continue
+                engine_of[(id(dev), i)] = len(ms.engines)
+                ms.engines.append(_Engine(dev, i, d, port, P.OFF_ENGINE_MEM + mem_next))
+                ms._engine_records.append(rec)
+                ms.devices.add(id(dev))
+                mem_next += (d.mem_len + 7) & ~7
+
+        # interrupt rules: only for lines the area takes as notifications
+        irq_devs: set[int] = set()
+        for r, get in _ranges_with(bus, "irq_rules"):
+            dev = r.device
+            if dev is monitor or not irq_lines:
+                continue
+            for i, rule in enumerate(get()):
+                st = shadow_slot(Reg(rule.status), dev, r.base)
+                ml = latch(dev, rule.mask_latch)
+                c = cond(rule.cond, dev, r.base)
+                if st is None or ml is None or c is None or c[0] != P.COND_SHADOW or len(ms.irqs) >= P.IRQ_RULE_COUNT:
+                    continue
+                ms.irqs.append(_Irq(dev, i, st, ml, rule.mask & 0xFF, (c[1], c[3], c[4])))
+                irq_devs.add(id(dev))
+
+        # command rules
+        for r, get in _ranges_with(bus, "command_rules"):
+            dev = r.device
+            if dev is monitor:
+                continue
+            for rule in get():
+                port = r.base + rule.offset
+                if not 0 <= rule.offset < r.length or port not in live_slot or len(ms.cmd_records) >= P.CMD_RULE_COUNT:
+                    continue
+                if P.split_class_word(words.get(port, 0))[1] != PortClass.DOORBELL_IF:
+                    continue
+                if rule.needs_irq_rules and id(dev) not in irq_devs:
+                    continue
+                conds = [cond(c, dev, r.base) for c in rule.conds]
+                effs = effects(rule.effects, dev, r.base)
+                eng = NO
+                if rule.engine is not None:
+                    eng = engine_of.get((id(dev), rule.engine), NO)
+                    if eng == NO or ms.engines[eng].decl.kind != EngineKind.DMA:
+                        continue
+                if any(c is None for c in conds) or len(conds) > P.COND_COUNT or effs is None:
+                    continue
+                conds += [(P.COND_NONE, 0, 0, 0, 0)] * (P.COND_COUNT - len(conds))
+                effs += [(NO, 0, 0)] * (P.EFFECT_COUNT - len(effs))
+                ms.cmd_records.append(P.CMD_RULE.pack(
+                    port=port, value_mask=rule.value_mask & 0xFF, value_want=rule.value_want & 0xFF,
+                    own_mask=rule.own_mask & 0xFF, own_and=rule.own_and & 0xFF, engine=eng,
+                    engine_state=int(rule.engine_state),
+                    cond_kind=tuple(c[0] for c in conds), cond_a=tuple(c[1] for c in conds),
+                    cond_b=tuple(c[2] for c in conds), cond_x=tuple(c[3] for c in conds),
+                    cond_y=tuple(c[4] for c in conds), eff_slot=tuple(e[0] for e in effs),
+                    eff_and=tuple(e[1] for e in effs), eff_or=tuple(e[2] for e in effs)))
+                ms.devices.add(id(dev))
+
+        # the index file (one)
+        for r, get in _ranges_with(bus, "index_files"):
+            if r.device is monitor or ms.ix is not None:
+                continue
+            for i, f in enumerate(get()):
+                ip, dp = r.base + f.index_offset, r.base + f.data_offset
+                if P.split_class_word(words.get(ip, 0))[1] != PortClass.DOORBELL_IF or f.index_size not in P.SIZES:
+                    continue
+                ms.ix = _Ix(r.device, i, r.base, ip, dp, f.data_len, f.index_size, f.key_mask)
+                ms.devices.add(id(r.device))
+                break
+        ms.devices.update(id(d) for d, _, _ in ms.latches)
+        ms.devices.update(id(q.dev) for q in ms.irqs)
+        return ms
+
+    @staticmethod
+    def _engine_record(d: EngineDecl, dev, base: int, port: int, mem_off: int, cond, effects, shadow_slot, latch,
+                       port_of) -> dict | None:
+        """The static ENGINE record of one declaration, or None when part of it cannot be published."""
+        serve, done_c = cond(d.serve_cond, dev, base), cond(d.done_cond, dev, base)
+        done = effects(d.done, dev, base)
+        addr_slots = [NO if o is None else shadow_slot(Reg(o), dev, base) for o in d.addr_regs]
+        if serve is None or done_c is None or done is None or None in addr_slots:
+            return None
+
+        def lat(pair):
+            return (NO, NO) if pair is None else tuple(latch(dev, o) for o in pair)
+        deps = 0
+        for o in (*d.dep_latches, *(d.count_latches or ()), *(d.wrap_latches or ())):
+            li = latch(dev, o)
+            if li is not None:
+                deps |= 1 << li
+        done += [(NO, 0, 0)] * (P.EFFECT_COUNT - len(done))
+        cmd = port_of(Reg(d.cmd_offset), dev, base) if d.cmd_offset is not None else 0
+        return dict(
+            port=port, kind=int(d.kind), state=0, unit=(*(u & 0xFF for u in d.units), 0), mem_off=mem_off,
+            mem_base=d.mem_base if d.kind == EngineKind.DMA else 0, mem_len=d.mem_len,
+            addr_mask=d.addr_mask & 0xFFFFFFFF, dep_latches=deps, addr_latch=lat(d.addr_latches),
+            count_latch=lat(d.count_latches), wrap_latch=lat(d.wrap_latches), wrap_shift=d.wrap_shift,
+            flags=1 if d.saturate else 0, addr_slot=tuple(addr_slots), done_slot=tuple(x[0] for x in done),
+            done_and=tuple(x[1] for x in done), done_or=tuple(x[2] for x in done),
+            cond_kind=(serve[0], done_c[0]), cond_a=(serve[1], done_c[1]), cond_b=(serve[2], done_c[2]),
+            cond_x=(serve[3], done_c[3]), cond_y=(serve[4], done_c[4]), cmd_port=cmd or 0)
+
+    # --- writing them -------------------------------------------------------------------------------------------
+    def publish(self, write, gpa: int) -> None:
+        """The static records (registration): every region written whole, unused records zero."""
+        lat = b"".join(_LATCH.pack(port, 0, 0) for _, _, port in self.latches)
+        write(gpa + P.OFF_LATCHES, lat.ljust(P.LATCH.size * P.LATCH_COUNT, b"\0"))
+        eng = b"".join(P.ENGINE.pack(**rec) for rec in self._engine_records)
+        write(gpa + P.OFF_ENGINES, eng.ljust(P.ENGINE.size * P.ENGINE_COUNT, b"\0"))
+        write(gpa + P.OFF_CMD_RULES, b"".join(self.cmd_records).ljust(P.CMD_RULE.size * P.CMD_RULE_COUNT, b"\0"))
+        irq = b"".join(_IRQ.pack(0, 0, 0, q.status_slot, q.mask_latch, q.mask, *q.cond, *bytes(7))
+                       for q in self.irqs)
+        write(gpa + P.OFF_IRQ_RULES, irq.ljust(P.IRQ_RULE.size * P.IRQ_RULE_COUNT, b"\0"))
+        ix = self.ix
+        write(gpa + P.OFF_IX_FILE, P.IX_FILE.pack(
+            index_port=ix.index_port, data_port=ix.data_port, data_len=ix.data_len, index_size=ix.index_size,
+            key_mask=ix.key_mask & 0xFFFFFFFF) if ix else bytes(P.IX_FILE.size))
+        write(gpa + P.OFF_ENGINE_MEM, bytes(P.ENGINE_MEM_SIZE))
+        for e in self.engines:
+            if e.decl.kind == EngineKind.DMA:     # the whole mirror once; then what changed
+                take = getattr(e.dev, "mirror_take_dirty", None)
+                if take is not None:
+                    take(e.index)
+                self._mirror(write, gpa, e, e.decl.mem_base, e.decl.mem_base + e.decl.mem_len)
+
+    def models_word(self) -> int:
+        """header.models: bit 0 latches/rules/engines/interrupt rules, bit 1 an index file."""
+        return (1 if (self.latches or self.engines or self.irqs or self.cmd_records) else 0) | (2 if self.ix else 0)
+
+    def _mirror(self, write, gpa: int, e: _Engine, lo: int, hi: int) -> None:
+        base, n = e.decl.mem_base, e.decl.mem_len
+        lo, hi = max(lo, base), min(hi, base + n)
+        if lo >= hi:
+            return
+        data = e.dev.mirror_bytes(e.index, lo, hi)
+        write(gpa + e.mem_off + (lo - base), bytes(data[: hi - lo]))
+
+    def refresh(self, write, read, gpa: int, touched: set | None, fifo_busy: int | None) -> None:
+        """The dynamic part after a flush (or registration): of the devices in `touched` (None: all).
+        `fifo_busy`: a port with FIFO values the guest has not read (its engine stays idle: order)."""
+        for i, (dev, off, port) in enumerate(self.latches):
+            if touched is not None and id(dev) not in touched:
+                continue
+            v = dev.latches().get(off)
+            write(gpa + P.OFF_LATCHES + i * P.LATCH.size, _LATCH.pack(port, 0 if v is None else 1, (v or 0) & 0xFF))
+        for k, e in enumerate(self.engines):
+            if touched is not None and id(e.dev) not in touched:
+                continue
+            self._refresh_engine(write, gpa, k, e, fifo_busy)
+        for k, q in enumerate(self.irqs):
+            if touched is not None and id(q.dev) not in touched:
+                continue
+            st = q.dev.irq_rule_state(q.index)
+            off = gpa + P.OFF_IRQ_RULES + k * P.IRQ_RULE.size
+            if st is None:
+                write(off + 1, b"\0")
+            else:
+                line, level = st
+                write(off, bytes((line & 0xFF, 1, 1 if level else 0)))
+        ix = self.ix
+        if ix is not None and (touched is None or id(ix.dev) in touched):
+            entries = sorted(ix.dev.index_entries(ix.index).items())[: P.IX_ENTRY_COUNT]
+            write(gpa + P.OFF_IX_ENTRIES, b"".join(P.IX_ENTRY.fmt.pack(k & 0xFFFFFFFF, v & 0xFFFFFFFF)
+                                                   for k, v in entries))
+            cur = ix.dev.index_latch(ix.index)
+            write(gpa + P.OFF_IX_FILE + P.IX_FILE.field("valid")[0], bytes((0 if cur is None else 1,)))
+            write(gpa + P.OFF_IX_FILE + P.IX_FILE.field("latch")[0], struct.pack("<I", (cur or 0) & 0xFFFFFFFF))
+            write(gpa + P.OFF_IX_FILE + P.IX_FILE.field("entries")[0], struct.pack("<I", len(entries)))
+
+    def _refresh_engine(self, write, gpa: int, k: int, e: _Engine, fifo_busy: int | None) -> None:
+        d, dev = e.decl, e.dev
+        rec = gpa + P.OFF_ENGINES + k * P.ENGINE.size
+        if d.kind == EngineKind.DMA:
+            take = getattr(dev, "mirror_take_dirty", None)
+            span = take(e.index) if take is not None else (d.mem_base, d.mem_base + d.mem_len)
+            if span is not None:
+                self._mirror(write, gpa, e, *span)
+        now: EngineNow | None = dev.engine_state(e.index)
+        if now is None or fifo_busy == e.port or now.state == EngineState.IDLE:
+            write(rec + _OFF_E_STATE, b"\0")
+            e.window = b""
+            return
+        if d.kind == EngineKind.WINDOW:
+            data = bytes(now.data[: now.count])
+            if len(data) != now.count or now.count > d.mem_len:
+                write(rec + _OFF_E_STATE, b"\0")
+                e.window = b""
+                return
+            write(gpa + e.mem_off, data)
+            e.window, e.window_base, e.seq = data, now.addr, (e.seq + 1) & 0xFFFFFFFF
+            mem_base = now.addr           # the window holds device addresses now.addr .. + count
+            write(rec + P.ENGINE.field("mem_base")[0], struct.pack("<II", mem_base, max(now.count, 1)))
+            write(rec + _OFF_E_SEQ, struct.pack("<I", e.seq))
+        if now.done is not None:
+            slots = self._done_slots(dev, now.done)
+            if slots is None:
+                write(rec + _OFF_E_STATE, b"\0")
+                return
+            write(rec + P.ENGINE.field("done_slot")[0], bytes(s for s, _, _ in slots) +
+                  bytes(a for _, a, _ in slots) + bytes(o for _, _, o in slots))
+        write(rec + _OFF_E_ADDR, struct.pack("<II", now.addr & 0xFFFFFFFF, now.count & 0xFFFFFFFF))
+        write(rec + _OFF_E_WRAP, struct.pack("<II", now.wrap_at & 0xFFFFFFFF, now.wrap_to & 0xFFFFFFFF))
+        write(rec + _OFF_E_STATE, bytes((int(now.state),)))
+
+    def _done_slots(self, dev, effects) -> list[tuple[int, int, int]] | None:
+        out = []
+        for eff in effects:
+            d = eff.reg.device if eff.reg.device is not None else dev
+            port = next((r.base + eff.reg.offset for r in self._bus.ranges if r.device is d), None)
+            if port is None or port not in self._live or \
+                    P.split_class_word(self._words.get(port, 0))[0] != PortClass.SHADOW:
+                return None
+            out.append((self._live[port], eff.and_mask & 0xFF, eff.or_bits & 0xFF))
+        if len(out) > P.EFFECT_COUNT:
+            return None
+        return out + [(NO, 0, 0)] * (P.EFFECT_COUNT - len(out))
+
+    # --- the replay of what the guest served ------------------------------------------------------------------
+    def engine_at(self, index: int, port: int) -> _Engine | None:
+        if 0 <= index < len(self.engines) and self.engines[index].port == port:
+            return self.engines[index]
+        return None
+
+    def check_position(self, e: _Engine, state: EngineState, addr: int, nbytes: int, what: str) -> None:
+        """The device's transfer must be where the guest says it served from (a mismatch is counted)."""
+        now = e.dev.engine_state(e.index)
+        if now is None or now.state != state or (now.addr & e.decl.addr_mask) != addr:
+            got = "idle" if now is None else f"{now.state.name} at {now.addr:#x}"
+            self.stats.mismatch(f"{what} {e.port:#x}: the guest served {nbytes} bytes at {addr:#x}, "
+                                f"the device's transfer is {got}")
+            return
+        if not e.decl.saturate and nbytes > now.count:
+            self.stats.mismatch(f"{what} {e.port:#x}: the guest served {nbytes} bytes, "
+                                f"{now.count} were left")
+
+    def check_window(self, e: _Engine, addr: int, data: bytes) -> None:
+        """A WINDOW read: the device returned what the window gave the guest."""
+        lo = addr - e.window_base
+        want = e.window[lo: lo + len(data)] if lo >= 0 else b""
+        if want != data:
+            self.stats.mismatch(f"window {e.port:#x}: the guest was given other bytes at {addr:#x} than the "
+                                f"device returns ({len(data)} bytes)")
