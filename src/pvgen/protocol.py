@@ -198,6 +198,8 @@ HEADER = Layout("pvio_header", "Area header: identification, queue state, statis
           "bit 1 an index file published"),
     Field("irq_raised", "u32", doc="guest statistics: interrupts raised in the guest by an interrupt rule"),
     Field("xstaged", "u32", doc="bytes of the xstaging buffer used by queued SERVED_OUT entries"),
+    Field("stale", "u32", doc="written by the monitor: a device changed while entries were queued, so the shadows "
+          "and models are not the device's state after the queue; nothing is served until the next flush"),
 ))
 
 FIFO = Layout("pvio_fifo", "Input FIFO control: values[head..count) are the next reads of `port` with `size`.", (

@@ -49,8 +49,11 @@ def test_random_guest_never_raises_and_irq_is_isr_and_imr(ops, start):
         else:
             nic.receive(MAC + frame)
         assert line.level == bool(nic.isr & nic.imr & 0x7F)
-        for s_off in range(0x10):   # every register of the current page: exact, and side-effect free
-            shadow = nic.shadow_read(s_off)
+        for s_off in range(0x10):   # every register of the current page: exact, and side-effect free (page 2's
+            shadow = nic.shadow_read(s_off)   # offset 3, which follows CRDA, has none: its reads exit)
+            if shadow is None:
+                assert nic.page == 2 and s_off == 3
+                continue
             assert shadow == nic.shadow_read(s_off) == nic.io_read(s_off, 1)
 
 

@@ -83,12 +83,14 @@ def test_plot_writes_a_png(tmp_path):
 
 
 def test_variants_as_data():
-    assert [v.name for v in select(None)] == ["original", "coalesced", "generated-batch", "generated", "pv-ideal"]
+    assert [v.name for v in select(None)] == ["original", "coalesced", "generated-batch", "generated-regs",
+                                              "generated", "pv-ideal"]
     assert [v.name for v in select("pv-ideal, original")] == ["pv-ideal", "original"]
     assert VARIANTS["coalesced"].coalesced_posted and not VARIANTS["original"].coalesced_posted
     gb, g = VARIANTS["generated-batch"].monitor_options(), VARIANTS["generated"].monitor_options()
     assert "shadow" not in gb["pvbatch_classes"] and "fifo" not in gb["pvbatch_classes"]
     assert {"shadow", "fifo", "posted", "doorbell"} <= set(g["pvbatch_classes"])
+    assert g["models"] and not VARIANTS["generated-regs"].monitor_options()["models"] and not gb["models"]
     with pytest.raises(PvgenError, match="unknown variant"):
         select("original,bogus")
 

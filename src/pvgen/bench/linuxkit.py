@@ -78,7 +78,7 @@ def _attach_net(m, host, nic_box: dict) -> None:
     pcihost.add(0, 0, pci.host_bridge())
     fn = pci.ne2000_function(pacer, io_base=NIC_IO_BASE, irq_line=NIC_IRQ,
                              platform_irq=lambda level: m.set_irq(NIC_IRQ, level), bus=m.ports)
-    nic.irq = fn.irq
+    pci.wire_intx(nic, fn, NIC_IRQ)     # on the NIC itself, not on the pacer that wraps it
     pcihost.add(NIC_SLOT, 0, fn)
     m.ports.register(pci.CONFIG_ADDRESS_PORT, 8, pcihost)
     on_mark = m.hxdev.on_mark
@@ -153,7 +153,8 @@ class LinuxKit:
         attach = _attach_net if params.workload == "net" else _attach_disk
         hooks = [lambda m: attach(m, host, box)]
         spec = GuestSpec(image, params.cmdline(), [], variant.coalesced_posted, variant.pvbatch_classes,
-                         irq_notify=variant.irq_notify, extra={"machine_hooks": hooks, "devices": box})
+                         irq_notify=variant.irq_notify, models=variant.models,
+                         extra={"machine_hooks": hooks, "devices": box})
         return spec
 
 

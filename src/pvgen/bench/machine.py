@@ -33,15 +33,16 @@ class _ClassFilter:
         return {p: (keep(r), keep(w)) for p, (r, w) in self._bus.class_map().items()}
 
 
-def _attach_pvbatch(m, classes):
-    """The runtime's monitor side (devices/pvbatch.py) on its control ports, publishing only `classes`."""
+def _attach_pvbatch(m, classes, models: bool = False):
+    """The runtime's monitor side (devices/pvbatch.py) on its control ports, publishing only `classes` (and the
+    devices' in-guest models when `models`)."""
     try:
         from pvgen import protocol as P
         from pvgen.devices.pvbatch import PvBatch
     except ImportError as exc:
         raise Unavailable(f"pvbatch device: {exc}") from None
     bus = m.ports if classes >= frozenset(PortClass) else _ClassFilter(m.ports, classes)
-    pv = PvBatch(bus, m.mem)           # replays through the class filter, sits on the real bus
+    pv = PvBatch(bus, m.mem, models=models)   # replays through the class filter, sits on the real bus
     m.ports.register(P.CTRL_BASE, P.CTRL_LEN, pv)
     return pv
 
@@ -109,7 +110,7 @@ def run_guest(spec: GuestSpec) -> GuestRun:
             info["coalesced_zones"] = [f"{b:#x}..+{n:#x}" for b, n in runs]
         pv = None
         if spec.pvbatch_classes is not None:
-            pv = _attach_pvbatch(m, spec.pvbatch_classes)
+            pv = _attach_pvbatch(m, spec.pvbatch_classes, spec.models)
             if spec.irq_notify:
                 from pvgen.devices.pvirq import IrqNotifier
                 IrqNotifier.attach(m, pv)
@@ -134,6 +135,15 @@ def run_guest(spec: GuestSpec) -> GuestRun:
         if pv.notifier is not None:
             info["pvbatch"]["irq_notified"] = pv.notifier.stats.notified
             info["pvbatch"]["irq_forwarded"] = pv.notifier.stats.forwarded
+            info["pvbatch"]["irq_premarked"] = pv.notifier.stats.premarked
+        models = [a.models for a in pv.areas if a.models is not None]
+        if models:
+            ms = models[0].stats
+            info["models"] = {"served_in": ms.served_in, "served_out": ms.served_out, "irq_marks": ms.irq_marks,
+                              "mismatches": ms.mismatches, "errors": ms.errors[-3:]}
+        if any(a.audit for a in pv.areas):
+            info["audit"] = {"served": pv.audit.served, "mismatches": pv.audit.mismatches,
+                             "errors": pv.audit.errors[-3:]}
     pacer = spec.extra.get("devices", {}).get("pacer")
     if pacer is not None:
         info["rx_injected"] = pacer.injected

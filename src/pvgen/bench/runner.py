@@ -37,6 +37,7 @@ class GuestSpec:
     coalesced_posted: bool = False
     pvbatch_classes: frozenset | None = None
     irq_notify: bool = False
+    models: bool = False                            # publish the devices' in-guest models (protocol v5)
     ram: int = 256 << 20
     timeout_s: float = 600.0
     extra: dict = field(default_factory=dict)       # kit-specific options for the machine adapter
@@ -102,6 +103,29 @@ def phases(marks: list[Mark], names: list[str], ops: int) -> list[Phase]:
 PHASES = {"net": ["tx", "rx"], "disk": ["disk"]}
 
 
+def protocol_checks(info: dict) -> list[str]:
+    """What the monitor found wrong with what the guest served without an exit: every claim the in-guest models
+    made that the devices contradict, and (audit builds) every served value the device would not have returned.
+    A rejected batch fails too: a correct runtime never sends one."""
+    out = []
+    pv = info.get("pvbatch")
+    if pv is not None:
+        out.append("ok: no batch rejected" if not pv["rejected"] else
+                   f"FAIL: {pv['rejected']} batches rejected: {'; '.join(pv['errors'])}")
+    m = info.get("models")
+    if m is not None:
+        out.append(f"ok: in-guest models: {m['served_in']} reads and {m['served_out']} writes replayed as served"
+                   if not m["mismatches"] else
+                   f"FAIL: in-guest models: {m['mismatches']} claims the device contradicts: {'; '.join(m['errors'])}")
+    a = info.get("audit")
+    if a is not None:
+        out.append(f"ok: audit: {a['served']} values served without an exit, all as the device returns them"
+                   if not a["mismatches"] else
+                   f"FAIL: audit: {a['mismatches']} of {a['served']} served values differ from the device's: "
+                   f"{'; '.join(a['errors'])}")
+    return out
+
+
 def run_variant(variant: Variant, kit: Kit, machine: Machine, params: wl.Params, host: Host,
                 count_ports: bool = False) -> VariantResult:
     """Build, run, measure and verify one variant. Missing pieces give "unavailable"; anything that goes wrong
@@ -134,6 +158,7 @@ def run_variant(variant: Variant, kit: Kit, machine: Machine, params: wl.Params,
     checks = host.verify(run)
     if run.exit_code != 0:
         checks.append(f"FAIL: guest exit code {run.exit_code}")
+    checks += protocol_checks(run.info)
     ok = bool(checks) and all(c.startswith("ok") for c in checks)
     first_fail = next((c for c in checks if not c.startswith("ok")), "")
     return VariantResult(variant.name, "ok" if ok else "failed", "" if ok else first_fail[6:] or first_fail,

@@ -1,4 +1,4 @@
-"""The five benchmark variants as data: which driver objects, which runtime back end, which monitor options."""
+"""The benchmark variants as data: which driver objects, which runtime back end, which monitor options."""
 
 from __future__ import annotations
 
@@ -23,13 +23,14 @@ class Variant:
     coalesced_posted: bool = False    # KVM coalesced PIO on every port the device models declare POSTED
     pvbatch_classes: frozenset[PortClass] | None = None   # classes the monitor publishes; None: no pvbatch device
     irq_notify: bool = False          # interrupts a flush raises go back in the batch area (devices/pvirq.py)
+    models: bool = False              # the devices' in-guest models (protocol v5, devices/pvmodels.py)
 
     def monitor_options(self) -> dict:
         """What the monitor is asked for, as plain data (also recorded in the JSON report)."""
         return {"coalesced_posted": self.coalesced_posted,
                 "pvbatch_classes": None if self.pvbatch_classes is None
                 else sorted(c.name.lower() for c in self.pvbatch_classes),
-                "irq_notify": self.irq_notify}
+                "irq_notify": self.irq_notify, "models": self.models}
 
 
 _BATCH_ONLY = frozenset({PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL})
@@ -42,9 +43,12 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             "linux", "unmodified", "none", coalesced_posted=True),
     Variant("generated-batch", "pvgen-rewritten objects; batch queue and flush triggers only (shadow/fifo off)",
             "linux", "pvgen-rewritten", "batch", pvbatch_classes=_BATCH_ONLY),
-    Variant("generated", "pvgen-rewritten objects; batching plus in-guest shadow and fifo registers, and "
-            "interrupts raised by a flush returned in the batch area",
+    Variant("generated-regs", "pvgen-rewritten objects; batching, in-guest shadow and fifo registers, interrupts "
+            "raised by a flush returned in the batch area (no in-guest device models: protocol v4's reach)",
             "linux", "pvgen-rewritten", "batch", pvbatch_classes=_ALL, irq_notify=True),
+    Variant("generated", "pvgen-rewritten objects; batching, in-guest registers and in-guest device models "
+            "(transfer engines, command and interrupt rules, index files), interrupts returned in the area",
+            "linux", "pvgen-rewritten", "batch", pvbatch_classes=_ALL, irq_notify=True, models=True),
     Variant("pv-ideal", "hand-written paravirtual ring driver and device; one doorbell per batch of requests",
             "pvideal", "hand-written", "none"),
 )}
@@ -53,7 +57,7 @@ DEFAULT_ORDER = list(VARIANTS)
 
 
 def select(spec: str | None) -> list[Variant]:
-    """The variants named in a comma-separated list (all five, in the canonical order, when spec is empty)."""
+    """The variants named in a comma-separated list (all of them, in the canonical order, when spec is empty)."""
     if not spec:
         return [VARIANTS[n] for n in DEFAULT_ORDER]
     out = []

@@ -33,7 +33,8 @@ from pvgen.devices.ata_regs import (   # every name, re-exported: tests and driv
     SETFEATURES_RA_ON, SETFEATURES_DEFAULTS_ON, XFER_PIO_0, XFER_PIO_4, MAX_MULTIPLE,
 )
 from pvgen.devices.diskimage import SECTOR_SIZE, DiskBackend
-from pvgen.protocol import Neutral, PortClass, WriteRule
+from pvgen.modeldecl import Cond, Effect, EngineDecl, EngineNow
+from pvgen.protocol import EngineKind, EngineState, Neutral, PortClass, WriteRule
 
 
 @dataclass
@@ -72,6 +73,10 @@ class AtaDisk(AtaCommands):
     xfer_lba: int = 0              # first sector of the current block
     xfer_remaining: int = 0        # sectors left, including the current block
     xfer_block: int = 1            # sectors per DRQ block
+    # Write-back (docs/devices.md, "Write-back completion"): a block the guest saw complete before it reached the
+    # backend (an in-guest write window) that then failed is reported by the next FLUSH CACHE, with its address.
+    write_back_error: int | None = None
+    _acknowledged: bool = False    # the block being written was acknowledged to the guest already
     metrics: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -384,8 +389,14 @@ class AtaDisk(AtaCommands):
             try:
                 self.backend.write(self.xfer_lba, bytes(self.buf))
             except OSError:
-                self._abort("backend_error")
-                return
+                if not self._acknowledged:
+                    self._abort("backend_error")
+                    return
+                # the guest saw this block complete (write-back): it completes as it did, and the next FLUSH CACHE
+                # reports the first failed sector, as a drive's write cache does
+                self.metrics["write_back_error"] += 1
+                if self.write_back_error is None:
+                    self.write_back_error = self.xfer_lba
         self.xfer_lba += n
         self.xfer_remaining -= n
         if self.xfer_remaining > 0:
@@ -396,6 +407,46 @@ class AtaDisk(AtaCommands):
             self.status = ATA_DRDY | ATA_DSC   # data-in: no interrupt after the last block
         else:
             self._complete()
+
+    # -- in-guest models (protocol v5, pvgen/modeldecl.py; docs/devices.md "ATA transfer windows") -------------
+
+    def engines(self) -> list[EngineDecl]:
+        """One transfer window on the data port: the monitor arms it at a flush with the last DRQ block of a PIO
+        command (data-in: its bytes; data-out with the write cache on: room for them), and the guest moves the
+        block without an exit.  Word and dword accesses only (a byte access is `bad_size`), never with device 1
+        selected; at the end the registers show the command's completion (done, below)."""
+        done = (Effect.set(ATA_REG_STATUS, ATA_DRDY | ATA_DSC),
+                Effect.set(ATA_REG_ALTSTATUS, ATA_DRDY | ATA_DSC, device=self.control))
+        return [EngineDecl(ATA_REG_DATA, EngineKind.WINDOW, (0, 2, 4), MAX_MULTIPLE * SECTOR_SIZE,
+                           serve_cond=Cond.shadow(ATA_REG_DEVICE, ATA_DEV1, 0), done=done)]
+
+    def engine_state(self, index: int) -> EngineNow | None:
+        """The window for the DRQ block in progress, when its completion is known exactly: the last block of
+        the command (the next one would raise INTRQ and show new data), device 0 selected, not busy.  Data-in:
+        the block's remaining bytes, completion = DRDY|DSC without an interrupt (9.5).  Data-out: only with the
+        write cache enabled and nIEN set: the completion (DRDY|DSC, Error 0, INTRQ pending but masked) is shown
+        when the guest has staged the block, before the backend write at the next flush (write-back)."""
+        if (index != 0 or not self.status & ATA_DRQ or self.status & ATA_BUSY or self._dev1_selected()
+                or self.xfer_remaining > self.xfer_block or self.pos >= len(self.buf)):
+            return None
+        left = len(self.buf) - self.pos
+        if self.data_in:
+            return EngineNow(EngineState.READ, self.pos, left, data=bytes(self.buf[self.pos:]))
+        if not self.write_cache or not self.devctl & ATA_NIEN or getattr(self.backend, "readonly", False):
+            return None
+        done = (Effect.set(ATA_REG_STATUS, ATA_DRDY | ATA_DSC),
+                Effect.set(ATA_REG_ALTSTATUS, ATA_DRDY | ATA_DSC, device=self.control),
+                Effect.set(ATA_REG_ERR, 0))
+        return EngineNow(EngineState.WRITE, self.pos, left, done=done)
+
+    def engine_write(self, index: int, offset: int, size: int, data: bytes) -> None:
+        """The replay of the block the guest's write window took: the guest saw it complete already (write-back),
+        so a backend failure is kept for the next FLUSH CACHE instead of aborting it (_block_done)."""
+        self._acknowledged = True
+        try:
+            self.write_many(offset, size, data)
+        finally:
+            self._acknowledged = False
 
     # -- port classes (DESIGN.md batch protocol; docs/devices.md explains each choice) ----------------------
 

@@ -70,6 +70,9 @@ class AtaCommands:
             except OSError:
                 self._abort("backend_error")
                 return
+            if self.write_back_error is not None:
+                self._flush_error(cmd == ATA_CMD_FLUSH_EXT)
+                return
             self._complete()
         elif cmd == ATA_CMD_CHK_POWER:
             self._complete()
@@ -126,6 +129,19 @@ class AtaCommands:
     def _idnf(self) -> None:
         self.metrics["lba_out_of_range"] += 1
         self._complete(ATA_IDNF)
+
+    def _flush_error(self, lba48: bool) -> None:
+        """FLUSH CACHE (EXT) after a write-back block failed (8.13, 8.14): the command ends with ERR, ABRT, and
+        the address of the first sector that could not be written in the LBA registers; the error is then
+        forgotten (a drive drops the sector from its cache; the next flush goes on)."""
+        lba, self.write_back_error = self.write_back_error or 0, None
+        self.metrics["flush_reported_write_error"] += 1
+        self._complete(ATA_ABORTED)
+        self.lbal, self.lbam, self.lbah = lba & 0xFF, lba >> 8 & 0xFF, lba >> 16 & 0xFF
+        if lba48:
+            self.hob_lbal, self.hob_lbam, self.hob_lbah = lba >> 24 & 0xFF, lba >> 32 & 0xFF, lba >> 40 & 0xFF
+        else:
+            self.device = (self.device & 0xF0) | (lba >> 24 & 0x0F)
 
     def _read_native_max(self, lba48: bool) -> None:
         top = max(self.backend.sectors - 1, 0)

@@ -23,7 +23,8 @@ from pvgen.devices.dp8390_regs import (  # noqa: F401  (the register names are t
     MAX_FRAME, RX_HEADER, RX_CRC,
 )
 from pvgen.devices.ne2000_dma import Ne2000Dma, multicast_hash_index  # noqa: F401
-from pvgen.protocol import Neutral, PortClass, WriteRule
+from pvgen.modeldecl import CommandRule, Cond, Effect, EngineDecl, EngineNow, IrqRule
+from pvgen.protocol import EngineKind, EngineState, Neutral, PortClass, WriteRule
 
 
 @dataclass
@@ -66,6 +67,13 @@ class Ne2000(Ne2000Dma):
     # TXP) lets page selects and remote-DMA starts wait in the queue and sends a TX start at once; POSTED lets a
     # TX start wait for the next flush. docs/devices.md has the measured difference.
     cr_write_class: PortClass = PortClass.DOORBELL
+    # In-guest models (protocol v5): the platform's line for the interrupt output and whether it reaches it now
+    # (set by the wiring, pci.ne2000_function); a TXP the guest completes itself (posted_tx) needs both.
+    irq_line_number: int | None = None
+    irq_gate: Callable[[], bool] = lambda: True
+    posted_tx: bool = True
+    _mirror_lo: int = MEM_END       # device memory changed since the monitor last took it: [lo, hi)
+    _mirror_hi: int = MEM_START
 
     # The shadow values change only through port accesses and receive(), whose caller refreshes the shadows
     # (pvbatch skips this device's shadows after a batch that did not touch it).
@@ -238,16 +246,18 @@ class Ne2000(Ne2000Dma):
         self.update_irq()
 
     def shadow_read(self, offset: int, size: int = 1) -> int | None:
-        """The register at offset on the current page, without side effects (the SHADOW value)."""
-        if 0 <= offset <= 0x0F and size == 1:
+        """The register at offset on the current page, without side effects (the SHADOW value).  Page 2's remote
+        next-packet pointer (offset 3) is derived from CRDA, which the guest's remote-DMA engine advances: it
+        has no shadow (its reads exit)."""
+        if 0 <= offset <= 0x0F and size == 1 and not (self.page == 2 and offset == 3):
             return self._peek(offset)
         return None
 
     def bank_shadow_read(self, bank: int, offset: int, size: int = 1) -> int | None:
         """The register at offset 1-15 on page `bank` (0-2), without side effects: the CR BANK rule's banks.
         Page 3 (not modelled) has none: its reads exit."""
-        if not (0 <= bank <= 2 and 1 <= offset <= 0x0F and size == 1):
-            return None
+        if not (0 <= bank <= 2 and 1 <= offset <= 0x0F and size == 1) or (bank == 2 and offset == 3):
+            return None     # page 2 offset 3 follows CRDA (shadow_read)
         page, self.page = self.page, bank
         try:
             return self._peek(offset)
@@ -281,7 +291,10 @@ class Ne2000(Ne2000Dma):
         lo = 0 if bank is None else 1
         if not (lo <= first and count >= 0 and first + count <= 0x10) or bank is not None and not 0 <= bank <= 2:
             return None
-        return self._page_bytes(self.page if bank is None else bank)[first:first + count]
+        page = self.page if bank is None else bank
+        if page == 2 and first <= 3 < first + count:
+            return None     # page 2 offset 3 has no shadow (shadow_read)
+        return self._page_bytes(page)[first:first + count]
 
     def read_side_effects(self, offset: int) -> bool:
         """Reads with side effects: the data port, the reset port, and (page 0) the tally counters."""
@@ -299,6 +312,73 @@ class Ne2000(Ne2000Dma):
         classes[CR] = (PortClass.SHADOW, self.cr_write_class)
         classes[NE_DATAPORT] = (PortClass.FIFO, PortClass.POSTED)
         return classes
+
+    # -- in-guest models (protocol v5, pvgen/modeldecl.py; docs/devices.md "NE2000 in the guest") ---------------
+
+    _LATCHED = (PSTART, PSTOP, TPSR, TBCR0, TBCR1, RSAR0, RSAR1, RBCR0, RBCR1, DCR, IMR)
+
+    def latches(self) -> dict[int, int]:
+        """The page-0 write-only registers the guest's models need, as the device holds them now."""
+        return {PSTART: self.pstart, PSTOP: self.pstop, TPSR: self.tpsr, TBCR0: self.tbcr & 0xFF,
+                TBCR1: self.tbcr >> 8 & 0xFF, RSAR0: self.rsar & 0xFF, RSAR1: self.rsar >> 8 & 0xFF,
+                RBCR0: self.rbcr & 0xFF, RBCR1: self.rbcr >> 8 & 0xFF, DCR: self.dcr, IMR: self.imr}
+
+    def engines(self) -> list[EngineDecl]:
+        """Remote DMA ("Remote DMA"): armed by a CR write of RREAD or RWRITE with STA (command_rules) from RSAR
+        and RBCR, over a mirror of the 16 KiB buffer memory; word mode only (DCR.WTS: a byte or word access moves
+        two bytes, a dword access four), the count saturating at zero; CRDA follows the address, which wraps
+        from PSTOP to PSTART, and RBCR counts down; at zero ISR.RDC is set.  An access outside the buffer memory
+        (the PROM below it) exits.  The completing access exits when IMR enables RDC (its interrupt is not
+        modelled)."""
+        return [EngineDecl(NE_DATAPORT, EngineKind.DMA, (2, 2, 4), MEM_END - MEM_START, mem_base=MEM_START,
+                           addr_mask=0xFFFF, saturate=True, cmd_offset=CR, addr_latches=(RSAR0, RSAR1),
+                           count_latches=(RBCR0, RBCR1), wrap_latches=(PSTART, PSTOP), wrap_shift=8,
+                           dep_latches=(DCR,), addr_regs=(CRDA0, CRDA1), done=(Effect.set_bits(ISR, ISR_RDC),),
+                           serve_cond=Cond.latch(DCR, DCR_WTS, DCR_WTS), done_cond=Cond.latch(IMR, ISR_RDC, 0))]
+
+    def engine_state(self, index: int) -> EngineNow | None:
+        if index != 0 or self.rd not in (CR_RD_READ, CR_RD_WRITE) or not self.dcr & DCR_WTS:
+            return None
+        wrap = self.pstart < self.pstop
+        return EngineNow(EngineState.READ if self.rd == CR_RD_READ else EngineState.WRITE, self.crda, self.rbcr,
+                         wrap_to=self.pstart << 8 if wrap else 0, wrap_at=self.pstop << 8 if wrap else 0)
+
+    def mirror_take_dirty(self, index: int) -> tuple[int, int] | None:
+        lo, hi = self._mirror_lo, self._mirror_hi
+        self._mirror_lo, self._mirror_hi = MEM_END, MEM_START
+        return (lo, hi) if lo < hi else None
+
+    def mirror_bytes(self, index: int, lo: int, hi: int) -> bytes:
+        return bytes(self.mem[lo:hi])
+
+    def command_rules(self) -> list[CommandRule]:
+        """CR writes the guest applies itself, with the NIC started, idle (no TXP) and page 0 selected: "remote
+        read" and "remote write" with STA arm the remote-DMA engine (CR reads back as written, CRDA = RSAR); and,
+        with the interrupt rule published, a transmit start (NODMA, TXP, STA) of a frame whose length (TBCR, 1 to
+        1518) and page (TPSR 0x40-0x79) the model always sends: the transmission completes as the model's does
+        (TSR = PTX, NCR = 0, ISR.PTX, CR reads 0x22), and the frame leaves at the next flush."""
+        idle_p0 = Cond.shadow(CR, 0xC7, CR_STA)
+        arm = [CommandRule(CR, 0xFF, CR_RD_READ << 3 | CR_STA, (idle_p0,), engine=0, engine_state=EngineState.READ),
+               CommandRule(CR, 0xFF, CR_RD_WRITE << 3 | CR_STA, (idle_p0,), engine=0,
+                           engine_state=EngineState.WRITE)]
+        if not self.posted_tx:
+            return arm
+        tx = CommandRule(CR, 0xFF, CR_RD_ABORT << 3 | CR_TXP | CR_STA,
+                         (idle_p0, Cond.range(TBCR0, TBCR1, 1, MAX_FRAME), Cond.range(TPSR, None, MEM_START >> 8,
+                                                                                      (MEM_END - MAX_FRAME - 1) >> 8)),
+                         own_and=0xFF & ~CR_TXP,
+                         effects=(Effect.set(TSR, TSR_PTX), Effect.set(NCR, 0), Effect.set_bits(ISR, ISR_PTX)),
+                         needs_irq_rules=True)
+        return arm + [tx]
+
+    def irq_rules(self) -> list[IrqRule]:
+        """IRQ = ISR & IMR & 0x7F (update_irq), computable with page 0 selected."""
+        return [IrqRule(ISR, IMR, 0x7F, Cond.shadow(CR, 0xC0, 0x00))]
+
+    def irq_rule_state(self, index: int) -> tuple[int, bool] | None:
+        if index != 0 or self.irq_line_number is None or not self.irq_gate():
+            return None
+        return self.irq_line_number, bool(self.isr & self.imr & 0x7F)
 
     def doorbell_masks(self) -> dict[int, int]:
         """For a DOORBELL_IF CR: the write flushes the queue only when it sets TXP (start transmission)."""

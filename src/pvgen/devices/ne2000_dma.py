@@ -50,9 +50,17 @@ class Ne2000Dma:
         self.metrics["dma_out_of_range"] += 1
         return 0xFF
 
+    def _dirty(self, lo: int, hi: int) -> None:
+        """Buffer memory [lo, hi) changed: the monitor copies it into the guest's mirror (mirror_take_dirty)."""
+        if lo < self._mirror_lo:
+            self._mirror_lo = lo
+        if hi > self._mirror_hi:
+            self._mirror_hi = hi
+
     def _mem_write(self, addr: int, v: int) -> None:
         if MEM_START <= addr < MEM_END:
             self.mem[addr] = v
+            self._dirty(addr, addr + 1)
         else:
             self.metrics["dma_out_of_range"] += 1
 
@@ -91,6 +99,7 @@ class Ne2000Dma:
     def _data_write(self, size: int, value: int) -> None:
         if self.rd == CR_RD_WRITE and self._bulk_span(size) >= size:
             self.mem[self.crda:self.crda + size] = value.to_bytes(size, "little")
+            self._dirty(self.crda, self.crda + size)
             self._bulk_advance(size)
             return
         unit = self._unit(size)
@@ -132,6 +141,7 @@ class Ne2000Dma:
                 i += size
                 continue
             self.mem[self.crda:self.crda + take] = data[i:i + take]
+            self._dirty(self.crda, self.crda + take)
             self._bulk_advance(take)
             i += take
         self.update_irq()
@@ -270,6 +280,7 @@ class Ne2000Dma:
         while data:   # byte after byte from CURR, wrapping from PSTOP to PSTART: as slices up to each wrap
             n = min(len(data), end - addr)
             self.mem[addr:addr + n], data = data[:n], data[n:]
+            self._dirty(addr, addr + n)
             addr += n
             if addr == end:
                 addr = self.pstart << 8

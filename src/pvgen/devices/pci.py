@@ -114,6 +114,10 @@ class PciFunction:
         self.intx_level = bool(level)
         self.update_irq()
 
+    def intx_enabled(self) -> bool:
+        """Whether INTx# reaches the platform now (Command.InterruptDisable clear)."""
+        return not self.command & PCI_COMMAND_INTX_DISABLE
+
     def update_irq(self) -> None:
         self.status = (self.status & ~PCI_STATUS_INTERRUPT) | (PCI_STATUS_INTERRUPT if self.intx_level else 0)
         if self.platform_irq is not None:
@@ -277,8 +281,16 @@ def ne2000_function(nic: PortDevice, *, io_base: int = 0xC000, irq_line: int = 1
                      interrupt_line=irq_line, bars=[Bar(0, 32, io=True, device=nic, base=io_base)],
                      command=PCI_COMMAND_IO if enabled else 0, platform_irq=platform_irq, bus=bus)
     if hasattr(nic, "irq"):
-        nic.irq = fn.irq   # the NIC's interrupt output becomes this function's INTA#
+        wire_intx(nic, fn, irq_line)
     return fn
+
+
+def wire_intx(nic, fn: PciFunction, irq_line: int) -> None:
+    """The NIC's interrupt output becomes `fn`'s INTA#, routed to platform line `irq_line`; the NIC's in-guest
+    interrupt rule (protocol v5) needs that line and whether INTx# passes now."""
+    nic.irq = fn.irq
+    nic.irq_line_number = irq_line
+    nic.irq_gate = fn.intx_enabled
 
 
 def isa_bridge() -> PciFunction:

@@ -28,6 +28,8 @@ _HDR, _ENTRY, _U32 = P.HEADER.fmt, P.ENTRY.fmt, struct.Struct("<I")
 _OFF_COUNT, _OFF_STATUS = P.HEADER.field("count")[0], P.HEADER.field("status")[0]
 _OFF_NEUTRAL, _OFF_STAGED = P.HEADER.field("neutral")[0], P.HEADER.field("staged")[0]
 _OFF_XSTAGED = P.HEADER.field("xstaged")[0]
+_OFF_STALE = P.HEADER.field("stale")[0]
+_ONE32 = (1).to_bytes(4, "little")
 _ZERO32 = bytes(4)
 _OUT, _IN, _IN_DISCARD, _OUTS, _INS = int(Op.OUT), int(Op.IN), int(Op.IN_DISCARD), int(Op.OUTS), int(Op.INS)
 _SERVED_IN, _SERVED_OUT, _IRQ_MARK = int(Op.SERVED_IN), int(Op.SERVED_OUT), int(Op.IRQ_MARK)
@@ -255,6 +257,7 @@ class PvBatch:
         mem.write(gpa + _OFF_NEUTRAL, _ZERO32)
         mem.write(gpa + _OFF_STAGED, _ZERO32)
         mem.write(gpa + _OFF_XSTAGED, _ZERO32)
+        mem.write(gpa + _OFF_STALE, _ZERO32)
         mem.write(gpa + _OFF_STATUS, _ZERO32)
         if area.audit:
             mem.write(gpa + P.OFF_AUDIT, _ZERO32)
@@ -501,11 +504,15 @@ class PvBatch:
         `synchronous_shadows` is true promises its shadow values change only through its port accesses or an
         event followed by this call, so a flush that does not touch it skips it).  An area with entries queued is
         refreshed by its next flush instead: its shadows hold the guest's neutral writes, which the devices have not
-        seen yet (the guest serves no shadow until then unless every queued entry is neutral)."""
+        seen yet; header.stale tells the guest to serve nothing until then (protocol v5: before, it kept serving
+        the old values while every queued entry was neutral, after the event had happened)."""
         for area in self.areas:
             try:
                 if _U32.unpack(self._read(area.gpa + _OFF_COUNT, 4))[0]:
+                    # the guest's shadows hold its queued neutral writes, which the devices have not seen: they
+                    # cannot be computed now, so the guest serves nothing until its next flush refreshes them
                     area.refresh_due = True
+                    self._write(area.gpa + _OFF_STALE, _ONE32)
                 else:
                     self._refresh(area)
                     if area.models is not None:

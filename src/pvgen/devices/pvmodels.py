@@ -36,6 +36,7 @@ class _Engine:
     window: bytes = b""        # WINDOW: the bytes published (device addresses window_base ..)
     window_base: int = 0
     seq: int = 0
+    done_bytes: bytes = b""    # the declared completion effects as published (done_slot, done_and, done_or)
 
 
 @dataclass
@@ -71,6 +72,12 @@ class ModelStats:
     def mismatch(self, msg: str) -> None:
         self.mismatches += 1
         self.errors = (self.errors + [msg])[-16:]
+
+
+def _is(bus_device, device) -> bool:
+    """Whether a bus range's device is `device`, or a wrapper forwarding to it (a recorder, the bench's pacer):
+    the device behind a wrapper is the owner of its forwarded bound methods."""
+    return bus_device is device or getattr(getattr(bus_device, "port_classes", None), "__self__", None) is device
 
 
 def _ranges_with(bus, method: str):
@@ -142,7 +149,7 @@ class ModelSet:
         def port_of(reg: Reg, dev, base) -> int | None:
             d = reg.device if reg.device is not None else dev
             for r in bus.ranges:
-                if r.device is d and 0 <= reg.offset < r.length:
+                if _is(r.device, d) and 0 <= reg.offset < r.length:
                     return r.base + reg.offset
             return None
 
@@ -224,7 +231,8 @@ class ModelSet:
                 if rec is None:
                     continue
                 engine_of[(id(dev), i)] = len(ms.engines)
-                ms.engines.append(_Engine(dev, i, d, port, P.OFF_ENGINE_MEM + mem_next))
+                ms.engines.append(_Engine(dev, i, d, port, P.OFF_ENGINE_MEM + mem_next,
+                                          done_bytes=bytes(rec["done_slot"] + rec["done_and"] + rec["done_or"])))
                 ms._engine_records.append(rec)
                 ms.devices.add(id(dev))
                 mem_next += (d.mem_len + 7) & ~7
@@ -403,23 +411,25 @@ class ModelSet:
             e.window = b""
             return
         if d.kind == EngineKind.WINDOW:
-            data = bytes(now.data[: now.count])
-            if len(data) != now.count or now.count > d.mem_len:
+            data = bytes(now.data[: now.count]) if now.state == EngineState.READ else b""
+            if now.count > d.mem_len or (now.state == EngineState.READ and len(data) != now.count):
                 write(rec + _OFF_E_STATE, b"\0")
                 e.window = b""
                 return
-            write(gpa + e.mem_off, data)
+            if data:
+                write(gpa + e.mem_off, data)
             e.window, e.window_base, e.seq = data, now.addr, (e.seq + 1) & 0xFFFFFFFF
             mem_base = now.addr           # the window holds device addresses now.addr .. + count
             write(rec + P.ENGINE.field("mem_base")[0], struct.pack("<II", mem_base, max(now.count, 1)))
             write(rec + _OFF_E_SEQ, struct.pack("<I", e.seq))
+        done = e.done_bytes
         if now.done is not None:
             slots = self._done_slots(dev, now.done)
             if slots is None:
                 write(rec + _OFF_E_STATE, b"\0")
                 return
-            write(rec + P.ENGINE.field("done_slot")[0], bytes(s for s, _, _ in slots) +
-                  bytes(a for _, a, _ in slots) + bytes(o for _, _, o in slots))
+            done = bytes(s for s, _, _ in slots) + bytes(a for _, a, _ in slots) + bytes(o for _, _, o in slots)
+        write(rec + P.ENGINE.field("done_slot")[0], done)
         write(rec + _OFF_E_ADDR, struct.pack("<II", now.addr & 0xFFFFFFFF, now.count & 0xFFFFFFFF))
         write(rec + _OFF_E_WRAP, struct.pack("<II", now.wrap_at & 0xFFFFFFFF, now.wrap_to & 0xFFFFFFFF))
         write(rec + _OFF_E_STATE, bytes((int(now.state),)))
@@ -428,7 +438,7 @@ class ModelSet:
         out = []
         for eff in effects:
             d = eff.reg.device if eff.reg.device is not None else dev
-            port = next((r.base + eff.reg.offset for r in self._bus.ranges if r.device is d), None)
+            port = next((r.base + eff.reg.offset for r in self._bus.ranges if _is(r.device, d)), None)
             if port is None or port not in self._live or \
                     P.split_class_word(self._words.get(port, 0))[0] != PortClass.SHADOW:
                 return None

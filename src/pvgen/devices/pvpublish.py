@@ -76,6 +76,7 @@ def publish(bus, monitor: object = None, models: bool = False) -> Publication:
     model_writes, model_reads = pvmodels.plan_ports(bus, monitor) if models else (set(), set())
     neutral_reads, read_neutral = device_neutral_reads(bus), []
     slots: list[tuple[int, int]] = []
+    deferred: list[tuple] = []
     fifo: set[int] = set()
     for r in bus.ranges:
         if r.device is monitor:
@@ -99,6 +100,11 @@ def publish(bus, monitor: object = None, models: bool = False) -> Publication:
                                                                    PortClass.SHADOW, PortClass.ENGINE):
                 rc = PortClass.STRICT
             slot, effect = 0, False
+            if not shadow and wc == PortClass.DOORBELL_IF and port in model_writes and port not in rules:
+                deferred.append((port, rc, wc, mask))     # a slot only for the slow path: after the banks
+                if rc in (PortClass.FIFO, PortClass.ENGINE):
+                    fifo.add(port)
+                continue
             if shadow or wc == PortClass.DOORBELL_IF:
                 if len(slots) < P.SHADOW_SLOTS:
                     slot = len(slots)
@@ -117,6 +123,14 @@ def publish(bus, monitor: object = None, models: bool = False) -> Publication:
                 fifo.add(port)
             words[port] = P.class_word(rc, wc, owned=True, read_effect=effect, slot=slot)
         _add_banks(r, words, slots, rules)
+        for port, rc, wc, mask in deferred:       # the BANK rule's bank slots follow its live slots directly
+            slot = len(slots)
+            if slot < P.SHADOW_SLOTS:
+                slots.append((port, mask))
+            else:
+                slot, wc = 0, PortClass.DOORBELL
+            words[port] = P.class_word(rc, wc, owned=True, slot=slot)
+        deferred.clear()
     return Publication(words, slots, frozenset(fifo), read_neutral, _rule_records(words, slots, rules))
 
 

@@ -112,7 +112,8 @@ def plan_group(g: Group) -> None:
     g.plan_key = key
     # A slot with no value at all (an unpublished bank) stays invalid without a read.
     live = [s for s in g.shadows if s.sizes]
-    if live and all(s.device is not None and s.sizes in ((), _SIZE_SLOTS[:1]) for s in g.shadows):
+    # A slot without a device holds only a doorbell mask (its record stays invalid, like a slot with no value).
+    if live and all(s.sizes in ((), _SIZE_SLOTS[:1]) and (s.device is not None or not s.sizes) for s in g.shadows):
         g.byte_offsets = [s.offset for s in live]
         g.args = [x for s in g.shadows for x in (s.port, 1 if s.sizes else 0, 0, 0, 0, 0)]
         g.pack = struct.Struct("<" + "HBBIII" * len(g.shadows)).pack

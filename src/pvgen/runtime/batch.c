@@ -109,7 +109,7 @@ PVIO_BACKEND pvio_u32 pvio_in(pvio_u16 port, unsigned size)
 		struct pvio_shadow *s = &a->shadows[w >> PVIO_CLS_SLOT_SHIFT];
 		unsigned i = size >> 1;   /* 1, 2, 4 -> 0, 1, 2 */
 
-		if (a->header.count == a->header.neutral && (s->valid & (1u << i))) {
+		if (pvio_exact(a) && (s->valid & (1u << i))) {
 			v = pvio_mask(size, s->val[i]);
 			a->header.shadow_hits++;
 			a->header.shadow_since_tick++;
@@ -194,7 +194,7 @@ static inline unsigned pvio_neutral(struct pvio_area *a, pvio_u32 w, unsigned si
 	struct pvio_shadow *s = &a->shadows[slot];
 	pvio_u32 v;
 
-	if (r->op == PVIO_NEUTRAL_NONE || size != 1 || a->header.count != a->header.neutral ||
+	if (r->op == PVIO_NEUTRAL_NONE || size != 1 || !pvio_exact(a) ||
 	    (value & r->value_mask) != r->value_want)
 		return 0;
 	if (r->cond_mask) {

@@ -135,7 +135,7 @@ static inline pvio_u8 *pvio_engine_byte(struct pvio_area *a, const struct pvio_e
 static int pvio_engine_ready(const struct pvio_area *a, const struct pvio_engine *e, unsigned state, unsigned u,
 			     unsigned size, unsigned *done)
 {
-	if (e->state != state || u == 0 || u < size || e->count == 0 || a->header.count != a->header.neutral)
+	if (e->state != state || u == 0 || u < size || e->count == 0 || !pvio_exact(a))
 		return 0;
 	if (u > e->count && !(e->flags & 1))
 		return 0;
@@ -182,27 +182,120 @@ static void pvio_engine_advance(struct pvio_area *a, struct pvio_engine *e, unsi
 	}
 }
 
-/* Queue the replay of one served access, coalescing with the previous entry when it is the same run. */
+/* Queue the replay of `n` served accesses, coalescing with the previous entry when it is the same run (one run
+ * moves at most PVIO_MAX_STRING_BYTES, the monitor's limit for an entry). */
 static void pvio_engine_queue(struct pvio_area *a, unsigned idx, unsigned op, pvio_u16 port, unsigned size,
-			      pvio_u32 addr, pvio_u32 data_off)
+			      pvio_u32 addr, pvio_u32 data_off, pvio_u32 n)
 {
-	pvio_u32 n = a->header.count;
-	struct pvio_entry *last = n ? &a->entries[n - 1] : 0;
+	pvio_u32 c = a->header.count;
+	struct pvio_entry *last = c ? &a->entries[c - 1] : 0;
 
-	if (last && last->op == op && last->port == port && last->size == size && last->value < 0xffffffffu &&
+	if (last && last->op == op && last->port == port && last->size == size &&
+	    (pvio_u64)last->value + n <= PVIO_MAX_STRING_BYTES / size &&
 	    (pvio_u32)(last->gpa >> PVIO_SERVED_ENGINE_SHIFT) == idx &&
 	    (op == PVIO_OP_SERVED_IN ||
 	     (last->gpa & ((1ull << PVIO_SERVED_OFF_BITS) - 1)) + (pvio_u64)last->value * size == data_off)) {
-		last->value++;
+		last->value += n;
 		return;
 	}
 	{
 		struct pvio_entry *e = pvio_push(a, port, size, op);
 
-		e->value = 1;
+		e->value = n;
 		e->gpa = (pvio_u64)idx << PVIO_SERVED_ENGINE_SHIFT | (pvio_u64)addr << PVIO_SERVED_ADDR_SHIFT | data_off;
 		a->header.neutral++;
 	}
+}
+
+/* An audit build's record of `nbytes` served by the SERVED_IN entry just queued (extending the entry's record). */
+static void pvio_engine_audit(struct pvio_area *a, pvio_u16 port, unsigned size, const pvio_u8 *b, unsigned long nbytes)
+{
+	if (PVIO_AUDITING && a->audit.data_used + nbytes <= PVIO_AUDIT_DATA_SIZE) {
+		struct pvio_auditrec *r = a->audit.count ? &a->audit_recs[a->audit.count - 1] : 0;
+		pvio_u32 pos = a->header.count - 1;
+		unsigned long i;
+
+		for (i = 0; i < nbytes; i++)
+			a->audit_data[a->audit.data_used + i] = b[i];
+		if (r && r->kind == PVIO_AUDIT_ENGINE && r->pos == pos && r->data + r->value == a->audit.data_used)
+			r->value += (pvio_u32)nbytes;
+		else
+			pvio_audit(a, PVIO_AUDIT_ENGINE, port, size, (pvio_u32)nbytes, pos, a->audit.data_used);
+		a->audit.data_used += (pvio_u32)nbytes;
+	}
+}
+
+/* Copy n bytes with 8-byte moves and a compiler barrier, so no freestanding build turns it into a memcpy call. */
+static inline void pvio_copy(pvio_u8 *dst, const pvio_u8 *src, unsigned long n)
+{
+	unsigned long i;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		__builtin_memcpy(dst + i, src + i, 8);
+		__asm__ volatile("" ::: "memory");
+	}
+	for (; i < n; i++)
+		dst[i] = src[i];
+}
+
+/* Up to `count` accesses of `size` that move exactly their own bytes, are contiguous in the engine memory and do
+ * not complete the transfer, in one go (the completing access and any other one take the per-access path): a
+ * 4 KiB block or a frame moves as one copy and one entry.  Returns the accesses moved. */
+static unsigned long pvio_engine_bulk(struct pvio_area *a, struct pvio_engine *e, unsigned idx, pvio_u16 port,
+				      unsigned size, void *buf, unsigned long count, unsigned state)
+{
+	unsigned u = e->unit[size >> 1];
+	pvio_u32 addr = e->addr, end, data_off = 0;
+	unsigned long n, nbytes;
+	pvio_u8 *mem;
+
+	if (u != size || e->state != state || e->count <= u || !pvio_exact(a) ||
+	    !pvio_cond(a, e->cond_kind[0], e->cond_a[0], e->cond_b[0], e->cond_x[0], e->cond_y[0]))
+		return 0;
+	mem = pvio_engine_byte(a, e, addr);
+	if (!mem)
+		return 0;
+	n = (e->count - 1) / u;                         /* never the completing access */
+	end = e->mem_base + e->mem_len;                 /* contiguous: to the end of the memory, */
+	if (e->wrap_to < e->wrap_at && addr < e->wrap_at && e->wrap_at < end)
+		end = e->wrap_at;                       /* the wrap, */
+	if ((pvio_u64)e->addr_mask + 1 < end)
+		end = e->addr_mask + 1;                 /* and the address counter's own wrap */
+	if ((end - addr) / u < n)
+		n = (end - addr) / u;
+	if (count < n)
+		n = count;
+	if (state == PVIO_ENGINE_WRITE && e->kind == PVIO_ENGINE_KIND_DMA &&
+	    (PVIO_XSTAGING_SIZE - a->header.xstaged) / size < n)
+		n = (PVIO_XSTAGING_SIZE - a->header.xstaged) / size;
+	if (PVIO_AUDITING && state == PVIO_ENGINE_READ && (PVIO_AUDIT_DATA_SIZE - a->audit.data_used) / size < n)
+		n = (PVIO_AUDIT_DATA_SIZE - a->audit.data_used) / size;
+	if (PVIO_MAX_STRING_BYTES / size < n)
+		n = PVIO_MAX_STRING_BYTES / size;
+	if (n == 0)
+		return 0;
+	nbytes = n * size;
+	if (state == PVIO_ENGINE_READ) {
+		pvio_copy(buf, mem, nbytes);
+		pvio_engine_queue(a, idx, PVIO_OP_SERVED_IN, port, size, addr, 0, (pvio_u32)n);
+		pvio_engine_audit(a, port, size, mem, nbytes);
+	} else {
+		if (e->kind == PVIO_ENGINE_KIND_DMA) {
+			data_off = PVIO_OFF_XSTAGING + a->header.xstaged;
+			pvio_copy(&a->xstaging[a->header.xstaged], buf, nbytes);
+			a->header.xstaged += (pvio_u32)nbytes;
+		} else {
+			data_off = (pvio_u32)(mem - (pvio_u8 *)a);
+		}
+		pvio_copy(mem, buf, nbytes);
+		pvio_engine_queue(a, idx, PVIO_OP_SERVED_OUT, port, size, addr, data_off, (pvio_u32)n);
+	}
+	a->header.served += (pvio_u32)n;
+	addr = (pvio_u32)((addr + nbytes) & e->addr_mask);
+	if (e->wrap_to < e->wrap_at && addr == e->wrap_at)
+		addr = e->wrap_to;
+	pvio_engine_advance(a, e, (unsigned)nbytes, addr);
+	return n;
 }
 
 /* One read by engine `e`: 1 when served into *v. */
@@ -226,20 +319,8 @@ static int pvio_engine_read(struct pvio_area *a, struct pvio_engine *e, unsigned
 	for (i = 0; i < size; i++)
 		val |= (pvio_u32)b[i] << (8 * i);
 	*v = val;
-	pvio_engine_queue(a, idx, PVIO_OP_SERVED_IN, port, size, start, 0);
-	if (PVIO_AUDITING && a->audit.data_used + size <= PVIO_AUDIT_DATA_SIZE) {
-		/* one record per SERVED_IN entry: its bytes, in order (pvio_audit_room made room) */
-		struct pvio_auditrec *r = a->audit.count ? &a->audit_recs[a->audit.count - 1] : 0;
-		pvio_u32 pos = a->header.count - 1;
-
-		for (i = 0; i < size; i++)
-			a->audit_data[a->audit.data_used + i] = b[i];
-		if (r && r->kind == PVIO_AUDIT_ENGINE && r->pos == pos && r->data + r->value == a->audit.data_used)
-			r->value += size;
-		else
-			pvio_audit(a, PVIO_AUDIT_ENGINE, port, size, size, pos, a->audit.data_used);
-		a->audit.data_used += size;
-	}
+	pvio_engine_queue(a, idx, PVIO_OP_SERVED_IN, port, size, start, 0, 1);
+	pvio_engine_audit(a, port, size, b, size);     /* pvio_audit_room made room */
 	a->header.served++;
 	pvio_engine_advance(a, e, u, addr);
 	return 1;
@@ -280,7 +361,7 @@ static int pvio_engine_write(struct pvio_area *a, struct pvio_engine *e, unsigne
 	}
 	for (i = 0; i < u; i++)         /* the device moves the unit: the value's bytes, zero-extended */
 		*dst[i] = (pvio_u8)(i < 4 ? value >> (8 * i) : 0);
-	pvio_engine_queue(a, idx, PVIO_OP_SERVED_OUT, port, size, start, data_off);
+	pvio_engine_queue(a, idx, PVIO_OP_SERVED_OUT, port, size, start, data_off, 1);
 	a->header.served++;
 	pvio_engine_advance(a, e, u, addr);
 	return 1;
@@ -334,7 +415,7 @@ static int pvio_cmd_rule(struct pvio_area *a, pvio_u16 port, unsigned size, pvio
 {
 	unsigned i, k, own = w >> PVIO_CLS_SLOT_SHIFT;
 
-	if (size != 1 || a->header.count != a->header.neutral)
+	if (size != 1 || !pvio_exact(a))
 		return 0;
 	for (i = 0; i < PVIO_CMD_RULE_COUNT; i++) {
 		const struct pvio_cmdrule *r = &a->cmd_rules[i];
@@ -378,7 +459,7 @@ static int pvio_ix_read(struct pvio_area *a, pvio_u16 port, unsigned size, pvio_
 	const struct pvio_ixfile *f = &a->ix_file;
 	pvio_u32 key, k = (pvio_u32)(pvio_u16)(port - f->data_port), lo = 0, hi;
 
-	if (!f->index_port || !f->valid || a->header.count != a->header.neutral || k + size > f->data_len)
+	if (!f->index_port || !f->valid || !pvio_exact(a) || k + size > f->data_len)
 		return 0;
 	key = f->latch & f->key_mask;
 	hi = f->entries < PVIO_IX_ENTRY_COUNT ? f->entries : PVIO_IX_ENTRY_COUNT;
@@ -432,8 +513,15 @@ PVIO_HELPER unsigned long pvio_model_ins(struct pvio_area *a, pvio_u16 port, uns
 		return 0;
 	while (n < count) {
 		pvio_u32 v;
+		unsigned long k;
 
 		pvio_audit_room(a, 1, size);
+		k = pvio_engine_bulk(a, e, idx, port, size, (char *)dst + n * size, count - n, PVIO_ENGINE_READ);
+		if (k) {
+			n += k;
+			pvio_push_done(a);
+			continue;
+		}
 		if (!pvio_engine_read(a, e, idx, port, size, &v))
 			break;
 		if (size == 1)
@@ -471,7 +559,7 @@ PVIO_HELPER int pvio_model_out(struct pvio_area *a, pvio_u16 port, unsigned size
 		return 1;
 	}
 	if (f->index_port && port == f->index_port) {
-		unsigned neutral = a->header.count == a->header.neutral;
+		unsigned neutral = pvio_exact(a);
 
 		f->valid = size == f->index_size;
 		f->latch = value;
@@ -502,7 +590,14 @@ PVIO_HELPER unsigned long pvio_model_outs(struct pvio_area *a, pvio_u16 port, un
 	while (n < count) {
 		pvio_u32 v = size == 1 ? ((const pvio_u8 *)src)[n] : size == 2 ? ((const pvio_u16 *)src)[n] :
 			((const pvio_u32 *)src)[n];
+		unsigned long k = pvio_engine_bulk(a, e, idx, port, size, (void *)((const char *)src + n * size),
+						   count - n, PVIO_ENGINE_WRITE);
 
+		if (k) {
+			n += k;
+			pvio_push_done(a);
+			continue;
+		}
 		if (!pvio_engine_write(a, e, idx, port, size, v)) {
 			if (!(e->kind == PVIO_ENGINE_KIND_DMA && e->state == PVIO_ENGINE_WRITE && a->header.count &&
 			      a->header.xstaged + size > PVIO_XSTAGING_SIZE))

@@ -23,6 +23,14 @@ static inline pvio_u32 pvio_mask(unsigned size, pvio_u32 v)
 
 PVIO_HELPER void pvio_flush_locked(struct pvio_area *a);
 
+/* The shadows, latches and models are the devices' state after the queue: every queued entry is neutral and no
+ * device changed behind the queue (header.stale, set by the monitor when an asynchronous event found entries
+ * queued, cleared by the next flush).  Everything served without an exit, and every neutral judgement, needs it. */
+static inline int pvio_exact(const struct pvio_area *a)
+{
+	return a->header.count == a->header.neutral && !a->header.stale;
+}
+
 /* Flush when anything is queued (and, in an audit build, when served values wait to be checked: they must be
  * checked before a real instruction or another CPU's batch can change the device). */
 static inline void pvio_flush_pending(struct pvio_area *a)

@@ -205,7 +205,7 @@ class RefRuntime:
             raw = self.mem.read(self.gpa + P.OFF_SHADOWS + slot * P.SHADOW.size, P.SHADOW.size)
             s = P.SHADOW.unpack(raw)
             i = size >> 1
-            if self._h("count") == self._h("neutral") and s["valid"] & (1 << i):
+            if self._h("count") == self._h("neutral") and not self._h("stale") and s["valid"] & (1 << i):
                 self._hset("shadow_since_tick", self._h("shadow_since_tick") + 1)
                 if effect:
                     self._push(port, size, Op.IN_DISCARD)
@@ -268,7 +268,7 @@ class RefRuntime:
         """batch.c pvio_neutral: 1 and the own shadow updated when the write is neutral."""
         r = P.WRITE_RULE.unpack(self.mem.read(self.gpa + P.OFF_WRITE_RULES + slot * P.WRITE_RULE.size,
                                               P.WRITE_RULE.size))
-        if (r["op"] == P.Neutral.NONE or size != 1 or self._h("count") != self._h("neutral")
+        if (r["op"] == P.Neutral.NONE or size != 1 or self._h("count") != self._h("neutral") or self._h("stale")
                 or (value & r["value_mask"]) != r["value_want"]):
             return 0
         if r["cond_mask"]:
