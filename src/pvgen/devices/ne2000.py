@@ -72,6 +72,7 @@ class Ne2000(Ne2000Dma):
     irq_line_number: int | None = None
     irq_gate: Callable[[], bool] = lambda: True
     posted_tx: bool = True
+    _irq_level: bool | None = None  # the level update_irq drove last (None: not driven yet)
     _mirror_lo: int = MEM_END       # device memory changed since the monitor last took it: [lo, hi)
     _mirror_hi: int = MEM_START
 
@@ -97,8 +98,11 @@ class Ne2000(Ne2000Dma):
         self.update_irq()
 
     def update_irq(self) -> None:
-        """IRQ = ISR & IMR (bit 7, RST, is status, not an interrupt)."""
-        self.irq(bool(self.isr & self.imr & 0x7F))
+        """IRQ = ISR & IMR (bit 7, RST, is status, not an interrupt); the line is driven only when it changes."""
+        level = bool(self.isr & self.imr & 0x7F)
+        if level is not self._irq_level:
+            self._irq_level = level
+            self.irq(level)
 
     # -- command register --------------------------------------------------------------------------------------
 

@@ -368,11 +368,13 @@ class ModelSet:
     def refresh(self, write, read, gpa: int, touched: set | None, fifo_busy: int | None) -> None:
         """The dynamic part after a flush (or registration): of the devices in `touched` (None: all).
         `fifo_busy`: a port with FIFO values the guest has not read (its engine stays idle: order)."""
-        for i, (dev, off, port) in enumerate(self.latches):
+        for dev, first, entries in self._latch_groups():
             if touched is not None and id(dev) not in touched:
                 continue
-            v = dev.latches().get(off)
-            write(gpa + P.OFF_LATCHES + i * P.LATCH.size, _LATCH.pack(port, 0 if v is None else 1, (v or 0) & 0xFF))
+            vals = dev.latches()
+            write(gpa + P.OFF_LATCHES + first * P.LATCH.size, b"".join(
+                _LATCH.pack(port, 0 if vals.get(off) is None else 1, (vals.get(off) or 0) & 0xFF)
+                for off, port in entries))
         for k, e in enumerate(self.engines):
             if touched is not None and id(e.dev) not in touched:
                 continue
@@ -396,6 +398,19 @@ class ModelSet:
             write(gpa + P.OFF_IX_FILE + P.IX_FILE.field("valid")[0], bytes((0 if cur is None else 1,)))
             write(gpa + P.OFF_IX_FILE + P.IX_FILE.field("latch")[0], struct.pack("<I", (cur or 0) & 0xFFFFFFFF))
             write(gpa + P.OFF_IX_FILE + P.IX_FILE.field("entries")[0], struct.pack("<I", len(entries)))
+
+    def _latch_groups(self) -> list[tuple[object, int, list[tuple[int, int]]]]:
+        """The latches by device: (device, first latch index, [(offset, port)]); a device's are contiguous."""
+        groups = getattr(self, "_groups", None)
+        if groups is None:
+            groups = []
+            for i, (dev, off, port) in enumerate(self.latches):
+                if groups and groups[-1][0] is dev:
+                    groups[-1][2].append((off, port))
+                else:
+                    groups.append((dev, i, [(off, port)]))
+            self._groups = groups
+        return groups
 
     def _refresh_engine(self, write, gpa: int, k: int, e: _Engine, fifo_busy: int | None) -> None:
         d, dev = e.decl, e.dev

@@ -43,6 +43,7 @@ void hx_irq_enable(void);
 void hx_irq_disable(void);
 int hx_irqs_disabled(void);
 void hx_idle(void);                          /* wait for the next interrupt (sti; hlt at CPL0), then dispatch */
+void hx_before_idle(void) __attribute__((weak));  /* optional: runs before hx_idle waits (the pvgen runtime's flush) */
 
 /* Memory: a bump allocator over guest RAM after the image; blocks are zeroed. */
 void *hx_alloc(hx_size_t size, hx_size_t align);

@@ -113,6 +113,16 @@ int hx_irqs_disabled(void) { return hx_irq_soft_disabled != 0; }
  * dispatched here. */
 void hx_idle(void)
 {
+	if (hx_before_idle) {
+		/* e.g. the batching runtime's queued I/O goes out before the CPU sleeps.  Masked: an interrupt it makes
+		 * pending is dispatched below, with no halt, and hx_idle returns, so the caller sees what the handler
+		 * did (and the handler's own queued I/O goes out at the next hx_idle, not after a sleep). */
+		unsigned long f = hx_irq_save();
+
+		hx_before_idle();
+		hx_irq_soft_disabled = f;
+		hx_barrier();
+	}
 	if (!hx_irq_pending)
 		__asm__ volatile("ud2" ::: "memory");	/* CPL0 #UD entry: sti; hlt unless an IRQ is pending (boot.S) */
 	if (hx_irq_pending) {
