@@ -10,6 +10,8 @@ models", explains each mechanism and why it is exact; these are the optional dev
     command_rules() -> [CommandRule]      command writes the guest may apply itself
     engines() -> [EngineDecl]             transfer engines on data ports (static)
     engine_state(i) -> EngineNow | None   engine i now (None: not published until the next flush)
+    engine_position(i) -> (state, addr, count) | None   optional, cheap: where the device's transfer is (the
+                                          monitor checks every served run against it; default: engine_state)
     mirror_take_dirty(i) -> (lo, hi)|None device memory of DMA engine i changed since the last call (device addresses)
     mirror_bytes(i, lo, hi) -> bytes      that memory
     engine_write(i, offset, size, data)   optional: the replay of writes the guest's engine i took (else write_many)

@@ -101,7 +101,8 @@ CLS_OWNED = 1 << 7         # a device owns the port: a strict access may travel 
 CLS_SLOT_SHIFT = 8
 
 ENTRY_CAPACITY = 240        # entries in the queue (the header, FIFO control and entries fill the first page)
-DEFAULT_THRESHOLD = 64      # flush when this many entries are queued (guest-settable, 1..capacity)
+DEFAULT_THRESHOLD = 240     # flush when this many entries are queued (guest-settable, 1..capacity); v5: the whole
+#                             queue (v4: 64): a modelled receive burst queues ~20 neutral entries per frame
 FIFO_CAPACITY = 1024        # u32 values in the FIFO area
 SHADOW_SLOTS = 256          # shadow registers and doorbell masks (slot index is 8 bits in the class word)
 MAX_STRING_BYTES = 1 << 20  # one OUTS/INS entry moves at most this many bytes

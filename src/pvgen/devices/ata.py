@@ -439,6 +439,13 @@ class AtaDisk(AtaCommands):
                 Effect.set(ATA_REG_ERR, 0))
         return EngineNow(EngineState.WRITE, self.pos, left, done=done)
 
+    def engine_position(self, index: int) -> tuple[int, int, int] | None:
+        """Where the DRQ block in progress is: (EngineState, byte position, bytes left), for the monitor's check
+        of every served run; None without a transfer."""
+        if index != 0 or not self.status & ATA_DRQ or self._dev1_selected():
+            return None
+        return (EngineState.READ if self.data_in else EngineState.WRITE, self.pos, len(self.buf) - self.pos)
+
     def engine_write(self, index: int, offset: int, size: int, data: bytes) -> None:
         """The replay of the block the guest's write window took: the guest saw it complete already (write-back),
         so a backend failure is kept for the next FLUSH CACHE instead of aborting it (_block_done)."""

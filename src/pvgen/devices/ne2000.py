@@ -347,6 +347,15 @@ class Ne2000(Ne2000Dma):
         return EngineNow(EngineState.READ if self.rd == CR_RD_READ else EngineState.WRITE, self.crda, self.rbcr,
                          wrap_to=self.pstart << 8 if wrap else 0, wrap_at=self.pstop << 8 if wrap else 0)
 
+    def engine_position(self, index: int) -> tuple[int, int, int] | None:
+        """engine_state's (state, address, count), for the monitor's check of every served run."""
+        rd = self.rd
+        if rd == CR_RD_READ:
+            return (1, self.crda, self.rbcr) if index == 0 and self.dcr & DCR_WTS else None
+        if rd == CR_RD_WRITE:
+            return (2, self.crda, self.rbcr) if index == 0 and self.dcr & DCR_WTS else None
+        return None
+
     def mirror_take_dirty(self, index: int) -> tuple[int, int] | None:
         lo, hi = self._mirror_lo, self._mirror_hi
         self._mirror_lo, self._mirror_hi = MEM_END, MEM_START

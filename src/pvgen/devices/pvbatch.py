@@ -35,6 +35,8 @@ _OUT, _IN, _IN_DISCARD, _OUTS, _INS = int(Op.OUT), int(Op.IN), int(Op.IN_DISCARD
 _SERVED_IN, _SERVED_OUT, _IRQ_MARK = int(Op.SERVED_IN), int(Op.SERVED_OUT), int(Op.IRQ_MARK)
 _AUDIT_CTL = struct.Struct("<IIII")
 _SERVED_REGIONS = ((P.OFF_XSTAGING, P.XSTAGING_SIZE), (P.OFF_ENGINE_MEM, P.ENGINE_MEM_SIZE))
+_SERVED_OFF_MASK = (1 << P.SERVED_OFF_BITS) - 1
+_ST_READ, _ST_WRITE = P.EngineState.READ, P.EngineState.WRITE
 _MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
 _UNRESOLVED = object()
 
@@ -247,11 +249,14 @@ class PvBatch:
         # An empty batch (a tick or an idle hlt) refreshes every shadow: it is how a guest polling a shadow sees
         # a device change; a non-empty one only the devices it touched and those whose shadows are not synchronous
         # (and all of them when refresh() was deferred to this flush).
-        full = not entries or area.refresh_due
+        # An asynchronous event during the batch (refresh_due: the bench's pacer injects frames inside a replay)
+        # refreshes every device too, by the fast paths.
+        full, every = not entries, area.refresh_due
         area.refresh_due = False
-        self._refresh(area, None if full else touched)
+        self._refresh(area, None if full else touched, every)
         if area.models is not None:
-            area.models.refresh(self._write, self._read, area.gpa, None if full else touched, self._fifo_busy(area))
+            area.models.refresh(self._write, self._read, area.gpa, None if full or every else touched,
+                                self._fifo_busy(area))
         mem, gpa = self.mem, area.gpa
         mem.write(gpa + _OFF_COUNT, _ZERO32)
         mem.write(gpa + _OFF_NEUTRAL, _ZERO32)
@@ -377,42 +382,53 @@ class PvBatch:
         """Replay a run of accesses an in-guest engine served, after checking the device is where the guest says
         (a claim the device contradicts is counted; the accesses are made either way: the guest made them)."""
         ms = area.models
-        idx, addr, data_off = P.split_served_gpa(gpa)
+        idx, addr = gpa >> P.SERVED_ENGINE_SHIFT & 0xFF, gpa >> P.SERVED_ADDR_SHIFT & 0xFFFFFFFF
         eng = ms.engine_at(idx, port) if ms is not None else None
         nbytes = value * size
         if eng is None:
             (ms.stats if ms is not None else self.audit).mismatch(
                 f"entry {i}: served run on {port:#x} names engine {idx}, which is not published there")
-        if op == _SERVED_IN:
-            if eng is not None:
-                ms.check_position(eng, P.EngineState.READ, addr, nbytes, "served read")
-            read_many = getattr(dev, "read_many", None)
-            if read_many is not None:
-                data = bytes(read_many(off, size, value)[:nbytes])
+            if op == _SERVED_IN:
+                data = self._read_run(dev, off, size, value)
+                if audit is not None:
+                    audit.served_in(i, data)
             else:
-                data = b"".join((dev.io_read(off, size) & _MASKS[size]).to_bytes(size, "little")
-                                for _ in range(value))
-            if eng is not None:
-                ms.stats.served_in += value
-                if eng.decl.kind == P.EngineKind.WINDOW:
-                    ms.check_window(eng, addr, data)
+                self._write_run(dev, off, size, self._read(area.gpa + (gpa & _SERVED_OFF_MASK), nbytes), None)
+            return
+        if op == _SERVED_IN:
+            ms.check_position(eng, _ST_READ, addr, nbytes, "served read")
+            data = eng.read_many(off, size, value) if eng.read_many is not None else \
+                self._read_run(dev, off, size, value)
+            ms.stats.served_in += value
+            if eng.window:
+                ms.check_window(eng, addr, data)
             if audit is not None:
                 audit.served_in(i, data)
             return
-        data = self._read(area.gpa + data_off, nbytes)
-        if eng is not None:
-            ms.check_position(eng, P.EngineState.WRITE, addr, nbytes, "served write")
-            ms.stats.served_out += value
-            take = getattr(dev, "engine_write", None)
-            if take is not None:
-                take(eng.index, off, size, data)
-                return
-        write_many = getattr(dev, "write_many", None)
+        data = self._read(area.gpa + (gpa & _SERVED_OFF_MASK), nbytes)
+        ms.check_position(eng, _ST_WRITE, addr, nbytes, "served write")
+        ms.stats.served_out += value
+        self._write_run(dev, off, size, data, eng)
+
+    @staticmethod
+    def _read_run(dev, off: int, size: int, count: int) -> bytes:
+        read_many = getattr(dev, "read_many", None)
+        if read_many is not None:
+            return bytes(read_many(off, size, count)[: count * size])
+        return b"".join((dev.io_read(off, size) & _MASKS[size]).to_bytes(size, "little") for _ in range(count))
+
+    @staticmethod
+    def _write_run(dev, off: int, size: int, data: bytes, eng) -> None:
+        take = eng.engine_write if eng is not None else None
+        if take is not None:
+            take(eng.index, off, size, data)
+            return
+        write_many = eng.write_many if eng is not None else getattr(dev, "write_many", None)
         if write_many is not None:
             write_many(off, size, data)
-        else:
-            for k in range(0, nbytes, size):
-                dev.io_write(off, size, int.from_bytes(data[k:k + size], "little"))
+            return
+        for k in range(0, len(data), size):
+            dev.io_write(off, size, int.from_bytes(data[k:k + size], "little"))
 
     def _replay(self, area: _Area, entries: list[tuple], audit: AuditBatch | None = None) -> tuple[int, int] | None:
         """Run the entries in order; returns (port, size) if the last FIFO-class read was an IN, for the refill.
@@ -494,10 +510,10 @@ class PvBatch:
         if vals:
             self.stats.fifo_refills += 1
 
-    def _refresh(self, area: _Area, touched: set | None = None) -> None:
+    def _refresh(self, area: _Area, touched: set | None = None, every: bool = False) -> None:
         """The shadows of `area` (devices/pvshadow.py): of the devices in `touched` and of every device whose
-        shadows are not synchronous; all of them when touched is None."""
-        pvshadow.refresh(area.groups, touched, self._write, area.gpa, self.stats)
+        shadows are not synchronous; all of them when touched is None (generic path) or `every` (fast paths)."""
+        pvshadow.refresh(area.groups, touched, self._write, area.gpa, self.stats, every)
 
     def refresh(self) -> None:
         """Bring every area's shadows up to date (call after an asynchronous device event: a device whose

@@ -37,6 +37,18 @@ class _Engine:
     window_base: int = 0
     seq: int = 0
     done_bytes: bytes = b""    # the declared completion effects as published (done_slot, done_and, done_or)
+    # bound once (the replay's hot path): the device's optional methods, looked up through any wrapper
+    position: object = None    # engine_position(i) -> (EngineState, addr, count), or engine_state
+    read_many: object = None
+    write_many: object = None
+    engine_write: object = None
+
+    def __post_init__(self) -> None:
+        dev = self.dev
+        self.position = getattr(dev, "engine_position", None)
+        self.read_many = getattr(dev, "read_many", None)
+        self.write_many = getattr(dev, "write_many", None)
+        self.engine_write = getattr(dev, "engine_write", None)
 
 
 @dataclass
@@ -470,15 +482,18 @@ class ModelSet:
 
     def check_position(self, e: _Engine, state: EngineState, addr: int, nbytes: int, what: str) -> None:
         """The device's transfer must be where the guest says it served from (a mismatch is counted)."""
-        now = e.dev.engine_state(e.index)
-        if now is None or now.state != state or (now.addr & e.decl.addr_mask) != addr:
-            got = "idle" if now is None else f"{now.state.name} at {now.addr:#x}"
+        if e.position is not None:
+            cur = e.position(e.index)          # (state, addr, count) or None
+        else:
+            now = e.dev.engine_state(e.index)
+            cur = None if now is None else (now.state, now.addr, now.count)
+        if cur is None or cur[0] != state or (cur[1] & e.decl.addr_mask) != addr:
+            got = "idle" if cur is None else f"{EngineState(cur[0]).name} at {cur[1]:#x}"
             self.stats.mismatch(f"{what} {e.port:#x}: the guest served {nbytes} bytes at {addr:#x}, "
                                 f"the device's transfer is {got}")
             return
-        if not e.decl.saturate and nbytes > now.count:
-            self.stats.mismatch(f"{what} {e.port:#x}: the guest served {nbytes} bytes, "
-                                f"{now.count} were left")
+        if not e.decl.saturate and nbytes > cur[2]:
+            self.stats.mismatch(f"{what} {e.port:#x}: the guest served {nbytes} bytes, {cur[2]} were left")
 
     def check_window(self, e: _Engine, addr: int, data: bytes) -> None:
         """A WINDOW read: the device returned what the window gave the guest."""

@@ -83,13 +83,16 @@ def layout(bus, slots: list[tuple], words: dict[int, int],
     return shadows, groups
 
 
-def refresh(groups: list[Group], touched: set | None, write: Callable[[int, bytes], None], gpa: int, stats) -> None:
+def refresh(groups: list[Group], touched: set | None, write: Callable[[int, bytes], None], gpa: int, stats,
+            every: bool = False) -> None:
     """Rewrite the shadows (area at `gpa`, through `write(gpa, data)`) of the devices whose ids are in `touched`
-    and of every device whose shadows are not synchronous; all of them when touched is None.  Always written: the
-    guest updates the shadows of neutral writes.  Each group written counts in `stats.shadow_writes`."""
+    and of every device whose shadows are not synchronous; all of them when touched is None (the generic path,
+    which also decides what the fast paths may do) or when `every` (every group, by its fast path: after an
+    asynchronous event, between two full refreshes).  Always written: the guest updates the shadows of neutral
+    writes.  Each group written counts in `stats.shadow_writes`."""
     full = touched is None
     for g in groups:
-        if not full and g.synchronous and id(g.device) not in touched:   # type: ignore[operator]
+        if not full and not every and g.synchronous and id(g.device) not in touched:   # type: ignore[operator]
             continue
         data = None
         if not full and g.byte_offsets is not None:

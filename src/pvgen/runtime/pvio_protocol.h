@@ -69,7 +69,7 @@ typedef unsigned long long pvio_u64;
 #define PVIO_CLS_SLOT_SHIFT 0x8u
 
 #define PVIO_ENTRY_CAPACITY 0xf0u
-#define PVIO_DEFAULT_THRESHOLD 0x40u
+#define PVIO_DEFAULT_THRESHOLD 0xf0u
 #define PVIO_FIFO_CAPACITY 0x400u
 #define PVIO_SHADOW_SLOTS 0x100u
 #define PVIO_MAX_STRING_BYTES 0x100000u
