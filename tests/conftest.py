@@ -47,6 +47,13 @@ def gcc() -> str:
 
 
 @pytest.fixture
+def prerequisite():
+    """need() itself, for a test that learns only while it runs whether a prerequisite is there (a bench variant
+    reports "unavailable" when a piece it needs is missing)."""
+    return need
+
+
+@pytest.fixture
 def kvm() -> None:
     need(kvm_available(), "/dev/kvm (read-write)")
 
