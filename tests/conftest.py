@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,30 @@ def kvm_available() -> bool:
         return False
     os.close(fd)
     return True
+
+
+def need_tool(name: str, what: str | None = None) -> str:
+    """The path of program `name` on PATH; when it is missing, need()'s rule (a failure on CI, a skip elsewhere)."""
+    path = shutil.which(name)
+    need(path is not None, what or f"{name} (on PATH)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gnu_as() -> str:
+    return need_tool("as", "GNU as (binutils)")
+
+
+@pytest.fixture(scope="session")
+def gcc() -> str:
+    return need_tool("gcc", "gcc (build-essential)")
+
+
+@pytest.fixture
+def prerequisite():
+    """need() itself, for a test that learns only while it runs whether a prerequisite is there (a bench variant
+    reports "unavailable" when a piece it needs is missing)."""
+    return need
 
 
 @pytest.fixture

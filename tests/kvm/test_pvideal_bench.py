@@ -36,7 +36,7 @@ def test_pvideal_batched_at_most_one_exit_per_op(kvm, workload):
 def test_pvideal_one_doorbell_per_request(kvm, workload):
     """batch=1: each request is exactly one port write that reaches the monitor, plus the closing mark."""
     r = run(workload, 40, batch=1)
-    assert r.status == "ok", (r.reason, r.checks)
+    assert r.status == "ok" and r.verified, (r.reason, r.checks)
     for p in r.phases:
         assert p.breakdown.get("IO") == p.ops + 1, (p.name, p.breakdown)
         assert p.exits >= p.ops
@@ -84,7 +84,7 @@ def test_pvideal_interrupt_completion(kvm, workload):
     host = NetHost(7, ops) if workload == "net" else DiskHost(7, ops)
     params = wl.Params(workload, ops, seed=7, batch=batch, extra={"pv_irq": True})
     r = run_variant(VARIANTS["pv-ideal"], KITS["pvideal"], run_guest, params, host)
-    assert r.status == "ok", (r.reason, r.checks)
+    assert r.status == "ok" and r.verified, (r.reason, r.checks)
     assert " irq=" in r.info["cmdline"]
     for p in r.phases:
         assert p.stats.get("irq_injections", 0) >= ops // batch, (p.name, p.stats)

@@ -76,7 +76,8 @@ def test_bench_micro_cli_json(kvm, tmp_path):
     assert r.exit_code == 0, r.output
     data = json.loads(out.read_text())
     orig, coal = data["variants"]["original"], data["variants"]["coalesced"]
-    assert orig["status"] == coal["status"] == "ok" and len(orig["wall_s_all"]) == 2
+    assert orig["status"] == coal["status"] == "ok" and orig["verified"] and coal["verified"]
+    assert len(orig["wall_s_all"]) == 2
     assert orig["kvm_run_io"] >= 50 and coal["kvm_run_io"] < orig["kvm_run_io"]
     assert data["roundtrip"]["dispatch_delivered"] == data["roundtrip"]["n"] > 0
     assert data["roundtrip"]["kvm_run_cpl0_us"] > 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,7 +91,7 @@ def test_not_rewritten_site_is_warned(tmp_path: Path) -> None:
     assert res.exit_code == 0 and f"{src}:1: warning" in res.stderr
 
 
-@pytest.mark.skipif(shutil.which("as") is None, reason="GNU as is missing")
+@pytest.mark.usefixtures("gnu_as")
 def test_verify_ok_and_failure(tmp_path: Path) -> None:
     good = tmp_path / "g.s"
     good.write_text("\t.text\nf:\tinb $0x60,%al\n\trep insw\n\tret\n")
@@ -111,7 +110,7 @@ def test_real_process_has_no_traceback(tmp_path: Path) -> None:
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
-@pytest.mark.skipif(shutil.which("as") is None, reason="GNU as is missing")
+@pytest.mark.usefixtures("gnu_as")
 def test_bench_rewrite_json(tmp_path: Path) -> None:
     out = tmp_path / "b.json"
     res = run("bench", "rewrite", "--generate-lines", "2000", "--runs", "1", "--json", str(out))
@@ -122,7 +121,7 @@ def test_bench_rewrite_json(tmp_path: Path) -> None:
     assert fig["ratio"] == pytest.approx(fig["rewrite_seconds"] / fig["as_seconds"])
 
 
-@pytest.mark.skipif(shutil.which("as") is None, reason="GNU as is missing")
+@pytest.mark.usefixtures("gnu_as")
 def test_verify_reports_first_unexplained_difference(tmp_path: Path, monkeypatch) -> None:
     import pvgen.rewrite.core as core
 

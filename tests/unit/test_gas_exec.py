@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -135,8 +134,7 @@ def test_response_file(tmp_path):
     assert scan(tmp_path / "r.o") == []
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is missing")
-def test_gcc_with_b_dir_uses_pvgen_as(tmp_path):
+def test_gcc_with_b_dir_uses_pvgen_as(gcc, tmp_path):
     bdir = tmp_path / "bdir"
     bdir.mkdir()
     (bdir / "as").symlink_to(pvgen_as_path())
@@ -144,7 +142,7 @@ def test_gcc_with_b_dir_uses_pvgen_as(tmp_path):
     c.write_text('void put(unsigned short p, unsigned char v) { __asm__ volatile("outb %0, %1" :: "a"(v), "Nd"(p)); }\n'
                  'unsigned char get(void) { unsigned char v; __asm__ volatile("inb $0x60, %0" : "=a"(v)); return v; }\n')
     out = tmp_path / "io.o"
-    r = subprocess.run(["gcc", f"-B{bdir}", "-O2", "-c", str(c), "-o", str(out)], capture_output=True)
+    r = subprocess.run([gcc, f"-B{bdir}", "-O2", "-c", str(c), "-o", str(out)], capture_output=True)
     assert r.returncode == 0, r.stderr
     assert scan(out) == []
     assert {"__pvio_outb_dx", "__pvio_inb_imm"} <= set(undefined_symbols(out))

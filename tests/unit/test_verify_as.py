@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from pvgen.rewrite import rewrite_text
 from pvgen.rewrite.verify import Mismatch, assemble, verify_objects, verify_text
 
-pytestmark = pytest.mark.skipif(shutil.which("as") is None, reason="GNU as is missing")
+pytestmark = pytest.mark.usefixtures("gnu_as")   # tests/conftest.py: a failure on CI, a skip elsewhere
 
 DRIVER_C = r"""
 static inline unsigned char inb(unsigned short p)
@@ -44,19 +43,17 @@ int poll(struct dev *d, unsigned short *buf, int n, int k)
 """
 
 
-def _gcc_s(tmp: Path, flags: list[str]) -> str:
-    if shutil.which("gcc") is None:
-        pytest.fail("gcc is needed to test the rewriter on real compiler output")
+def _gcc_s(gcc: str, tmp: Path, flags: list[str]) -> str:
     c = tmp / "drv.c"
     c.write_text(DRIVER_C)
-    subprocess.run(["gcc", "-O2", "-S", "-fno-asynchronous-unwind-tables", *flags, str(c), "-o",
+    subprocess.run([gcc, "-O2", "-S", "-fno-asynchronous-unwind-tables", *flags, str(c), "-o",
                     str(tmp / "drv.s")], check=True)
     return (tmp / "drv.s").read_text()
 
 
 @pytest.mark.parametrize("flags,bits", [(["-m64"], 64), (["-m64", "-g"], 64), (["-m32"], 32)])
-def test_gcc_inline_asm_driver_rewrites_and_verifies(tmp_path: Path, flags: list[str], bits: int) -> None:
-    text = _gcc_s(tmp_path, flags)
+def test_gcc_inline_asm_driver_rewrites_and_verifies(gcc: str, tmp_path: Path, flags: list[str], bits: int) -> None:
+    text = _gcc_s(gcc, tmp_path, flags)
     report, result = verify_text(text, "drv.s", bits)
     kinds = sorted(s.kind for s in result.sites)
     assert {"in", "out", "rep-ins", "rep-outs"} <= set(kinds)
@@ -179,11 +176,9 @@ int f(unsigned short port, unsigned short *buf, int n)
 """
 
 
-def test_gcc_intel_syntax_output_verifies(tmp_path: Path) -> None:
-    if shutil.which("gcc") is None:
-        pytest.fail("gcc is needed to test the rewriter on real compiler output")
+def test_gcc_intel_syntax_output_verifies(gcc: str, tmp_path: Path) -> None:
     (tmp_path / "i.c").write_text(INTEL_C)
-    subprocess.run(["gcc", "-O2", "-S", "-masm=intel", str(tmp_path / "i.c"), "-o", str(tmp_path / "i.s")],
+    subprocess.run([gcc, "-O2", "-S", "-masm=intel", str(tmp_path / "i.c"), "-o", str(tmp_path / "i.s")],
                    check=True)
     report, result = verify_text((tmp_path / "i.s").read_text(), "i.s", 64)
     assert {s.syntax for s in result.sites} == {"intel"}
