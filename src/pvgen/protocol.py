@@ -209,7 +209,8 @@ FIFO = Layout("pvio_fifo", "Input FIFO control: values[head..count) are the next
     Field("reserved0", "u8"),
     Field("count", "u32", doc="values present (written by the monitor)"),
     Field("head", "u32", doc="values consumed (advanced by the guest, reset to 0 by a refill)"),
-    Field("reserved1", "u32"),
+    Field("kill", "u32", doc="ports first | count << 16 (the FIFO's device): while values are owed, a write to one "
+          "of them (but port) flushes at once, so the monitor can drop values of a transfer it abandoned (v5)"),
 ))
 
 ENTRY = Layout("pvio_entry", "One queued access.", (

@@ -275,5 +275,6 @@ def results(log: Log) -> list:
 
 
 def state(nic: Ne2000) -> dict:
-    skip = {"backend", "irq", "irq_gate", "metrics", "_mirror_lo", "_mirror_hi"}
-    return {k: (bytes(v) if isinstance(v, (bytearray, list)) else v) for k, v in vars(nic).items() if k not in skip}
+    skip = {"backend", "irq", "irq_gate", "irq_line_number", "metrics"}
+    return {k: (bytes(v) if isinstance(v, (bytearray, list)) else v) for k, v in vars(nic).items()
+            if k not in skip and not k.startswith("_")}

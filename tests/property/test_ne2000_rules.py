@@ -79,14 +79,19 @@ def test_the_published_banks_are_the_pages_registers(setup, frames, cr):
     before = copy.deepcopy(nic)
     banks = [[nic.bank_shadow_read(b, o) for o in range(1, 1 + rule.banked)]
              for b in range(P.bank_count(rule.operand))]
+    # page 2 leaves out what neutral page-0 writes change (and CRDA's next page): those reads exit
+    unbanked = {2: {N.PSTART, N.PSTOP, 3, N.TPSR, N.RCR, N.TCR, N.DCR, N.IMR}}
+    for b, values in enumerate(banks):
+        assert [o for o, v in zip(range(1, 1 + rule.banked), values) if v is None] == \
+            sorted(unbanked.get(b, set()) if b <= 2 else range(1, 1 + rule.banked))
     if nic.page <= 2:
-        assert banks[nic.page] == readback(nic)[1:1 + rule.banked]
+        assert [v for v, r in zip(banks[nic.page], readback(nic)[1:1 + rule.banked]) if v is not None and v != r] == []
     for b, values in enumerate(banks):
         if all(v is None for v in values):
             continue
         probe = copy.deepcopy(before)
         probe.page = b
-        assert values == [probe.shadow_read(o) for o in range(1, 1 + rule.banked)]
+        assert all(v is None or v == probe.shadow_read(o) for o, v in zip(range(1, 1 + rule.banked), values))
     assert nic.page == before.page and readback(nic) == readback(before) and nic.cntr == before.cntr
 
 

@@ -170,4 +170,5 @@ def test_pvbatch_a_doorbell_mask_needs_a_declared_doorbell_if():
     masks = mem.read(AREA + P.OFF_DOORBELL_MASKS, P.SHADOW_SLOTS)
     w13, w0 = word(mem, A + 13), word(mem, A)
     assert P.split_class_word(w13)[1] == PortClass.DOORBELL_IF and masks[w13 >> P.CLS_SLOT_SHIFT] == 0
-    assert P.split_class_word(w0)[1] == PortClass.POSTED and not P.is_doorbell(w0, 0xFF, masks)
+    # posted on a device with a FIFO port: DOORBELL_IF with mask 0 (slow path, FIFO.kill), never a doorbell
+    assert P.split_class_word(w0)[1] == PortClass.DOORBELL_IF and not P.is_doorbell(w0, 0xFF, masks)

@@ -75,6 +75,7 @@ class AtaDisk(AtaCommands):
     xfer_block: int = 1            # sectors per DRQ block
     # Write-back (docs/devices.md, "Write-back completion"): a block the guest saw complete before it reached the
     # backend (an in-guest write window) that then failed is reported by the next FLUSH CACHE, with its address.
+    fifo_epoch: int = 0            # changes whenever a DRQ block starts or a transfer ends (prefetched values die)
     write_back_error: int | None = None
     _acknowledged: bool = False    # the block being written was acknowledged to the guest already
     metrics: Counter = field(default_factory=Counter)
@@ -106,6 +107,7 @@ class AtaDisk(AtaCommands):
 
     def _end_transfer(self) -> None:
         self.buf, self.pos, self.xfer_remaining = bytearray(), 0, 0
+        self.fifo_epoch += 1
 
     # -- interrupt line ----------------------------------------------------------------------------------------
 
@@ -362,6 +364,7 @@ class AtaDisk(AtaCommands):
         self.error = 0
         if page is not None:
             self.buf, self.pos = page, 0
+            self.fifo_epoch += 1
             self.status = ATA_DRDY | ATA_DSC | ATA_DRQ
             self.intrq = True
             return
@@ -372,6 +375,7 @@ class AtaDisk(AtaCommands):
     def _load_block(self) -> None:
         n = min(self.xfer_block, self.xfer_remaining)
         self.pos = 0
+        self.fifo_epoch += 1
         if self.data_in:
             try:
                 self.buf = bytearray(self.backend.read(self.xfer_lba, n))

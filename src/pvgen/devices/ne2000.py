@@ -27,6 +27,12 @@ from pvgen.modeldecl import CommandRule, Cond, Effect, EngineDecl, EngineNow, Ir
 from pvgen.protocol import EngineKind, EngineState, Neutral, PortClass, WriteRule
 
 
+# Page 2 reads back PSTART, PSTOP, TPSR, RCR, TCR, DCR and IMR, which page-0 writes set; those writes are neutral
+# (write_rules), so the page-2 bank, saved before them, would serve the old values: the bank leaves them out (their
+# page-2 reads exit), and offset 3 too (it follows CRDA, which the guest's remote-DMA engine advances).
+_PAGE2_UNBANKED = frozenset({PSTART, PSTOP, 0x03, TPSR, RCR, TCR, DCR, IMR})
+
+
 @dataclass
 class Ne2000(Ne2000Dma):
     """DP8390 registers (one field per register) plus the NE2000 buffer memory; the packet backend is passed in."""
@@ -73,6 +79,7 @@ class Ne2000(Ne2000Dma):
     irq_gate: Callable[[], bool] = lambda: True
     posted_tx: bool = True
     _irq_level: bool | None = None  # the level update_irq drove last (None: not driven yet)
+    fifo_epoch: int = 0             # changes when the remote DMA is (re)started, aborted or its address/count written
     _mirror_lo: int = MEM_END       # device memory changed since the monitor last took it: [lo, hi)
     _mirror_hi: int = MEM_START
 
@@ -92,6 +99,7 @@ class Ne2000(Ne2000Dma):
     def reset(self) -> None:
         """Hardware reset (power-on or a read of the reset port): DP8390 "Initialization procedures"."""
         self.page, self.rd, self.started, self.txp = 0, CR_RD_ABORT, False, False
+        self.fifo_epoch += 1
         self.isr, self.imr = ISR_RST, 0
         self.dcr, self.tcr, self.rcr = 0, 0, 0
         self.rbcr, self.rsar, self.crda = 0, 0, 0
@@ -119,6 +127,8 @@ class Ne2000(Ne2000Dma):
             self.started = True
             self.isr &= ~ISR_RST
         rd = v >> 3 & 7
+        if rd:
+            self.fifo_epoch += 1   # values prefetched for the transfer so far are not what the guest reads next
         if rd == 0:
             self.metrics["cr_rd_zero"] += 1   # "not allowed" by the datasheet; keeps the current DMA state
         elif rd & CR_RD_ABORT:
@@ -199,8 +209,10 @@ class Ne2000(Ne2000Dma):
                 self.rsar = (self.rsar & 0xFF) | v << 8
             elif off == RBCR0:
                 self.rbcr = (self.rbcr & 0xFF00) | v
+                self.fifo_epoch += 1
             elif off == RBCR1:
                 self.rbcr = (self.rbcr & 0xFF) | v << 8
+                self.fifo_epoch += 1
             elif off == RCR:
                 self.rcr = v & 0x3F
             elif off == TCR:
@@ -260,8 +272,8 @@ class Ne2000(Ne2000Dma):
     def bank_shadow_read(self, bank: int, offset: int, size: int = 1) -> int | None:
         """The register at offset 1-15 on page `bank` (0-2), without side effects: the CR BANK rule's banks.
         Page 3 (not modelled) has none: its reads exit."""
-        if not (0 <= bank <= 2 and 1 <= offset <= 0x0F and size == 1) or (bank == 2 and offset == 3):
-            return None     # page 2 offset 3 follows CRDA (shadow_read)
+        if not (0 <= bank <= 2 and 1 <= offset <= 0x0F and size == 1) or (bank == 2 and offset in _PAGE2_UNBANKED):
+            return None     # page 2 offset 3 follows CRDA (shadow_read); the others, neutral page-0 writes change
         page, self.page = self.page, bank
         try:
             return self._peek(offset)
@@ -298,6 +310,8 @@ class Ne2000(Ne2000Dma):
         page = self.page if bank is None else bank
         if page == 2 and first <= 3 < first + count:
             return None     # page 2 offset 3 has no shadow (shadow_read)
+        if bank == 2 and any(first <= off < first + count for off in _PAGE2_UNBANKED):
+            return None     # not in the page-2 bank (bank_shadow_read)
         return self._page_bytes(page)[first:first + count]
 
     def read_side_effects(self, offset: int) -> bool:

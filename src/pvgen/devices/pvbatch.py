@@ -61,6 +61,7 @@ class _Area:
     models: ModelSet | None = None   # the in-guest device models published in this area (protocol v5)
     audit: bool = False         # header.audit at registration: the guest logs every value it serves
     fifo_values: list[int] = field(default_factory=list)   # the last FIFO refill (what audit records index)
+    fifo_owner: tuple | None = None   # (device, its fifo_epoch at the refill): the transfer the values belong to
 
 
 @dataclass
@@ -244,6 +245,8 @@ class PvBatch:
                         area.models.stats.mismatch(msg)
         if audit is not None:
             audit.finish(len(entries))
+        if area.fifo_owner is not None:
+            self._fifo_expire(area)
         if fifo_port is not None:
             self._refill(area, fifo_port)
         # An empty batch (a tick or an idle hlt) refreshes every shadow: it is how a guest polling a shadow sees
@@ -495,6 +498,18 @@ class PvBatch:
                 vals += [v & mask for v in got[: n - len(vals)]]
         return vals
 
+    def _fifo_expire(self, area: _Area) -> None:
+        """Prefetched values the guest has not read belong to a transfer the batch abandoned (the device's optional
+        `fifo_epoch` moved: a new command, an abort, a new address or count): they are not what the guest reads
+        next, so they go (the guest's next read of the port exits)."""
+        dev, epoch = area.fifo_owner  # type: ignore[misc]
+        if getattr(dev, "fifo_epoch", epoch) == epoch:
+            return
+        area.fifo_owner = None
+        port, size, _, count, head, _ = _FIFO_HDR.unpack(self._read(area.gpa + P.OFF_FIFO, P.FIFO.size))
+        if head < count:
+            self._write(area.gpa + P.OFF_FIFO, _FIFO_HDR.pack(port, size, 0, 0, 0, 0))
+
     def _refill(self, area: _Area, fifo: tuple[int, int] | None) -> None:
         """After an IN/INS on a FIFO port: prefetch the values the device promises the guest reads next."""
         port, size, _, count, head, _ = _FIFO_HDR.unpack(self._read(area.gpa + P.OFF_FIFO, P.FIFO.size))
@@ -503,10 +518,17 @@ class PvBatch:
         hit = self._owner(fifo[0])
         vals = hit[0].fifo_read(hit[1], fifo[1], P.FIFO_CAPACITY) if hit else []  # type: ignore[union-attr]
         vals = list(vals)[: P.FIFO_CAPACITY]
+        if hit is not None and vals:
+            area.fifo_owner = (hit[0], getattr(hit[0], "fifo_epoch", None))
         mask = (1 << (8 * fifo[1])) - 1
         area.fifo_values = [v & mask for v in vals]
+        kill = 0
+        if hit is not None:
+            rng = next((r for r in self.bus.ranges if r.device is hit[0] and r.base <= fifo[0] < r.base + r.length),
+                       None)
+            kill = rng.base | min(rng.length, 0xFFFF) << 16 if rng is not None else 0
         self._write(area.gpa + P.OFF_FIFO_VALUES, struct.pack(f"<{len(vals)}I", *(v & mask for v in vals)))
-        self._write(area.gpa + P.OFF_FIFO, _FIFO_HDR.pack(fifo[0], fifo[1], 0, len(vals), 0, 0))
+        self._write(area.gpa + P.OFF_FIFO, _FIFO_HDR.pack(fifo[0], fifo[1], 0, len(vals), 0, kill))
         if vals:
             self.stats.fifo_refills += 1
 

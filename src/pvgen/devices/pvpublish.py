@@ -81,14 +81,18 @@ def publish(bus, monitor: object = None, models: bool = False) -> Publication:
     for r in bus.ranges:
         if r.device is monitor:
             continue
+        # a device whose reads may be prefetched (FIFO): every posted write to it takes the slow path, where a
+        # write while prefetched values are owed flushes (runtime pvio_fifo_owed, FIFO.kill)
+        fifo_dev = hasattr(r.device, "fifo_read") and any(
+            declared.get(p, (None,))[0] == PortClass.FIFO for p in range(r.base, r.base + r.length))
         for port in range(r.base, r.base + r.length):
             rc, wc = declared.get(port, (PortClass.STRICT, PortClass.STRICT))
             dev, off = r.device, port - r.base
             mask = masks.get(port, 0) if wc == PortClass.DOORBELL_IF else 0   # a mask needs DOORBELL_IF
-            if wc == PortClass.POSTED and (port in rules or port in model_writes):
-                wc = PortClass.DOORBELL_IF
-            if wc == PortClass.DOORBELL_IF and not mask and port not in rules and port not in model_writes:
-                wc = PortClass.DOORBELL           # neither mask nor rule declared: the safe side
+            if wc == PortClass.POSTED and (port in rules or port in model_writes or fifo_dev):
+                wc = PortClass.DOORBELL_IF        # the runtime's slow path sees it (a FIFO device's: FIFO.kill)
+            elif wc == PortClass.DOORBELL_IF and not mask and port not in rules:
+                wc = PortClass.DOORBELL           # declared, with neither mask nor rule: the safe side
             elif wc not in (PortClass.STRICT, PortClass.POSTED, PortClass.DOORBELL, PortClass.DOORBELL_IF):
                 wc = PortClass.STRICT
             if rc == PortClass.FIFO and not hasattr(dev, "fifo_read"):
@@ -100,7 +104,8 @@ def publish(bus, monitor: object = None, models: bool = False) -> Publication:
                                                                    PortClass.SHADOW, PortClass.ENGINE):
                 rc = PortClass.STRICT
             slot, effect = 0, False
-            if not shadow and wc == PortClass.DOORBELL_IF and port in model_writes and port not in rules:
+            if not shadow and wc == PortClass.DOORBELL_IF and (port in model_writes or fifo_dev) \
+                    and port not in rules and not mask:
                 deferred.append((port, rc, wc, mask))     # a slot only for the slow path: after the banks
                 if rc in (PortClass.FIFO, PortClass.ENGINE):
                     fifo.add(port)

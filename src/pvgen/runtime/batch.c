@@ -246,7 +246,10 @@ PVIO_HELPER void pvio_out_slow(pvio_u16 port, unsigned size, pvio_u32 value)
 	}
 	w = a->classes[port];
 	wc = (w >> PVIO_CLS_WRITE_SHIFT) & PVIO_CLS_CLASS_MASK;
-	if (wc == PVIO_CLASS_POSTED) {
+	if ((w & PVIO_CLS_OWNED) && pvio_fifo_owed(a, port)) {
+		pvio_push(a, port, size, PVIO_OP_OUT)->value = value;
+		pvio_flush_locked(a);
+	} else if (wc == PVIO_CLASS_POSTED) {
 		pvio_push(a, port, size, PVIO_OP_OUT)->value = value;
 		pvio_push_done(a);
 	} else if (wc == PVIO_CLASS_DOORBELL_IF && a->header.models && pvio_model_out(a, port, size, value, w)) {
@@ -433,6 +436,8 @@ PVIO_BACKEND void pvio_outs(pvio_u16 port, unsigned size, const void *src, unsig
 		}
 	}
 	if (count && (w & PVIO_CLS_OWNED) && pvio_stage(a, port, size, src, count)) {
+		if (pvio_fifo_owed(a, port))
+			pvio_flush_locked(a);       /* it may abandon the FIFO's transfer: the monitor decides now */
 		pvio_arch_irq_restore(fl);
 		return;
 	}

@@ -64,6 +64,17 @@ static inline void pvio_push_done(struct pvio_area *a)
 		pvio_flush_locked(a);
 }
 
+/* Prefetched FIFO values are owed to the guest and `port` is a port of their device: a write there may abandon
+ * their transfer, so it is queued and flushed at once (the monitor drops the values when the device says the
+ * transfer changed, fifo_epoch; never before the device has seen the write: a write that does not abandon it must
+ * not lose them). */
+static inline int pvio_fifo_owed(const struct pvio_area *a, pvio_u16 port)
+{
+	const struct pvio_fifo *f = &a->fifo;
+
+	return f->head < f->count && port != f->port && (pvio_u16)(port - (f->kill & 0xffff)) < (f->kill >> 16);
+}
+
 /* --- the audit log (an audit build, -DPVIO_AUDIT: every value served without an exit is logged) ----------- */
 #ifdef PVIO_AUDIT
 #define PVIO_AUDITING 1

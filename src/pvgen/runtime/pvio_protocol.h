@@ -179,7 +179,7 @@ struct pvio_fifo {
 	pvio_u8 reserved0;
 	pvio_u32 count; /* values present (written by the monitor) */
 	pvio_u32 head; /* values consumed (advanced by the guest, reset to 0 by a refill) */
-	pvio_u32 reserved1;
+	pvio_u32 kill; /* ports first | count << 16 (the FIFO's device): while values are owed, a write to one of them (but port) flushes at once, so the monitor can drop values of a transfer it abandoned (v5) */
 };
 _Static_assert(sizeof(struct pvio_fifo) == 16, "pvio_fifo size");
 _Static_assert(__builtin_offsetof(struct pvio_fifo, port) == 0, "pvio_fifo.port");
@@ -187,7 +187,7 @@ _Static_assert(__builtin_offsetof(struct pvio_fifo, size) == 2, "pvio_fifo.size"
 _Static_assert(__builtin_offsetof(struct pvio_fifo, reserved0) == 3, "pvio_fifo.reserved0");
 _Static_assert(__builtin_offsetof(struct pvio_fifo, count) == 4, "pvio_fifo.count");
 _Static_assert(__builtin_offsetof(struct pvio_fifo, head) == 8, "pvio_fifo.head");
-_Static_assert(__builtin_offsetof(struct pvio_fifo, reserved1) == 12, "pvio_fifo.reserved1");
+_Static_assert(__builtin_offsetof(struct pvio_fifo, kill) == 12, "pvio_fifo.kill");
 
 /* One queued access. */
 struct pvio_entry {

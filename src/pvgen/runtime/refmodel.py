@@ -227,7 +227,10 @@ class RefRuntime:
         word = self._word(port)
         _, wc, owned, _, slot = P.split_class_word(word)
         masks = self.mem.read(self.gpa + P.OFF_DOORBELL_MASKS, P.SHADOW_SLOTS)
-        if wc == PortClass.POSTED:
+        if owned and self._fifo_owed(port):      # batch.c pvio_fifo_owed: the monitor decides about the values
+            self._push(port, size, Op.OUT, value)
+            self._flush()
+        elif wc == PortClass.POSTED:
             self._push(port, size, Op.OUT, value)
             self._push_done()
         elif wc == PortClass.DOORBELL_IF and not P.is_doorbell(word, value, masks):
@@ -241,6 +244,10 @@ class RefRuntime:
         else:
             self._flush_pending()
             self.swrite(port, size, value)
+
+    def _fifo_owed(self, port: int) -> bool:
+        fport, _, _, count, head, kill = _FIFO.unpack(self.mem.read(self.gpa + P.OFF_FIFO, P.FIFO.size))
+        return head < count and port != fport and (port - (kill & 0xFFFF)) & 0xFFFF < kill >> 16
 
     def _shadow(self, slot: int) -> tuple[int, int]:
         """(valid, byte value) of a shadow slot."""
@@ -311,6 +318,8 @@ class RefRuntime:
             self._push(port, size, op, count, self.gpa + P.OFF_STAGING + staged)
             self._hset("staged", min(staged + ((n + 7) & ~7), P.STAGING_SIZE))
             self._push_done()
+            if self._fifo_owed(port):
+                self._flush()
             return
         while count:
             n = min(count, P.MAX_STRING_BYTES // size)
