@@ -28,13 +28,14 @@ def _ratio(x: float | None) -> str:
 
 
 def phase_names(results: dict[str, VariantResult]) -> list[str]:
-    """The phases measured by any variant, in first-seen order, then "total" when there is more than one."""
+    """The phases measured by any variant, in first-seen order, then "total" when there is more than one and they
+    are disjoint (the disk's "disk" phase is its total already: its quarters and sums are parts of it)."""
     names: list[str] = []
     for r in results.values():
         for p in r.phases:
             if p.name not in names:
                 names.append(p.name)
-    return names + (["total"] if len(names) > 1 else [])
+    return names + (["total"] if len(names) > 1 and "disk" not in names else [])
 
 
 def verdict(r: VariantResult) -> str:

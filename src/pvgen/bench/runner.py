@@ -82,10 +82,24 @@ class Host(Protocol):
 Machine = Callable[[GuestSpec], GuestRun]
 
 
-def phases(marks: list[Mark], names: list[str], ops: int) -> list[Phase]:
-    """The phases bracketed by their mark ids (bench/workload.py PHASE_MARKS); a missing mark is an error."""
-    out = []
+def phases(marks: list[Mark], names: list[str], ops: int | dict[str, int]) -> list[Phase]:
+    """The phases bracketed by their mark ids (bench/workload.py PHASE_MARKS), or the sum of other phases
+    (PHASE_SUMS); `ops`: one count for every phase, or a count by phase name.  A missing mark is an error."""
+    out: list[Phase] = []
     for name in names:
+        n_ops = ops[name] if isinstance(ops, dict) else ops
+        if name in wl.PHASE_SUMS:
+            parts = [p for p in out if p.name in wl.PHASE_SUMS[name]]
+            stats: dict[str, int] = {}
+            brk: dict[str, int] = {}
+            for p in parts:
+                for k, v in p.stats.items():
+                    stats[k] = stats.get(k, 0) + v
+                for k, v in p.breakdown.items():
+                    brk[k] = brk.get(k, 0) + v
+            out.append(Phase(name, n_ops, sum(p.exits for p in parts), sum(p.io_exits for p in parts),
+                             sum(p.wall_s for p in parts), stats, brk))
+            continue
         start_id, end_id = wl.PHASE_MARKS[name]
         start = next((i for i, m in enumerate(marks) if m.id == start_id), None)
         end = next((i for i, m in enumerate(marks) if m.id == end_id and start is not None and i > start), None)
@@ -95,12 +109,24 @@ def phases(marks: list[Mark], names: list[str], ops: int) -> list[Phase]:
         a, b = marks[start], marks[end]
         delta = {k: b.stats.get(k, 0) - a.stats.get(k, 0) for k in b.stats}
         brk = {k: b.breakdown.get(k, 0) - a.breakdown.get(k, 0) for k in b.breakdown}
-        out.append(Phase(name, ops, delta.get("exits", 0), delta.get("io_exits", 0), (b.t_ns - a.t_ns) / 1e9,
+        out.append(Phase(name, n_ops, delta.get("exits", 0), delta.get("io_exits", 0), (b.t_ns - a.t_ns) / 1e9,
                          delta, {k: v for k, v in brk.items() if v}))
     return out
 
 
-PHASES = {"net": ["tx", "rx"], "disk": ["disk"]}
+PHASES = {"net": ["tx", "rx"],
+          "disk": ["disk", "seq-write", "seq-read", "rand-write", "rand-read", "write", "read"]}
+
+
+def phase_ops(workload: str, ops: int) -> dict[str, int]:
+    """How many operations each phase of `workload` measures (the disk's quarters: disk_quarter_start)."""
+    if workload != "disk":
+        return {name: ops for name in PHASES[workload]}
+    q = [wl.disk_quarter_start(k, ops) for k in range(5)]
+    out = {"disk": ops, "seq-write": q[1] - q[0], "seq-read": q[2] - q[1], "rand-write": q[3] - q[2],
+           "rand-read": q[4] - q[3]}
+    out["write"], out["read"] = out["seq-write"] + out["rand-write"], out["seq-read"] + out["rand-read"]
+    return out
 
 
 def protocol_checks(info: dict) -> list[str]:
@@ -151,7 +177,7 @@ def run_variant(variant: Variant, kit: Kit, machine: Machine, params: wl.Params,
         return VariantResult(variant.name, "failed", f"monitor error: {type(exc).__name__}: {exc}", info=info)
     info.update(run.info, exit_code=run.exit_code, run_s=round(time.monotonic() - t0, 3))
     try:
-        measured = phases(run.marks, PHASES[params.workload], params.ops)
+        measured = phases(run.marks, PHASES[params.workload], phase_ops(params.workload, params.ops))
     except PvgenError as exc:
         tail = run.console.strip().splitlines()[-3:]
         return VariantResult(variant.name, "failed", f"{exc}; console: {' | '.join(tail)}", info=info)

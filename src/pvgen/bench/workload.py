@@ -30,8 +30,13 @@ TAG_DATA = 0x4454      # "DT"
 MARK_TX_START, MARK_TX_END = 10, 11
 MARK_RX_START, MARK_RX_END = 12, 13
 MARK_DISK_START, MARK_DISK_END = 20, 21
+MARK_DISK_Q1, MARK_DISK_Q2, MARK_DISK_Q3 = 22, 23, 24   # the first request of quarters 1, 2, 3 (disk_quarter_start)
 PHASE_MARKS = {"tx": (MARK_TX_START, MARK_TX_END), "rx": (MARK_RX_START, MARK_RX_END),
-               "disk": (MARK_DISK_START, MARK_DISK_END)}
+               "disk": (MARK_DISK_START, MARK_DISK_END),
+               "seq-write": (MARK_DISK_START, MARK_DISK_Q1), "seq-read": (MARK_DISK_Q1, MARK_DISK_Q2),
+               "rand-write": (MARK_DISK_Q2, MARK_DISK_Q3), "rand-read": (MARK_DISK_Q3, MARK_DISK_END)}
+# phases that add up others (the disk's writes and reads, each two quarters)
+PHASE_SUMS = {"write": ("seq-write", "rand-write"), "read": ("seq-read", "rand-read")}
 
 FRAME_MIN, FRAME_MAX = 60, 1514
 ETHERTYPE = 0x88B5                      # IEEE 802 local experimental ethertype
@@ -90,6 +95,11 @@ class DiskOp:
     index: int
     write: bool
     block: int           # 4 KiB block number (LBA = block * 8)
+
+
+def disk_quarter_start(q: int, ops: int) -> int:
+    """The first request of quarter q (0..4): the smallest i with (4 * i) // ops >= q (workload.h)."""
+    return (q * ops + 3) // 4
 
 
 def disk_plan(seed: int, ops: int, blocks: int) -> list[DiskOp]:

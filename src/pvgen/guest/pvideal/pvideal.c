@@ -171,6 +171,13 @@ static int disk_workload(const char *cmd)
 	hx_mark(WL_MARK_DISK_START);
 	while (done < ops) {
 		unsigned n = ops - done < batch ? (unsigned)(ops - done) : batch;
+
+		wl_disk_quarter_mark(done, ops, hx_mark);
+		for (wl_u64 q = 1; q < 4; q++) {        /* a batch never spans two quarters (the phases' marks) */
+			wl_u64 start = wl_disk_quarter_start(q, ops);
+			if (done < start && done + n > start)
+				n = (unsigned)(start - done);
+		}
 		struct pvr_desc *d[n];
 		for (unsigned k = 0; k < n; k++) {
 			wl_u64 i = done + k;

@@ -22,6 +22,7 @@ typedef unsigned char wl_u8;
 #define WL_MARK_RX_END     13
 #define WL_MARK_DISK_START 20
 #define WL_MARK_DISK_END   21
+#define WL_MARK_DISK_Q1    22   /* the first request of quarters 1, 2, 3: the disk's phases (bench/workload.py) */
 
 #define WL_FRAME_MIN 60
 #define WL_FRAME_MAX 1514
@@ -76,6 +77,20 @@ static inline int wl_disk_is_write(wl_u64 i, wl_u64 ops)
 {
 	wl_u64 q = (4 * i) / ops;
 	return q == 0 || q == 2;
+}
+
+/* The first request of quarter q (0..4): the smallest i with (4 * i) / ops >= q. */
+static inline wl_u64 wl_disk_quarter_start(wl_u64 q, wl_u64 ops)
+{
+	return (q * ops + 3) / 4;
+}
+
+/* Marks the start of quarters 1..3 at request i (call before each request): the disk's per-quarter phases. */
+static inline void wl_disk_quarter_mark(wl_u64 i, wl_u64 ops, void (*mark)(int))
+{
+	for (wl_u64 q = 1; q < 4; q++)
+		if (i == wl_disk_quarter_start(q, ops))
+			mark(WL_MARK_DISK_Q1 + (int)(q - 1));
 }
 
 static inline wl_u64 wl_disk_block(wl_u64 seed, wl_u64 i, wl_u64 ops, wl_u64 blocks)

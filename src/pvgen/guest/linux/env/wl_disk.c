@@ -232,6 +232,8 @@ int hx_main(void)
 		u64 block = wl_disk_block(seed, i, ops, blocks);
 		bool write = wl_disk_is_write(i, ops);
 
+		wl_disk_quarter_mark(i, ops, hx_mark);
+
 		if (write) {
 			wl_write_data(seed, i, buf);
 			if (hsm ? transfer_hsm(block * SECTORS, buf, page, true) : transfer(block * SECTORS, buf, true)) {
