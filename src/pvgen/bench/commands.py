@@ -29,7 +29,7 @@ DEFAULT_PV_BATCH = 1   # issue 5: "one doorbell per request"; --pv-batch B queue
 
 def run_bench(workload: str, ops: int, variants: str | None, seed: int, pv_batch: int,
               console: Console | None = None, count_ports: bool = False,
-              pv_irq: bool = False) -> dict[str, VariantResult]:
+              pv_irq: bool = False, audit: bool = False) -> dict[str, VariantResult]:
     """Every selected variant, in order, on the same workload and seed; a fresh peer or disk image for each."""
     if workload == "disk" and ops < 4:
         raise PvgenError("disk needs --ops >= 4 (four quarters: seq write, seq read, random write, random read)")
@@ -38,7 +38,7 @@ def run_bench(workload: str, ops: int, variants: str | None, seed: int, pv_batch
     if not 1 <= pv_batch <= 256:
         raise PvgenError(f"--pv-batch {pv_batch} is outside 1..256")
     chosen = select(variants)
-    params = wl.Params(workload, ops, seed=seed, batch=pv_batch, extra={"pv_irq": pv_irq})
+    params = wl.Params(workload, ops, seed=seed, batch=pv_batch, extra={"pv_irq": pv_irq, "run_audit": audit})
     console = console or Console(stderr=True)
     results: dict[str, VariantResult] = {}
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
@@ -69,7 +69,7 @@ def _command(workload: str) -> click.Command:
     @click.option("--ops", type=int, default=DEFAULT_OPS[workload], show_default=True,
                   help="operations (frames each way for net, 4 KiB requests for disk)")
     @click.option("--variants", default="", metavar="a,b,...",
-                  help="original, coalesced, generated-batch, generated, pv-ideal (default: all five)")
+                  help="original, coalesced, generated-batch, generated-regs, generated, pv-ideal (default: all)")
     @click.option("--seed", type=int, default=1, show_default=True, help="workload seed (frames, blocks, data)")
     @click.option("--pv-batch", type=int, default=DEFAULT_PV_BATCH, show_default=True,
                   help="pv-ideal: requests per doorbell (1 = one doorbell per request)")
@@ -77,15 +77,21 @@ def _command(workload: str) -> click.Command:
     @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="write a PNG plot here")
     @click.option("--pv-irq", is_flag=True, help="pv-ideal: completion by interrupt instead of polling `used`")
     @click.option("--ports", is_flag=True, help="also count I/O exits by port (small per-exit cost; diagnosis)")
+    @click.option("--audit", is_flag=True,
+                  help="rewritten variants run the runtime's audit build: every value served without an exit is "
+                       "checked against the device (a mismatch fails the variant); exit counts then are not the "
+                       "product's")
     def cmd(ops: int, variants: str, seed: int, pv_batch: int, pv_irq: bool, json_path: str,
-            plot_path: str | None, ports: bool) -> None:
-        results = run_bench(workload, ops, variants or None, seed, pv_batch, count_ports=ports, pv_irq=pv_irq)
+            plot_path: str | None, ports: bool, audit: bool) -> None:
+        results = run_bench(workload, ops, variants or None, seed, pv_batch, count_ports=ports, pv_irq=pv_irq,
+                            audit=audit)
         out = Console()
         if not out.is_terminal:
             out = Console(width=140)
         print_report(results, workload, out)
         write_json(json_path, results, workload, {"ops": ops, "seed": seed, "pv_batch": pv_batch, "pv_irq": pv_irq,
-                                                       "ports": ports, "environment": environment()})
+                                                       "ports": ports, "audit": audit,
+                                                       "environment": environment()})
         if plot_path:
             from pvgen.bench.plot import plot
 

@@ -35,7 +35,22 @@ class RxPacer:
     enabled: bool = False
     injected: int = 0
     name: str = "ne2000+pacer"
+    deferred: bool = False               # pump at the end of the batch being replayed (attach_to), not at the ack
     _busy: bool = field(default=False, repr=False)
+    _due: bool = field(default=False, repr=False)
+
+    def attach_to(self, pvbatch) -> None:
+        """Under the batch monitor, the acknowledge that asks for frames is replayed inside a batch: the frames then
+        arrive when the batch has been replayed (PvBatch.after_replay), after every access the guest queued before
+        its exit, as a frame arriving during that exit would; the shadows follow (refresh)."""
+        self.deferred = True
+        self.after_inject = pvbatch.refresh
+        pvbatch.after_replay.append(self._pump_due)
+
+    def _pump_due(self) -> None:
+        if self._due:
+            self._due = False
+            self.pump()
 
     def __getattr__(self, item):         # everything else (shadow_read, fifo_read, port_classes...) is the NIC's
         return getattr(self.nic, item)
@@ -46,7 +61,10 @@ class RxPacer:
     def io_write(self, offset: int, size: int, value: int) -> None:
         self.nic.io_write(offset, size, value)
         if self.enabled and self.inbox and offset == ISR_OFFSET and value & 0x01 and self.nic.page == 0:
-            self.pump()
+            if self.deferred:
+                self._due = True
+            else:
+                self.pump()
 
     def pump(self) -> int:
         if self._busy:
@@ -118,8 +136,11 @@ class LinuxKit:
     def __init__(self) -> None:
         self._images: dict[str, Path] = {}
 
-    def image(self, variant: Variant, workload: str) -> Path:
-        key = f"{workload}-{variant.objects}"
+    def image(self, variant: Variant, workload: str, audit: bool = False) -> Path:
+        """The guest image; `audit`: the rewritten variants link the runtime's audit build (every value served
+        without an exit is logged and checked by the monitor, docs/protocol.md "Audit mode")."""
+        audit = audit and variant.objects != "unmodified"
+        key = f"{workload}-{variant.objects}" + ("-audit" if audit else "")
         if key in self._images:
             return self._images[key]
         try:
@@ -135,7 +156,7 @@ class LinuxKit:
             if variant.objects == "unmodified":
                 lxbuild.link(workload, tmp)
             else:
-                _link_generated(workload, tmp)
+                _link_generated(workload, tmp, audit)
         except Unavailable:
             raise
         except PvgenError as exc:
@@ -148,7 +169,7 @@ class LinuxKit:
         return out
 
     def spec(self, variant: Variant, params: wl.Params, host) -> GuestSpec:
-        image = self.image(variant, params.workload)
+        image = self.image(variant, params.workload, bool(params.extra.get("run_audit")))
         box: dict = {}
         attach = _attach_net if params.workload == "net" else _attach_disk
         hooks = [lambda m: attach(m, host, box)]
@@ -158,7 +179,7 @@ class LinuxKit:
         return spec
 
 
-def _link_generated(workload: str, out: Path) -> Path:
+def _link_generated(workload: str, out: Path, audit: bool = False) -> Path:
     """Kbuild the drivers through pvgen-as (gcc -B<dir holding as -> pvgen-as>), link them with the batching
     runtime for the harness and pvio_boot.c, which registers the runtime's area before the workload's main."""
     from pvgen.guest import build as gbuild
@@ -171,7 +192,8 @@ def _link_generated(workload: str, out: Path) -> Path:
     except ImportError as exc:
         raise Unavailable(f"rewriting toolchain/runtime: {exc}") from None
     with tempfile.TemporaryDirectory(prefix="pvgen-bench-") as tmp:
-        runtime = rt_build.build("x86_64", "batch", Path(tmp) / "pvio-x86_64-batch.o")
+        runtime = rt_build.build("x86_64", "batch", Path(tmp) / "pvio-x86_64-batch.o",
+                                 extra_cflags=("-DPVIO_AUDIT",) if audit else ())
         boot = gbuild.compile_source(wl.GUEST_DIR / "pvio_boot.c", list(gbuild.CFLAGS),
                                      include_dirs=[wl.GUEST_DIR, Path(rt_build.RUNTIME_DIR)])
         provided = elfobj.defined_symbols(gbuild.harness_objects() + [runtime])

@@ -116,7 +116,7 @@ def run_guest(spec: GuestSpec) -> GuestRun:
                 IrqNotifier.attach(m, pv)
             pacer = spec.extra.get("devices", {}).get("pacer")
             if pacer is not None:
-                pacer.after_inject = pv.refresh     # an injected frame changes ISR: refresh the shadows
+                pacer.attach_to(pv)     # frames after the batch's replay; an injected frame changes ISR: refresh
         counter = ExitCounter(m) if spec.extra.get("count_ports") else None
         if counter is not None and pv is not None:
             counter.watch_pvbatch(pv)

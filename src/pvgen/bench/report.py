@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pvgen.bench.results import REFERENCES, Phase, VariantResult, ratios
@@ -88,7 +89,15 @@ def print_report(results: dict[str, VariantResult], workload: str, console: Cons
     for name, r in results.items():
         for line in r.checks:
             if line.startswith("FAIL"):
-                console.print(f"[red]{name}: {line}[/red]")
+                console.print(f"[red]{name}: {escape(line)}[/red]")
+    for name, r in results.items():    # what the in-guest models served, and (--audit) what was checked
+        m, a = r.info.get("models"), r.info.get("audit")
+        if m:
+            console.print(f"{name}: in-guest models: {m['served_in']} reads and {m['served_out']} writes served, "
+                          f"{m['irq_marks']} interrupts raised in the guest, {m['mismatches']} contradicted")
+        if a:
+            console.print(f"{name}: audit: {a['served']} values served without an exit checked against the device, "
+                          f"{a['mismatches']} mismatches")
     for name, r in results.items():
         for p in r.phases:
             if not any(k.startswith("io ") for k in p.breakdown):

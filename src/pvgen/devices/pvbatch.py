@@ -99,6 +99,10 @@ class PvBatch:
         self._routes_sig: object = ()
         self._checked: dict[int, tuple] = {}    # port << 16 | size << 8 | op -> (device, offset, max value, id, string)
         self.notifier = None   # devices/pvirq.py IrqNotifier: interrupt lines a flush raises go back in the area
+        # called after every replay, before the refresh: an asynchronous source that reacts to the guest (the bench's
+        # receive pacer) delivers there, after the whole batch, never between two of its entries (an event inside
+        # the batch would put the device's history at odds with values the guest was served from its shadows)
+        self.after_replay: list = []
 
     @classmethod
     def attach(cls, bus: PortBus, mem: GuestMemory) -> "PvBatch":
@@ -235,16 +239,24 @@ class PvBatch:
         notifier = self.notifier
         if notifier is None:
             fifo_port = self._replay(area, entries, audit)
+            if audit is not None:
+                audit.finish(len(entries))
+                audit = None
+            for hook in self.after_replay:
+                hook()
         else:
             notifier.begin(area.gpa, area.irq_lines, entries)
             try:
                 fifo_port = self._replay(area, entries, audit)
+                if audit is not None:
+                    audit.finish(len(entries))
+                    audit = None
+                for hook in self.after_replay:
+                    hook()
             finally:
                 for msg in notifier.end():
                     if area.models is not None:
                         area.models.stats.mismatch(msg)
-        if audit is not None:
-            audit.finish(len(entries))
         if area.fifo_owner is not None:
             self._fifo_expire(area)
         if fifo_port is not None:

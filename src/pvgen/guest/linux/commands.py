@@ -42,7 +42,9 @@ def build_cmd(name: str, cc: str | None, image: Path | None) -> None:
 @click.option("--ops", default=16, show_default=True, help="Frames each way (net) or 4 KiB requests (disk).")
 @click.option("--seed", default=1, show_default=True)
 @click.option("--arg", "extra", multiple=True, help="Extra key=value for the guest (verbose=1, hsm=1, ...).")
-def run_cmd(workload: str, variant: str, ops: int, seed: int, extra: tuple[str, ...]) -> None:
+@click.option("--audit", is_flag=True, help="a rewritten variant runs the runtime's audit build: every value served "
+              "without an exit is checked against the device")
+def run_cmd(workload: str, variant: str, ops: int, seed: int, extra: tuple[str, ...], audit: bool) -> None:
     """Boot one WORKLOAD image on the monitor with its devices (the bench's Linux kit), print the guest's console,
     the checks of every byte, and the measured phases' exits."""
     from pvgen.bench import workload as wl
@@ -61,11 +63,17 @@ def run_cmd(workload: str, variant: str, ops: int, seed: int, extra: tuple[str, 
         from pvgen.bench.diskbench import DiskHost
 
         host = DiskHost(seed=seed, ops=ops)
+    from pvgen.bench.runner import protocol_checks
+
+    bad = [kv for kv in extra if "=" not in kv]
+    if bad:
+        raise PvgenError(f"--arg {bad[0]!r}: expected key=value")
     params = wl.Params(workload, ops, seed, blocks=getattr(host, "blocks", wl.DEFAULT_IMAGE // wl.BLOCK),
-                       extra=dict(kv.split("=", 1) for kv in extra))
+                       extra={**dict(kv.split("=", 1) for kv in extra), "run_audit": audit})
     run = run_guest(LinuxKit().spec(VARIANTS[variant], params, host))
     click.echo(run.console.rstrip())
-    for line in host.verify(run):
+    checks = host.verify(run) + protocol_checks(run.info)
+    for line in checks:
         click.echo(line)
     marks = {m.id: m for m in run.marks}
     for phase, (a, b) in wl.PHASE_MARKS.items():
@@ -75,6 +83,9 @@ def run_cmd(workload: str, variant: str, ops: int, seed: int, extra: tuple[str, 
             click.echo(f"{phase}: {exits} exits, {exits / ops:.2f} per op, {ms:.1f} ms")
     if run.exit_code != 0:
         raise PvgenError(f"guest exit code {run.exit_code}")
+    failed = [c for c in checks if not c.startswith("ok")]
+    if failed:
+        raise PvgenError(failed[0])
 
 
 COMMANDS = [linux]
