@@ -60,7 +60,12 @@ class VariantResult:
         return bool(self.phases)
 
     def total(self) -> Phase:
-        """All phases together: ops, exits and wall time summed."""
+        """All phases together: ops, exits and wall time summed (the disk's "disk" phase is its total already:
+        the other disk phases are parts of it)."""
+        whole = next((p for p in self.phases if p.name == "disk"), None)
+        if whole is not None:
+            return Phase("total", whole.ops, whole.exits, whole.io_exits, whole.wall_s, dict(whole.stats),
+                         dict(whole.breakdown))
         brk: dict[str, int] = {}
         for p in self.phases:
             for k, v in p.breakdown.items():
