@@ -84,13 +84,13 @@ class RxPacer:
         return done
 
 
-def _attach_net(m, host, nic_box: dict) -> None:
+def _attach_net(m, host, nic_box: dict, posted_tx: bool = True) -> None:
     from pvgen.devices import pci
     from pvgen.devices.ne2000 import Ne2000
     from pvgen.protocol import PortClass
 
     # CR writes flush only when they start a transmission (docs/devices.md, "NE2000 write classes")
-    nic = Ne2000(mac=wl.GUEST_MAC, backend=host.peer, cr_write_class=PortClass.DOORBELL_IF)
+    nic = Ne2000(mac=wl.GUEST_MAC, backend=host.peer, cr_write_class=PortClass.DOORBELL_IF, posted_tx=posted_tx)
     pacer = RxPacer(nic, host.peer.inbox)
     pcihost = pci.PciHost()
     pcihost.add(0, 0, pci.host_bridge())
@@ -171,8 +171,10 @@ class LinuxKit:
     def spec(self, variant: Variant, params: wl.Params, host) -> GuestSpec:
         image = self.image(variant, params.workload, bool(params.extra.get("run_audit")))
         box: dict = {}
-        attach = _attach_net if params.workload == "net" else _attach_disk
-        hooks = [lambda m: attach(m, host, box)]
+        if params.workload == "net":
+            hooks = [lambda m: _attach_net(m, host, box, variant.posted_tx)]
+        else:
+            hooks = [lambda m: _attach_disk(m, host, box)]
         spec = GuestSpec(image, params.cmdline(), [], variant.coalesced_posted, variant.pvbatch_classes,
                          irq_notify=variant.irq_notify, models=variant.models,
                          extra={"machine_hooks": hooks, "devices": box})
