@@ -201,6 +201,8 @@ HEADER = Layout("pvio_header", "Area header: identification, queue state, statis
     Field("xstaged", "u32", doc="bytes of the xstaging buffer used by queued SERVED_OUT entries"),
     Field("stale", "u32", doc="written by the monitor: a device changed while entries were queued, so the shadows "
           "and models are not the device's state after the queue; nothing is served until the next flush"),
+    Field("tick_flushes", "u32", doc="guest: header.flushes at the last timer tick; a tick flushes only work that "
+          "waited a whole tick period (no flush since the previous tick)"),
 ))
 
 FIFO = Layout("pvio_fifo", "Input FIFO control: values[head..count) are the next reads of `port` with `size`.", (

@@ -42,7 +42,7 @@ def test_protocol_area_regions_are_ordered_and_page_sized():
         end = off + size
     assert end == P.AREA_SIZE and P.AREA_SIZE % P.PAGE_SIZE == 0
     assert P.OFF_ENTRIES + P.ENTRY_CAPACITY * P.ENTRY.size <= P.PAGE_SIZE     # the queue is in the first page
-    assert (P.HEADER.size, P.FIFO.size, P.ENTRY.size, P.SHADOW.size) == (96, 16, 16, 16)
+    assert (P.HEADER.size, P.FIFO.size, P.ENTRY.size, P.SHADOW.size) == (100, 16, 16, 16)
     assert P.OFF_HEADER + P.HEADER.size <= P.OFF_FIFO
 
 

@@ -144,8 +144,9 @@ struct pvio_header {
 	pvio_u32 irq_raised; /* guest statistics: interrupts raised in the guest by an interrupt rule */
 	pvio_u32 xstaged; /* bytes of the xstaging buffer used by queued SERVED_OUT entries */
 	pvio_u32 stale; /* written by the monitor: a device changed while entries were queued, so the shadows and models are not the device's state after the queue; nothing is served until the next flush */
+	pvio_u32 tick_flushes; /* guest: header.flushes at the last timer tick; a tick flushes only work that waited a whole tick period (no flush since the previous tick) */
 };
-_Static_assert(sizeof(struct pvio_header) == 96, "pvio_header size");
+_Static_assert(sizeof(struct pvio_header) == 100, "pvio_header size");
 _Static_assert(__builtin_offsetof(struct pvio_header, magic) == 0, "pvio_header.magic");
 _Static_assert(__builtin_offsetof(struct pvio_header, version) == 4, "pvio_header.version");
 _Static_assert(__builtin_offsetof(struct pvio_header, slot) == 6, "pvio_header.slot");
@@ -171,6 +172,7 @@ _Static_assert(__builtin_offsetof(struct pvio_header, models) == 80, "pvio_heade
 _Static_assert(__builtin_offsetof(struct pvio_header, irq_raised) == 84, "pvio_header.irq_raised");
 _Static_assert(__builtin_offsetof(struct pvio_header, xstaged) == 88, "pvio_header.xstaged");
 _Static_assert(__builtin_offsetof(struct pvio_header, stale) == 92, "pvio_header.stale");
+_Static_assert(__builtin_offsetof(struct pvio_header, tick_flushes) == 96, "pvio_header.tick_flushes");
 
 /* Input FIFO control: values[head..count) are the next reads of `port` with `size`. */
 struct pvio_fifo {
@@ -445,7 +447,7 @@ _Static_assert(__builtin_offsetof(struct pvio_auditrec, data) == 12, "pvio_audit
 /* The per-vCPU batch area (page aligned, physically contiguous). */
 struct pvio_area {
 	struct pvio_header header;
-	pvio_u8 pad_0x60[0x20];
+	pvio_u8 pad_0x64[0x1c];
 	struct pvio_fifo fifo;
 	pvio_u8 pad_0x90[0x50];
 	pvio_u8 read_neutral[PVIO_READ_NEUTRAL_SIZE];

@@ -163,6 +163,7 @@ class RefRuntime:
 
     def _flush(self) -> None:
         self.exits += 1
+        self._hset("flushes", (self._h("flushes") + 1) & 0xFFFFFFFF)
         self.mon.io_write(P.CTRL_FLUSH - P.CTRL_BASE, 4, self._h("slot"))
         self._hset("count", 0)
         self._hset("neutral", 0)
@@ -340,8 +341,12 @@ class RefRuntime:
                 self.mem.write(gpa + k * size, self.sread(port, size).to_bytes(size, "little"))
 
     def tick(self) -> None:
-        if self.active and (self._h("count") or self._h("shadow_since_tick")):
+        """batch.c pvio_tick: flush only what waited a whole tick period (no flush since the previous tick)."""
+        if not self.active:
+            return
+        if self._h("flushes") == self._h("tick_flushes") and (self._h("count") or self._h("shadow_since_tick")):
             self._flush()
+        self._hset("tick_flushes", self._h("flushes"))
 
     def hlt(self) -> None:
         if self.active:
