@@ -6,7 +6,10 @@ executes generically, and the monitor replays and checks what the runtime did.  
 models", explains each mechanism and why it is exact; these are the optional device methods:
 
     latches() -> {offset: value}          write-only registers whose last written byte the guest tracks (a latch is
-                                          published only for a port with a write rule: the runtime judges it)
+                                          published only for a port the runtime's slow path sees); a key that is
+                                          not an int is a latch with no port, which only command rules set
+    dynamic_command_rules = True          command_rules() depends on the device's state: published again at every
+                                          refresh of the device (command_rule_capacity records are kept for it)
     command_rules() -> [CommandRule]      command writes the guest may apply itself
     engines() -> [EngineDecl]             transfer engines on data ports (static)
     engine_state(i) -> EngineNow | None   engine i now (None: not published until the next flush)
@@ -95,6 +98,23 @@ class CommandRule:
     engine: int | None = None
     engine_state: EngineState = EngineState.IDLE
     needs_irq_rules: bool = False
+    wide: "Wide | None" = None          # a condition on up to four registers read as one value
+    window_count: int = 0               # arming a WINDOW engine: bytes (times count_reg's value when given) ...
+    count_reg: int | None = None
+    window_offset: int = 0              # ... over its memory at this offset (the engine's mem_len covers it)
+    stage: bool = False                 # ... staging the writes it takes (its memory is reused by the next one)
+    sets_latch: tuple[object, int] | None = None   # (latch key, value) this write sets
+
+
+@dataclass(frozen=True)
+class Wide:
+    """(registers[0] | registers[1] << 8 | ...) & mask within [lo, hi]: up to four byte registers read as one
+    little-endian value (an ATA LBA28 with the device register's bits)."""
+
+    regs: tuple[int, ...]
+    mask: int
+    lo: int
+    hi: int
 
 
 @dataclass(frozen=True)
@@ -137,6 +157,7 @@ class EngineNow:
     wrap_at: int = 0
     data: bytes = b""
     done: tuple[Effect, ...] | None = None
+    extra: tuple[tuple[int, bytes], ...] = ()   # more windows' data for command rules: (offset in memory, bytes)
 
 
 @dataclass(frozen=True)

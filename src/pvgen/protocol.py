@@ -292,7 +292,18 @@ CMD_RULE = Layout("pvio_cmdrule", "A command write the guest models (protocol v5
     Field("eff_slot", "u8", EFFECT_COUNT, doc="shadows[eff_slot].val[0] = (val & eff_and) | eff_or"),
     Field("eff_and", "u8", EFFECT_COUNT),
     Field("eff_or", "u8", EFFECT_COUNT),
-    Field("reserved", "u8", 16),
+    Field("xslot", "u8", 4, doc="a wide condition: the byte shadows xslot[0..3] (NO_REF: 0) as a little-endian "
+          "value, ANDed with xmask, within [xmin, xmax]; xmask 0: none"),
+    Field("xmask", "u32"),
+    Field("xmin", "u32"),
+    Field("xmax", "u32"),
+    Field("win_count", "u32", doc="arming a WINDOW engine: bytes (times the byte shadow count_slot unless NO_REF)"),
+    Field("win_mem", "u32", doc="arming a WINDOW engine: area offset of its memory (0: keep)"),
+    Field("count_slot", "u8"),
+    Field("latch_set", "u8", doc="a latch this write sets (NO_REF: none) ..."),
+    Field("latch_value", "u8", doc="... to this value"),
+    Field("flags", "u8", doc="bit 0: the armed engine stages what it takes in xstaging (its memory may be reused)"),
+    Field("reserved", "u8", 4),
 ))
 
 ENGINE = Layout("pvio_engine", "A transfer engine on a data port (protocol v5, docs/protocol.md).", (
@@ -313,7 +324,8 @@ ENGINE = Layout("pvio_engine", "A transfer engine on a data port (protocol v5, d
     Field("count_latch", "u8", 2, doc="DMA: latches (low, high) of the byte count; updated as it counts down"),
     Field("wrap_latch", "u8", 2, doc="DMA: latches (to, at) of the wrap bounds, shifted left by wrap_shift"),
     Field("wrap_shift", "u8"),
-    Field("flags", "u8", doc="bit 0: count saturates at zero (an access moving more than is left ends it)"),
+    Field("flags", "u8", doc="bit 0: count saturates at zero (an access moving more than is left ends it); bit 1: "
+          "writes are staged in xstaging (a window a command rule armed: its memory is reused by the next one)"),
     Field("addr_slot", "u8", 2, doc="shadows showing the current address (low, high byte); NO_REF: none"),
     Field("done_slot", "u8", EFFECT_COUNT, doc="completion (count reaches 0): shadows[done_slot].val[0] = "
           "(val & done_and) | done_or"),
@@ -406,16 +418,16 @@ OFF_IRQ_RULES = 0x24040
 OFF_IX_FILE = 0x24080
 OFF_ENGINES = 0x24100
 OFF_CMD_RULES = 0x24300
-OFF_IX_ENTRIES = 0x24800
+OFF_IX_ENTRIES = 0x24800        # after the command rules (16 x 80 bytes)
 OFF_AUDIT = 0x25000
 OFF_AUDIT_RECS = 0x25040
 AUDIT_CAPACITY = (0x8000 - 0x40) // 16
 OFF_AUDIT_DATA = 0x2D000
 AUDIT_DATA_SIZE = 0x10000
 OFF_XSTAGING = 0x3D000          # copies of engine-taken writes to mirrored memory (the mirror may change again)
-XSTAGING_SIZE = 0x4000
-OFF_ENGINE_MEM = 0x41000        # mirrors of device memory and transfer windows, placed by the monitor
-ENGINE_MEM_SIZE = 0x8000
+XSTAGING_SIZE = 0x8000
+OFF_ENGINE_MEM = 0x45000        # mirrors of device memory and transfer windows, placed by the monitor
+ENGINE_MEM_SIZE = 0x10000
 AREA_SIZE = OFF_ENGINE_MEM + ENGINE_MEM_SIZE
 
 MODEL_LAYOUTS = (LATCH, CMD_RULE, ENGINE, IRQ_RULE, IX_FILE, IX_ENTRY, AUDIT, AUDIT_REC)
@@ -455,7 +467,7 @@ def _check_layout() -> None:
         raise ValueError("area size mismatch")
     for lay in (HEADER, FIFO, ENTRY, SHADOW, WRITE_RULE, *MODEL_LAYOUTS):
         lay.offsets()
-    if HEADER.size > OFF_FIFO or ENGINE.size != 128 or CMD_RULE.size != 64 or IRQ_RULE.size != 16:
+    if HEADER.size > OFF_FIFO or ENGINE.size != 128 or CMD_RULE.size != 80 or IRQ_RULE.size != 16:
         raise ValueError("model record sizes changed: update the area layout")
 
 

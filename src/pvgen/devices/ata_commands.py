@@ -164,4 +164,6 @@ class AtaCommands:
             self._idnf()
             return
         block = self.multiple_count if multiple else 1
+        # the block after a READ MULTIPLE is the in-guest read-ahead's candidate (AtaDisk.command_rules)
+        self.readahead = (lba + count, count) if read and multiple and not lba48 else None
         self._start_block(None, data_in=read, lba=lba, remaining=count, block=block)

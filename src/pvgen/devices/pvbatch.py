@@ -415,8 +415,8 @@ class PvBatch:
             data = eng.read_many(off, size, value) if eng.read_many is not None else \
                 self._read_run(dev, off, size, value)
             ms.stats.served_in += value
-            if eng.window:
-                ms.check_window(eng, addr, data)
+            if eng.decl.kind == P.EngineKind.WINDOW:
+                ms.check_window(eng, gpa & _SERVED_OFF_MASK, data)
             if audit is not None:
                 audit.served_in(i, data)
             return

@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass, field
 
 from pvgen import protocol as P
-from pvgen.modeldecl import Cond, EngineDecl, EngineNow, Reg
+from pvgen.modeldecl import CommandRule, Cond, EngineDecl, EngineNow, Reg
 from pvgen.protocol import EngineKind, EngineState, PortClass
 
 NO = P.NO_REF
@@ -37,6 +37,7 @@ class _Engine:
     window_base: int = 0
     seq: int = 0
     done_bytes: bytes = b""    # the declared completion effects as published (done_slot, done_and, done_or)
+    flags: int = 0             # the record's flags as published (a command rule may change them in the guest)
     # bound once (the replay's hot path): the device's optional methods, looked up through any wrapper
     position: object = None    # engine_position(i) -> (EngineState, addr, count), or engine_state
     read_many: object = None
@@ -116,7 +117,7 @@ def plan_ports(bus, monitor: object = None) -> tuple[set[int], set[int]]:
             except Exception:   # noqa: BLE001 - a device's declaration must not take the monitor down
                 continue
             if method == "latches":
-                writes.update(r.base + off for off in items if 0 <= off < r.length)
+                writes.update(r.base + off for off in items if isinstance(off, int) and 0 <= off < r.length)
             elif method == "command_rules":
                 writes.update(r.base + c.offset for c in items if 0 <= c.offset < r.length)
             elif method == "engines":
@@ -140,13 +141,66 @@ class ModelSet:
         self.irqs: list[_Irq] = []
         self.ix: _Ix | None = None
         self.cmd_records: list[bytes] = []
+        self.rule_groups: list[tuple] = []   # (device, first record, records, dynamic)
         self._engine_records: list[dict] = []
+        self._irq_devs: set[int] = set()
+        self.windows: dict[int, bytes] = {}  # area offset -> window bytes published there (the replay's check)
         self.stats = ModelStats()
         self.devices: set[int] = set()       # ids of devices with something published
 
     @property
     def active(self) -> bool:
         return bool(self.latches or self.engines or self.irqs or self.cmd_records or self.ix)
+
+    # --- resolving a declaration's registers against this bus's publication -----------------------------------
+    def _port_of(self, reg: Reg, dev) -> int | None:
+        d = reg.device if reg.device is not None else dev
+        for r in self._bus.ranges:
+            if _is(r.device, d) and 0 <= reg.offset < r.length:
+                return r.base + reg.offset
+        return None
+
+    def _shadow_slot(self, reg: Reg, dev) -> int | None:
+        port = self._port_of(reg, dev)
+        if port is None or port not in self._live:
+            return None
+        if P.split_class_word(self._words.get(port, 0))[0] != PortClass.SHADOW:
+            return None
+        return self._live[port]
+
+    def _bus_dev(self, d):
+        """The device on the bus that is `d` or wraps it (latches are keyed by the bus's device objects)."""
+        return next((r.device for r in self._bus.ranges if _is(r.device, d)), d)
+
+    def _latch(self, dev, key) -> int | None:
+        return None if key is None else self._latch_of.get((id(self._bus_dev(dev)), key))
+
+    def _cond(self, c: Cond | None, dev) -> tuple[int, int, int, int, int] | None:
+        """(kind, a, b, x, y), or None when it cannot be published."""
+        if c is None:
+            return (P.COND_NONE, 0, 0, 0, 0)
+        if c.kind == "shadow":
+            s = self._shadow_slot(c.reg, dev)
+            return None if s is None else (P.COND_SHADOW, s, 0, c.x & 0xFF, c.y & 0xFF)
+        if c.kind == "latch":
+            lt = self._latch(c.reg.device or dev, c.reg.offset)
+            return None if lt is None else (P.COND_LATCH, lt, 0, c.x & 0xFF, c.y & 0xFF)
+        if c.kind == "range":
+            lo = self._latch(c.reg.device or dev, c.reg.offset)
+            hi = NO if c.reg2 is None else self._latch(c.reg2.device or dev, c.reg2.offset)
+            if lo is None or hi is None:
+                return None
+            return (P.COND_RANGE, lo, hi, c.x & 0xFFFF, c.y & 0xFFFF)
+        return None
+
+    def _effects(self, effs, dev) -> list[tuple[int, int, int]] | None:
+        out = []
+        for e in effs:
+            s = self._shadow_slot(e.reg, dev)
+            if s is None:
+                return None
+            out.append((s, e.and_mask & 0xFF, e.or_bits & 0xFF))
+        return out if len(out) <= P.EFFECT_COUNT else None
 
     # --- building the records ---------------------------------------------------------------------------------
     @classmethod
@@ -155,69 +209,28 @@ class ModelSet:
         """The models `bus`'s devices declare that can be published exactly with these class `words` and
         `slots` (pvpublish); `irq_lines`: the lines the area takes as notifications (0: no interrupt rules)."""
         ms = cls()
-        live_slot = {port: i for i, (port, *bank) in enumerate(slots) if not bank[1:]}
-        ms._bus, ms._words, ms._live = bus, words, live_slot
-
-        def port_of(reg: Reg, dev, base) -> int | None:
-            d = reg.device if reg.device is not None else dev
-            for r in bus.ranges:
-                if _is(r.device, d) and 0 <= reg.offset < r.length:
-                    return r.base + reg.offset
-            return None
-
-        def shadow_slot(reg: Reg, dev, base) -> int | None:
-            port = port_of(reg, dev, base)
-            if port is None or port not in live_slot:
-                return None
-            if P.split_class_word(words.get(port, 0))[0] != PortClass.SHADOW:
-                return None
-            return live_slot[port]
-
-        latch_of: dict[tuple[int, int], int] = {}     # (id(device), offset) -> latch index
+        ms._bus, ms._words = bus, words
+        ms._live = {port: i for i, (port, *bank) in enumerate(slots) if not bank[1:]}
+        ms._latch_of = {}                       # (id(device), key) -> latch index
         for r, get in _ranges_with(bus, "latches"):
             if r.device is monitor:
                 continue
-            for off in sorted(get()):
-                port = r.base + off
-                wc = P.split_class_word(words.get(port, 0))[1]
-                if not 0 <= off < r.length or wc == PortClass.POSTED or len(ms.latches) >= P.LATCH_COUNT:
-                    continue      # a posted write would change it behind the runtime's back
-                latch_of[(id(r.device), off)] = len(ms.latches)
-                ms.latches.append((r.device, off, port))
-
-        def latch(dev, off: int | None) -> int | None:
-            return None if off is None else latch_of.get((id(dev), off))
-
-        def cond(c: Cond | None, dev, base) -> tuple[int, int, int, int, int] | None:
-            """(kind, a, b, x, y), or None when it cannot be published."""
-            if c is None:
-                return (P.COND_NONE, 0, 0, 0, 0)
-            if c.kind == "shadow":
-                s = shadow_slot(c.reg, dev, base)
-                return None if s is None else (P.COND_SHADOW, s, 0, c.x & 0xFF, c.y & 0xFF)
-            if c.kind == "latch":
-                lt = latch(c.reg.device or dev, c.reg.offset)
-                return None if lt is None else (P.COND_LATCH, lt, 0, c.x & 0xFF, c.y & 0xFF)
-            if c.kind == "range":
-                lo = latch(c.reg.device or dev, c.reg.offset)
-                hi = NO if c.reg2 is None else latch(c.reg2.device or dev, c.reg2.offset)
-                if lo is None or hi is None:
-                    return None
-                return (P.COND_RANGE, lo, hi, c.x & 0xFFFF, c.y & 0xFFFF)
-            return None
-
-        def effects(effs, dev, base) -> list[tuple[int, int, int]] | None:
-            out = []
-            for e in effs:
-                s = shadow_slot(e.reg, dev, base)
-                if s is None:
-                    return None
-                out.append((s, e.and_mask & 0xFF, e.or_bits & 0xFF))
-            return out if len(out) <= P.EFFECT_COUNT else None
+            for key in sorted(get(), key=lambda k: (not isinstance(k, int), str(k))):
+                if isinstance(key, int):
+                    port = r.base + key
+                    wc = P.split_class_word(words.get(port, 0))[1]
+                    if not 0 <= key < r.length or wc == PortClass.POSTED:
+                        continue      # a posted write would change it behind the runtime's back
+                else:
+                    port = 0          # a latch with no port: only command rules set it
+                if len(ms.latches) >= P.LATCH_COUNT:
+                    continue
+                ms._latch_of[(id(r.device), key)] = len(ms.latches)
+                ms.latches.append((r.device, key, port))
 
         # engines: memory placed in engine_mem (8-byte aligned), records built from the latches and slots above
         mem_next = 0
-        engine_of: dict[tuple[int, int], int] = {}
+        ms._engine_of = {}                      # (id(device), index) -> engine index
         for r, get in _ranges_with(bus, "engines"):
             dev = r.device
             if dev is monitor:
@@ -234,69 +247,50 @@ class ModelSet:
                 if d.kind == EngineKind.DMA:
                     need = [d.addr_latches, d.count_latches]
                     if d.cmd_offset is None or any(x is None for x in need) or any(
-                            latch(dev, off) is None for pair in need for off in pair):
+                            ms._latch(dev, off) is None for pair in need for off in pair):
                         continue
-                    if d.wrap_latches is not None and any(latch(dev, off) is None for off in d.wrap_latches):
+                    if d.wrap_latches is not None and any(ms._latch(dev, off) is None for off in d.wrap_latches):
                         continue
-                rec = ms._engine_record(d, dev, r.base, port, P.OFF_ENGINE_MEM + mem_next, cond, effects,
-                                        shadow_slot, latch, port_of)
+                rec = ms._engine_record(d, dev, port, P.OFF_ENGINE_MEM + mem_next)
                 if rec is None:
                     continue
-                engine_of[(id(dev), i)] = len(ms.engines)
+                ms._engine_of[(id(dev), i)] = len(ms.engines)
                 ms.engines.append(_Engine(dev, i, d, port, P.OFF_ENGINE_MEM + mem_next,
-                                          done_bytes=bytes(rec["done_slot"] + rec["done_and"] + rec["done_or"])))
+                                          done_bytes=bytes(rec["done_slot"] + rec["done_and"] + rec["done_or"]),
+                                          flags=rec["flags"]))
                 ms._engine_records.append(rec)
                 ms.devices.add(id(dev))
                 mem_next += (d.mem_len + 7) & ~7
 
         # interrupt rules: only for lines the area takes as notifications
-        irq_devs: set[int] = set()
+        ms._irq_devs = set()
         for r, get in _ranges_with(bus, "irq_rules"):
             dev = r.device
             if dev is monitor or not irq_lines:
                 continue
             for i, rule in enumerate(get()):
-                st = shadow_slot(Reg(rule.status), dev, r.base)
-                ml = latch(dev, rule.mask_latch)
-                c = cond(rule.cond, dev, r.base)
+                st = ms._shadow_slot(Reg(rule.status), dev)
+                ml = ms._latch(dev, rule.mask_latch)
+                c = ms._cond(rule.cond, dev)
                 if st is None or ml is None or c is None or c[0] != P.COND_SHADOW or len(ms.irqs) >= P.IRQ_RULE_COUNT:
                     continue
                 ms.irqs.append(_Irq(dev, i, st, ml, rule.mask & 0xFF, (c[1], c[3], c[4])))
-                irq_devs.add(id(dev))
+                ms._irq_devs.add(id(dev))
 
-        # command rules
+        # command rules: each device keeps the records it had room for (command_rule_capacity, for dynamic ones)
         for r, get in _ranges_with(bus, "command_rules"):
             dev = r.device
             if dev is monitor:
                 continue
-            for rule in get():
-                port = r.base + rule.offset
-                if not 0 <= rule.offset < r.length or port not in live_slot or len(ms.cmd_records) >= P.CMD_RULE_COUNT:
-                    continue
-                if P.split_class_word(words.get(port, 0))[1] != PortClass.DOORBELL_IF:
-                    continue
-                if rule.needs_irq_rules and id(dev) not in irq_devs:
-                    continue
-                conds = [cond(c, dev, r.base) for c in rule.conds]
-                effs = effects(rule.effects, dev, r.base)
-                eng = NO
-                if rule.engine is not None:
-                    eng = engine_of.get((id(dev), rule.engine), NO)
-                    if eng == NO or ms.engines[eng].decl.kind != EngineKind.DMA:
-                        continue
-                if any(c is None for c in conds) or len(conds) > P.COND_COUNT or effs is None:
-                    continue
-                conds += [(P.COND_NONE, 0, 0, 0, 0)] * (P.COND_COUNT - len(conds))
-                effs += [(NO, 0, 0)] * (P.EFFECT_COUNT - len(effs))
-                ms.cmd_records.append(P.CMD_RULE.pack(
-                    port=port, value_mask=rule.value_mask & 0xFF, value_want=rule.value_want & 0xFF,
-                    own_mask=rule.own_mask & 0xFF, own_and=rule.own_and & 0xFF, engine=eng,
-                    engine_state=int(rule.engine_state),
-                    cond_kind=tuple(c[0] for c in conds), cond_a=tuple(c[1] for c in conds),
-                    cond_b=tuple(c[2] for c in conds), cond_x=tuple(c[3] for c in conds),
-                    cond_y=tuple(c[4] for c in conds), eff_slot=tuple(e[0] for e in effs),
-                    eff_and=tuple(e[1] for e in effs), eff_or=tuple(e[2] for e in effs)))
-                ms.devices.add(id(dev))
+            recs = [x for x in (ms._rule_record(rule, dev) for rule in get()) if x is not None]
+            cap = max(len(recs), getattr(dev, "command_rule_capacity", 0))
+            cap = min(cap, P.CMD_RULE_COUNT - len(ms.cmd_records))
+            if cap <= 0:
+                continue
+            dynamic = bool(getattr(dev, "dynamic_command_rules", False))
+            ms.rule_groups.append((dev, len(ms.cmd_records), cap, dynamic))
+            ms.cmd_records += (recs + [bytes(P.CMD_RULE.size)] * cap)[:cap]
+            ms.devices.add(id(dev))
 
         # the index file (one)
         for r, get in _ranges_with(bus, "index_files"):
@@ -313,25 +307,81 @@ class ModelSet:
         ms.devices.update(id(q.dev) for q in ms.irqs)
         return ms
 
-    @staticmethod
-    def _engine_record(d: EngineDecl, dev, base: int, port: int, mem_off: int, cond, effects, shadow_slot, latch,
-                       port_of) -> dict | None:
+    def _rule_record(self, rule: CommandRule, dev) -> bytes | None:
+        """The CMD_RULE record of one declaration, or None when part of it cannot be published."""
+        port = self._port_of(Reg(rule.offset), dev)
+        if port is None or port not in self._live:
+            return None
+        if P.split_class_word(self._words.get(port, 0))[1] not in (PortClass.DOORBELL_IF, PortClass.DOORBELL):
+            return None       # the runtime's slow path sees these writes (a POSTED port with a rule is DOORBELL_IF)
+        if rule.needs_irq_rules and id(dev) not in self._irq_devs:
+            return None
+        conds = [self._cond(c, dev) for c in rule.conds]
+        effs = self._effects(rule.effects, dev)
+        if any(c is None for c in conds) or len(conds) > P.COND_COUNT or effs is None:
+            return None
+        eng, win_count, win_mem, count_slot = NO, 0, 0, NO
+        if rule.engine is not None:
+            eng = self._engine_of.get((id(dev), rule.engine), NO)
+            if eng == NO:
+                return None
+            e = self.engines[eng]
+            if e.decl.kind == EngineKind.WINDOW:
+                win_count = rule.window_count
+                if not win_count or rule.window_offset < 0 or rule.window_offset >= e.decl.mem_len:
+                    return None
+                win_mem = e.mem_off + rule.window_offset
+                if rule.count_reg is not None:
+                    count_slot = self._shadow_slot(Reg(rule.count_reg), dev)
+                    if count_slot is None:
+                        return None
+                    if rule.window_offset + win_count * 255 > e.decl.mem_len:
+                        return None   # every count the register can hold must fit
+                elif rule.window_offset + win_count > e.decl.mem_len:
+                    return None
+        xslot, xmask, xmin, xmax = [NO] * 4, 0, 0, 0
+        if rule.wide is not None:
+            slots = [self._shadow_slot(Reg(o), dev) for o in rule.wide.regs]
+            if None in slots or not 1 <= len(slots) <= 4:
+                return None
+            xslot[:len(slots)] = slots
+            xmask, xmin, xmax = rule.wide.mask & 0xFFFFFFFF, rule.wide.lo & 0xFFFFFFFF, rule.wide.hi & 0xFFFFFFFF
+        latch_set, latch_value = NO, 0
+        if rule.sets_latch is not None:
+            latch_set = self._latch(dev, rule.sets_latch[0])
+            if latch_set is None:
+                return None
+            latch_value = rule.sets_latch[1] & 0xFF
+        conds += [(P.COND_NONE, 0, 0, 0, 0)] * (P.COND_COUNT - len(conds))
+        effs += [(NO, 0, 0)] * (P.EFFECT_COUNT - len(effs))
+        return P.CMD_RULE.pack(
+            port=port, value_mask=rule.value_mask & 0xFF, value_want=rule.value_want & 0xFF,
+            own_mask=rule.own_mask & 0xFF, own_and=rule.own_and & 0xFF, engine=eng,
+            engine_state=int(rule.engine_state),
+            cond_kind=tuple(c[0] for c in conds), cond_a=tuple(c[1] for c in conds),
+            cond_b=tuple(c[2] for c in conds), cond_x=tuple(c[3] for c in conds),
+            cond_y=tuple(c[4] for c in conds), eff_slot=tuple(e[0] for e in effs),
+            eff_and=tuple(e[1] for e in effs), eff_or=tuple(e[2] for e in effs), xslot=tuple(xslot),
+            xmask=xmask, xmin=xmin, xmax=xmax, win_count=win_count, win_mem=win_mem, count_slot=count_slot,
+            latch_set=latch_set, latch_value=latch_value, flags=1 if rule.stage else 0)
+
+    def _engine_record(self, d: EngineDecl, dev, port: int, mem_off: int) -> dict | None:
         """The static ENGINE record of one declaration, or None when part of it cannot be published."""
-        serve, done_c = cond(d.serve_cond, dev, base), cond(d.done_cond, dev, base)
-        done = effects(d.done, dev, base)
-        addr_slots = [NO if o is None else shadow_slot(Reg(o), dev, base) for o in d.addr_regs]
+        serve, done_c = self._cond(d.serve_cond, dev), self._cond(d.done_cond, dev)
+        done = self._effects(d.done, dev)
+        addr_slots = [NO if o is None else self._shadow_slot(Reg(o), dev) for o in d.addr_regs]
         if serve is None or done_c is None or done is None or None in addr_slots:
             return None
 
         def lat(pair):
-            return (NO, NO) if pair is None else tuple(latch(dev, o) for o in pair)
+            return (NO, NO) if pair is None else tuple(self._latch(dev, o) for o in pair)
         deps = 0
         for o in (*d.dep_latches, *(d.count_latches or ()), *(d.wrap_latches or ())):
-            li = latch(dev, o)
+            li = self._latch(dev, o)
             if li is not None:
                 deps |= 1 << li
         done += [(NO, 0, 0)] * (P.EFFECT_COUNT - len(done))
-        cmd = port_of(Reg(d.cmd_offset), dev, base) if d.cmd_offset is not None else 0
+        cmd = self._port_of(Reg(d.cmd_offset), dev) if d.cmd_offset is not None else 0
         return dict(
             port=port, kind=int(d.kind), state=0, unit=(*(u & 0xFF for u in d.units), 0), mem_off=mem_off,
             mem_base=d.mem_base if d.kind == EngineKind.DMA else 0, mem_len=d.mem_len,
@@ -387,6 +437,12 @@ class ModelSet:
             write(gpa + P.OFF_LATCHES + first * P.LATCH.size, b"".join(
                 _LATCH.pack(port, 0 if vals.get(off) is None else 1, (vals.get(off) or 0) & 0xFF)
                 for off, port in entries))
+        for dev, first, cap, dynamic in self.rule_groups:
+            if not dynamic or (touched is not None and id(dev) not in touched):
+                continue
+            recs = [x for x in (self._rule_record(rule, dev) for rule in dev.command_rules()) if x is not None]
+            write(gpa + P.OFF_CMD_RULES + first * P.CMD_RULE.size,
+                  b"".join((recs + [bytes(P.CMD_RULE.size)] * cap)[:cap]))
         for k, e in enumerate(self.engines):
             if touched is not None and id(e.dev) not in touched:
                 continue
@@ -433,6 +489,15 @@ class ModelSet:
             if span is not None:
                 self._mirror(write, gpa, e, *span)
         now: EngineNow | None = dev.engine_state(e.index)
+        if d.kind == EngineKind.WINDOW:
+            # a command rule may have pointed the engine elsewhere in the guest: back to its own memory
+            write(rec + P.ENGINE.field("mem_off")[0], struct.pack("<I", e.mem_off))
+            write(rec + P.ENGINE.field("flags")[0], bytes((e.flags,)))
+            self._windows_drop(e)
+            for off, data in (now.extra if now is not None else ()):   # the command rules' windows
+                if 0 <= off and off + len(data) <= d.mem_len and data:
+                    write(gpa + e.mem_off + off, bytes(data))
+                    self.windows[e.mem_off + off] = bytes(data)
         if now is None or fifo_busy == e.port or now.state == EngineState.IDLE:
             write(rec + _OFF_E_STATE, b"\0")
             e.window = b""
@@ -445,6 +510,7 @@ class ModelSet:
                 return
             if data:
                 write(gpa + e.mem_off, data)
+                self.windows[e.mem_off] = data
             e.window, e.window_base, e.seq = data, now.addr, (e.seq + 1) & 0xFFFFFFFF
             mem_base = now.addr           # the window holds device addresses now.addr .. + count
             write(rec + P.ENGINE.field("mem_base")[0], struct.pack("<II", mem_base, max(now.count, 1)))
@@ -495,10 +561,20 @@ class ModelSet:
         if not e.decl.saturate and nbytes > cur[2]:
             self.stats.mismatch(f"{what} {e.port:#x}: the guest served {nbytes} bytes, {cur[2]} were left")
 
-    def check_window(self, e: _Engine, addr: int, data: bytes) -> None:
-        """A WINDOW read: the device returned what the window gave the guest."""
-        lo = addr - e.window_base
-        want = e.window[lo: lo + len(data)] if lo >= 0 else b""
+    def _windows_drop(self, e: _Engine) -> None:
+        """Forget the windows published in `e`'s memory (they are published again, or not, now)."""
+        lo, hi = e.mem_off, e.mem_off + e.decl.mem_len
+        for off in [o for o in self.windows if lo <= o < hi]:
+            del self.windows[off]
+
+    def check_window(self, e: _Engine, area_off: int, data: bytes) -> None:
+        """A WINDOW read: the device returned the bytes the guest was given, which came from area offset
+        `area_off` (the SERVED_IN entry says where: the window engine_state published, or a command rule's)."""
+        want = None
+        for off, win in self.windows.items():
+            if off <= area_off and area_off + len(data) <= off + len(win):
+                want = win[area_off - off: area_off - off + len(data)]
+                break
         if want != data:
-            self.stats.mismatch(f"window {e.port:#x}: the guest was given other bytes at {addr:#x} than the "
-                                f"device returns ({len(data)} bytes)")
+            self.stats.mismatch(f"window {e.port:#x}: the guest was given other bytes (from area offset "
+                                f"{area_off:#x}) than the device returns ({len(data)} bytes)")

@@ -252,8 +252,10 @@ PVIO_HELPER void pvio_out_slow(pvio_u16 port, unsigned size, pvio_u32 value)
 	} else if (wc == PVIO_CLASS_POSTED) {
 		pvio_push(a, port, size, PVIO_OP_OUT)->value = value;
 		pvio_push_done(a);
-	} else if (wc == PVIO_CLASS_DOORBELL_IF && a->header.models && pvio_model_out(a, port, size, value, w)) {
-		/* an in-guest model took it (models.c): queued, and counted neutral where it is */
+	} else if ((wc == PVIO_CLASS_DOORBELL_IF || wc == PVIO_CLASS_DOORBELL) && a->header.models &&
+		   pvio_model_out(a, port, size, value, w)) {
+		/* an in-guest model took it (models.c): queued, and counted neutral where it is (a doorbell only
+		 * through a command rule: a command the guest accepts itself) */
 	} else if (wc == PVIO_CLASS_DOORBELL_IF && !(value & a->doorbell_masks[w >> PVIO_CLS_SLOT_SHIFT])) {
 		unsigned n = pvio_neutral(a, w, size, value);   /* evaluated on the queue before this write */
 

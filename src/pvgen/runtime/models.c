@@ -185,16 +185,17 @@ static void pvio_engine_advance(struct pvio_area *a, struct pvio_engine *e, unsi
 /* Queue the replay of `n` served accesses, coalescing with the previous entry when it is the same run (one run
  * moves at most PVIO_MAX_STRING_BYTES, the monitor's limit for an entry). */
 static void pvio_engine_queue(struct pvio_area *a, unsigned idx, unsigned op, pvio_u16 port, unsigned size,
-			      pvio_u32 addr, pvio_u32 data_off, pvio_u32 n)
+			      pvio_u32 addr, pvio_u32 data_off, pvio_u32 n, unsigned stride)
 {
 	pvio_u32 c = a->header.count;
 	struct pvio_entry *last = c ? &a->entries[c - 1] : 0;
 
+	/* the same run: op, port, size, engine, and the data right after the previous run's (the staged copy of a
+	 * write; the engine memory a read came from, `stride` bytes an access) */
 	if (last && last->op == op && last->port == port && last->size == size &&
 	    (pvio_u64)last->value + n <= PVIO_MAX_STRING_BYTES / size &&
 	    (pvio_u32)(last->gpa >> PVIO_SERVED_ENGINE_SHIFT) == idx &&
-	    (op == PVIO_OP_SERVED_IN ||
-	     (last->gpa & ((1ull << PVIO_SERVED_OFF_BITS) - 1)) + (pvio_u64)last->value * size == data_off)) {
+	    (last->gpa & ((1ull << PVIO_SERVED_OFF_BITS) - 1)) + (pvio_u64)last->value * stride == data_off) {
 		last->value += n;
 		return;
 	}
@@ -265,7 +266,7 @@ static unsigned long pvio_engine_bulk(struct pvio_area *a, struct pvio_engine *e
 		n = (end - addr) / u;
 	if (count < n)
 		n = count;
-	if (state == PVIO_ENGINE_WRITE && e->kind == PVIO_ENGINE_KIND_DMA &&
+	if (state == PVIO_ENGINE_WRITE && (e->kind == PVIO_ENGINE_KIND_DMA || (e->flags & 2)) &&
 	    (PVIO_XSTAGING_SIZE - a->header.xstaged) / size < n)
 		n = (PVIO_XSTAGING_SIZE - a->header.xstaged) / size;
 	if (PVIO_AUDITING && state == PVIO_ENGINE_READ && (PVIO_AUDIT_DATA_SIZE - a->audit.data_used) / size < n)
@@ -277,10 +278,11 @@ static unsigned long pvio_engine_bulk(struct pvio_area *a, struct pvio_engine *e
 	nbytes = n * size;
 	if (state == PVIO_ENGINE_READ) {
 		pvio_copy(buf, mem, nbytes);
-		pvio_engine_queue(a, idx, PVIO_OP_SERVED_IN, port, size, addr, 0, (pvio_u32)n);
+		pvio_engine_queue(a, idx, PVIO_OP_SERVED_IN, port, size, addr, (pvio_u32)(mem - (pvio_u8 *)a),
+				  (pvio_u32)n, size);
 		pvio_engine_audit(a, port, size, mem, nbytes);
 	} else {
-		if (e->kind == PVIO_ENGINE_KIND_DMA) {
+		if (e->kind == PVIO_ENGINE_KIND_DMA || (e->flags & 2)) {
 			data_off = PVIO_OFF_XSTAGING + a->header.xstaged;
 			pvio_copy(&a->xstaging[a->header.xstaged], buf, nbytes);
 			a->header.xstaged += (pvio_u32)nbytes;
@@ -288,7 +290,7 @@ static unsigned long pvio_engine_bulk(struct pvio_area *a, struct pvio_engine *e
 			data_off = (pvio_u32)(mem - (pvio_u8 *)a);
 		}
 		pvio_copy(mem, buf, nbytes);
-		pvio_engine_queue(a, idx, PVIO_OP_SERVED_OUT, port, size, addr, data_off, (pvio_u32)n);
+		pvio_engine_queue(a, idx, PVIO_OP_SERVED_OUT, port, size, addr, data_off, (pvio_u32)n, size);
 	}
 	a->header.served += (pvio_u32)n;
 	addr = (pvio_u32)((addr + nbytes) & e->addr_mask);
@@ -303,23 +305,26 @@ static int pvio_engine_read(struct pvio_area *a, struct pvio_engine *e, unsigned
 			    pvio_u32 *v)
 {
 	unsigned u = e->unit[size >> 1], i, done;
-	pvio_u32 addr = e->addr, start = e->addr, val = 0;
+	pvio_u32 addr = e->addr, start = e->addr, val = 0, src = 0;
 	pvio_u8 b[4] = { 0, 0, 0, 0 };
 
 	if (u > 4 || !pvio_engine_ready(a, e, PVIO_ENGINE_READ, u, size, &done))
 		return 0;
+
 	for (i = 0; i < u; i++) {
 		pvio_u8 *p = pvio_engine_byte(a, e, addr);
 
 		if (!p)
 			return 0;
+		if (i == 0)
+			src = (pvio_u32)(p - (pvio_u8 *)a);
 		b[i] = *p;
 		addr = pvio_engine_step(e, addr);
 	}
 	for (i = 0; i < size; i++)
 		val |= (pvio_u32)b[i] << (8 * i);
 	*v = val;
-	pvio_engine_queue(a, idx, PVIO_OP_SERVED_IN, port, size, start, 0, 1);
+	pvio_engine_queue(a, idx, PVIO_OP_SERVED_IN, port, size, start, src, 1, u);
 	pvio_engine_audit(a, port, size, b, size);     /* pvio_audit_room made room */
 	a->header.served++;
 	pvio_engine_advance(a, e, u, addr);
@@ -344,7 +349,7 @@ static int pvio_engine_write(struct pvio_area *a, struct pvio_engine *e, unsigne
 			return 0;
 		addr = pvio_engine_step(e, addr);
 	}
-	if (e->kind == PVIO_ENGINE_KIND_DMA) {
+	if (e->kind == PVIO_ENGINE_KIND_DMA || (e->flags & 2)) {
 		if (a->header.xstaged + size > PVIO_XSTAGING_SIZE)
 			return 0;
 		data_off = PVIO_OFF_XSTAGING + a->header.xstaged;
@@ -361,7 +366,7 @@ static int pvio_engine_write(struct pvio_area *a, struct pvio_engine *e, unsigne
 	}
 	for (i = 0; i < u; i++)         /* the device moves the unit: the value's bytes, zero-extended */
 		*dst[i] = (pvio_u8)(i < 4 ? value >> (8 * i) : 0);
-	pvio_engine_queue(a, idx, PVIO_OP_SERVED_OUT, port, size, start, data_off, 1);
+	pvio_engine_queue(a, idx, PVIO_OP_SERVED_OUT, port, size, start, data_off, 1, size);
 	a->header.served++;
 	pvio_engine_advance(a, e, u, addr);
 	return 1;
@@ -410,6 +415,59 @@ static int pvio_engine_arm(struct pvio_area *a, unsigned i, unsigned state, int 
 
 /* --- command rules ------------------------------------------------------------------------------------------- */
 
+/* A rule's wide condition: up to four byte shadows as one little-endian value, masked, within [xmin, xmax]. */
+static int pvio_xcond(const struct pvio_area *a, const struct pvio_cmdrule *r)
+{
+	pvio_u32 v = 0, b;
+	unsigned i;
+
+	for (i = 0; i < 4; i++) {
+		if (r->xslot[i] == PVIO_NO_REF)
+			continue;
+		if (!pvio_shadow_byte(a, r->xslot[i], &b))
+			return 0;
+		v |= b << (8 * i);
+	}
+	v &= r->xmask;
+	return r->xmin <= v && v <= r->xmax;
+}
+
+/* Arm the rule's engine: a DMA engine from its latches (pvio_engine_arm), a WINDOW engine over the rule's memory
+ * for the rule's byte count, from address 0.  `commit` 0: only whether it can. */
+static int pvio_rule_arm(struct pvio_area *a, const struct pvio_cmdrule *r, int commit)
+{
+	struct pvio_engine *e;
+	pvio_u32 count = r->win_count, n;
+
+	if (r->engine >= PVIO_ENGINE_COUNT)
+		return 0;
+	e = &a->engines[r->engine];
+	if (e->kind == PVIO_ENGINE_KIND_DMA)
+		return pvio_engine_arm(a, r->engine, r->engine_state, commit);
+	if (e->kind != PVIO_ENGINE_KIND_WINDOW || (r->engine_state != PVIO_ENGINE_READ &&
+						   r->engine_state != PVIO_ENGINE_WRITE))
+		return 0;
+	if (r->count_slot != PVIO_NO_REF) {
+		if (!pvio_shadow_byte(a, r->count_slot, &n))
+			return 0;
+		count *= n;
+	}
+	if (!count || (r->win_mem && (r->win_mem < PVIO_OFF_ENGINE_MEM ||
+				      r->win_mem - PVIO_OFF_ENGINE_MEM + count > PVIO_ENGINE_MEM_SIZE)))
+		return 0;
+	if (!commit)
+		return 1;
+	if (r->win_mem)
+		e->mem_off = r->win_mem;
+	e->mem_base = 0;
+	e->mem_len = count;
+	e->addr = 0;
+	e->count = count;
+	e->state = r->engine_state;
+	e->flags = (pvio_u8)((e->flags & ~2u) | ((r->flags & 1) ? 2u : 0));
+	return 1;
+}
+
 /* A byte write to a command port that a rule models: apply it (own shadow, effects, engine) and return 1. */
 static int pvio_cmd_rule(struct pvio_area *a, pvio_u16 port, unsigned size, pvio_u32 value, pvio_u32 w)
 {
@@ -433,7 +491,9 @@ static int pvio_cmd_rule(struct pvio_area *a, pvio_u16 port, unsigned size, pvio
 				break;
 		if (k < PVIO_EFFECT_COUNT)
 			continue;       /* an effect on a shadow not known */
-		if (r->engine != PVIO_NO_REF && !pvio_engine_arm(a, r->engine, r->engine_state, 0))
+		if (r->xmask && !pvio_xcond(a, r))
+			continue;
+		if (r->engine != PVIO_NO_REF && !pvio_rule_arm(a, r, 0))
 			continue;
 		pvio_shadow_set(a, own, ((value & r->own_mask) | (old & ~(pvio_u32)r->own_mask)) & r->own_and);
 		for (k = 0; k < PVIO_EFFECT_COUNT; k++) {
@@ -446,7 +506,9 @@ static int pvio_cmd_rule(struct pvio_area *a, pvio_u16 port, unsigned size, pvio
 		}
 		pvio_engines_stop(a, port, r->engine);
 		if (r->engine != PVIO_NO_REF)
-			pvio_engine_arm(a, r->engine, r->engine_state, 1);
+			pvio_rule_arm(a, r, 1);
+		if (r->latch_set < PVIO_LATCH_COUNT)
+			a->latches[r->latch_set].value = r->latch_value;
 		return 1;
 	}
 	return 0;
@@ -547,8 +609,8 @@ PVIO_HELPER int pvio_model_out(struct pvio_area *a, pvio_u16 port, unsigned size
 	(void)w;
 	if (e) {
 		if (!pvio_engine_write(a, e, idx, port, size, value)) {
-			if (!(e->kind == PVIO_ENGINE_KIND_DMA && e->state == PVIO_ENGINE_WRITE && a->header.count &&
-			      a->header.xstaged + size > PVIO_XSTAGING_SIZE))
+			if (!((e->kind == PVIO_ENGINE_KIND_DMA || (e->flags & 2)) && e->state == PVIO_ENGINE_WRITE &&
+			      a->header.count && a->header.xstaged + size > PVIO_XSTAGING_SIZE))
 				return 0;
 			pvio_flush_locked(a);      /* xstaging is full: the monitor takes it and publishes the engine */
 			if (!pvio_engine_write(a, e, idx, port, size, value))
@@ -599,8 +661,8 @@ PVIO_HELPER unsigned long pvio_model_outs(struct pvio_area *a, pvio_u16 port, un
 			continue;
 		}
 		if (!pvio_engine_write(a, e, idx, port, size, v)) {
-			if (!(e->kind == PVIO_ENGINE_KIND_DMA && e->state == PVIO_ENGINE_WRITE && a->header.count &&
-			      a->header.xstaged + size > PVIO_XSTAGING_SIZE))
+			if (!((e->kind == PVIO_ENGINE_KIND_DMA || (e->flags & 2)) && e->state == PVIO_ENGINE_WRITE &&
+			      a->header.count && a->header.xstaged + size > PVIO_XSTAGING_SIZE))
 				break;
 			pvio_flush_locked(a);
 			if (!pvio_engine_write(a, e, idx, port, size, v))

@@ -89,8 +89,8 @@ typedef unsigned long long pvio_u64;
 #define PVIO_IX_ENTRY_COUNT 0x100u
 #define PVIO_AUDIT_CAPACITY 0x7fcu
 #define PVIO_AUDIT_DATA_SIZE 0x10000u
-#define PVIO_XSTAGING_SIZE 0x4000u
-#define PVIO_ENGINE_MEM_SIZE 0x8000u
+#define PVIO_XSTAGING_SIZE 0x8000u
+#define PVIO_ENGINE_MEM_SIZE 0x10000u
 #define PVIO_SERVED_OFF_BITS 0x18u  /* served_gpa(): bits of the area offset */
 #define PVIO_SERVED_ADDR_SHIFT 0x18u  /* served_gpa(): the device address */
 #define PVIO_SERVED_ENGINE_SHIFT 0x38u  /* served_gpa(): the engine index */
@@ -114,8 +114,8 @@ typedef unsigned long long pvio_u64;
 #define PVIO_OFF_AUDIT_RECS 0x25040u
 #define PVIO_OFF_AUDIT_DATA 0x2d000u
 #define PVIO_OFF_XSTAGING 0x3d000u
-#define PVIO_OFF_ENGINE_MEM 0x41000u
-#define PVIO_AREA_SIZE 0x49000u
+#define PVIO_OFF_ENGINE_MEM 0x45000u
+#define PVIO_AREA_SIZE 0x55000u
 
 /* Area header: identification, queue state, statistics. */
 struct pvio_header {
@@ -268,9 +268,19 @@ struct pvio_cmdrule {
 	pvio_u8 eff_slot[4]; /* shadows[eff_slot].val[0] = (val & eff_and) | eff_or */
 	pvio_u8 eff_and[4];
 	pvio_u8 eff_or[4];
-	pvio_u8 reserved[16];
+	pvio_u8 xslot[4]; /* a wide condition: the byte shadows xslot[0..3] (NO_REF: 0) as a little-endian value, ANDed with xmask, within [xmin, xmax]; xmask 0: none */
+	pvio_u32 xmask;
+	pvio_u32 xmin;
+	pvio_u32 xmax;
+	pvio_u32 win_count; /* arming a WINDOW engine: bytes (times the byte shadow count_slot unless NO_REF) */
+	pvio_u32 win_mem; /* arming a WINDOW engine: area offset of its memory (0: keep) */
+	pvio_u8 count_slot;
+	pvio_u8 latch_set; /* a latch this write sets (NO_REF: none) ... */
+	pvio_u8 latch_value; /* ... to this value */
+	pvio_u8 flags; /* bit 0: the armed engine stages what it takes in xstaging (its memory may be reused) */
+	pvio_u8 reserved[4];
 };
-_Static_assert(sizeof(struct pvio_cmdrule) == 64, "pvio_cmdrule size");
+_Static_assert(sizeof(struct pvio_cmdrule) == 80, "pvio_cmdrule size");
 _Static_assert(__builtin_offsetof(struct pvio_cmdrule, port) == 0, "pvio_cmdrule.port");
 _Static_assert(__builtin_offsetof(struct pvio_cmdrule, value_mask) == 2, "pvio_cmdrule.value_mask");
 _Static_assert(__builtin_offsetof(struct pvio_cmdrule, value_want) == 3, "pvio_cmdrule.value_want");
@@ -286,7 +296,17 @@ _Static_assert(__builtin_offsetof(struct pvio_cmdrule, cond_y) == 28, "pvio_cmdr
 _Static_assert(__builtin_offsetof(struct pvio_cmdrule, eff_slot) == 36, "pvio_cmdrule.eff_slot");
 _Static_assert(__builtin_offsetof(struct pvio_cmdrule, eff_and) == 40, "pvio_cmdrule.eff_and");
 _Static_assert(__builtin_offsetof(struct pvio_cmdrule, eff_or) == 44, "pvio_cmdrule.eff_or");
-_Static_assert(__builtin_offsetof(struct pvio_cmdrule, reserved) == 48, "pvio_cmdrule.reserved");
+_Static_assert(__builtin_offsetof(struct pvio_cmdrule, xslot) == 48, "pvio_cmdrule.xslot");
+_Static_assert(__builtin_offsetof(struct pvio_cmdrule, xmask) == 52, "pvio_cmdrule.xmask");
+_Static_assert(__builtin_offsetof(struct pvio_cmdrule, xmin) == 56, "pvio_cmdrule.xmin");
+_Static_assert(__builtin_offsetof(struct pvio_cmdrule, xmax) == 60, "pvio_cmdrule.xmax");
+_Static_assert(__builtin_offsetof(struct pvio_cmdrule, win_count) == 64, "pvio_cmdrule.win_count");
+_Static_assert(__builtin_offsetof(struct pvio_cmdrule, win_mem) == 68, "pvio_cmdrule.win_mem");
+_Static_assert(__builtin_offsetof(struct pvio_cmdrule, count_slot) == 72, "pvio_cmdrule.count_slot");
+_Static_assert(__builtin_offsetof(struct pvio_cmdrule, latch_set) == 73, "pvio_cmdrule.latch_set");
+_Static_assert(__builtin_offsetof(struct pvio_cmdrule, latch_value) == 74, "pvio_cmdrule.latch_value");
+_Static_assert(__builtin_offsetof(struct pvio_cmdrule, flags) == 75, "pvio_cmdrule.flags");
+_Static_assert(__builtin_offsetof(struct pvio_cmdrule, reserved) == 76, "pvio_cmdrule.reserved");
 
 /* A transfer engine on a data port (protocol v5, docs/protocol.md). */
 struct pvio_engine {
@@ -307,7 +327,7 @@ struct pvio_engine {
 	pvio_u8 count_latch[2]; /* DMA: latches (low, high) of the byte count; updated as it counts down */
 	pvio_u8 wrap_latch[2]; /* DMA: latches (to, at) of the wrap bounds, shifted left by wrap_shift */
 	pvio_u8 wrap_shift;
-	pvio_u8 flags; /* bit 0: count saturates at zero (an access moving more than is left ends it) */
+	pvio_u8 flags; /* bit 0: count saturates at zero (an access moving more than is left ends it); bit 1: writes are staged in xstaging (a window a command rule armed: its memory is reused by the next one) */
 	pvio_u8 addr_slot[2]; /* shadows showing the current address (low, high byte); NO_REF: none */
 	pvio_u8 done_slot[4]; /* completion (count reaches 0): shadows[done_slot].val[0] = (val & done_and) | done_or */
 	pvio_u8 done_and[4];
@@ -464,7 +484,6 @@ struct pvio_area {
 	pvio_u8 pad_0x240a0[0x60];
 	struct pvio_engine engines[PVIO_ENGINE_COUNT];
 	struct pvio_cmdrule cmd_rules[PVIO_CMD_RULE_COUNT];
-	pvio_u8 pad_0x24700[0x100];
 	struct pvio_ixentry ix_entries[PVIO_IX_ENTRY_COUNT];
 	struct pvio_audit audit;
 	struct pvio_auditrec audit_recs[PVIO_AUDIT_CAPACITY];
