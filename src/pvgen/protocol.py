@@ -138,6 +138,10 @@ class Layout:
         return self.fmt.size
 
     def offsets(self) -> dict[str, int]:
+        return dict(self._offsets)
+
+    @functools.cached_property
+    def _offsets(self) -> dict[str, int]:
         out, off = {}, 0
         for f in self.fields:
             if off % _SIZES[f.ctype]:
@@ -151,7 +155,7 @@ class Layout:
         f = next((f for f in self.fields if f.name == name), None)
         if f is None:
             raise KeyError(f"{self.cname} has no field {name}")
-        return self.offsets()[name], _SIZES[f.ctype] * f.count
+        return self._offsets[name], _SIZES[f.ctype] * f.count
 
     def unpack(self, data: bytes, offset: int = 0) -> dict[str, int | tuple[int, ...]]:
         vals = list(self.fmt.unpack_from(data, offset))

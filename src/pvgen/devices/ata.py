@@ -498,6 +498,11 @@ class AtaDisk(AtaCommands):
                                      wide=Wide(lba, 0x5FFFFFFF, ATA_LBA << 24 | ra[0], ATA_LBA << 24 | ra[0])))
         return rules
 
+    def command_rules_key(self) -> tuple:
+        """What command_rules() depends on (the monitor publishes them again only when it changes)."""
+        return (self.multiple_count, self.write_cache, getattr(self.backend, "readonly", False),
+                self.backend.sectors, self._readahead())
+
     def engine_state(self, index: int) -> EngineNow | None:
         """The window for the DRQ block in progress, when its completion is known exactly: the last block of
         the command (the next one would raise INTRQ and show new data), device 0 selected, not busy.  Data-in:

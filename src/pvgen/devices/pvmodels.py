@@ -21,6 +21,14 @@ NO = P.NO_REF
 _LATCH = P.LATCH.fmt
 _IRQ = P.IRQ_RULE.fmt
 _OFF_E_STATE = P.ENGINE.field("state")[0]
+_OFF_E_MEM_OFF = P.ENGINE.field("mem_off")[0]
+_OFF_E_MEM_BASE = P.ENGINE.field("mem_base")[0]
+_OFF_E_FLAGS = P.ENGINE.field("flags")[0]
+_OFF_E_DONE = P.ENGINE.field("done_slot")[0]
+_U32 = struct.Struct("<I")
+_OFF_R_XMIN = P.CMD_RULE.field("xmin")[0]
+assert P.CMD_RULE.field("xmax")[0] == _OFF_R_XMIN + 4
+_U32X2 = struct.Struct("<II")
 _OFF_E_ADDR = P.ENGINE.field("addr")[0]
 _OFF_E_WRAP = P.ENGINE.field("wrap_at")[0]
 _OFF_E_SEQ = P.ENGINE.field("seq")[0]
@@ -145,6 +153,9 @@ class ModelSet:
         self._engine_records: list[dict] = []
         self._irq_devs: set[int] = set()
         self.windows: dict[int, bytes] = {}  # area offset -> window bytes published there (the replay's check)
+        self._rule_cache: dict[int, tuple] = {}   # id(device) -> (command_rules_key(), published records)
+        self._ports: dict[tuple, int | None] = {}  # (id(device), offset) -> port, for this publication's bus
+        self._shape_cache: dict[tuple, bytes] = {}  # a rule's shape -> its record (_rule_record_cached)
         self.stats = ModelStats()
         self.devices: set[int] = set()       # ids of devices with something published
 
@@ -155,16 +166,17 @@ class ModelSet:
     # --- resolving a declaration's registers against this bus's publication -----------------------------------
     def _port_of(self, reg: Reg, dev) -> int | None:
         d = reg.device if reg.device is not None else dev
-        for r in self._bus.ranges:
-            if _is(r.device, d) and 0 <= reg.offset < r.length:
-                return r.base + reg.offset
-        return None
+        key = (id(d), reg.offset)
+        if key not in self._ports:
+            self._ports[key] = next((r.base + reg.offset for r in self._bus.ranges
+                                     if _is(r.device, d) and 0 <= reg.offset < r.length), None)
+        return self._ports[key]
 
     def _shadow_slot(self, reg: Reg, dev) -> int | None:
         port = self._port_of(reg, dev)
         if port is None or port not in self._live:
             return None
-        if P.split_class_word(self._words.get(port, 0))[0] != PortClass.SHADOW:
+        if (self._words.get(port, 0) >> P.CLS_READ_SHIFT) & P.CLS_CLASS_MASK != PortClass.SHADOW:
             return None
         return self._live[port]
 
@@ -307,12 +319,36 @@ class ModelSet:
         ms.devices.update(id(q.dev) for q in ms.irqs)
         return ms
 
+    def _rule_record_cached(self, rule: CommandRule, dev) -> bytes | None:
+        """_rule_record, reusing the record of a rule that differs only in its wide condition's bounds (the ATA
+        read-ahead's LBA moves at every read): the bounds are patched into it."""
+        def reg(r):
+            return None if r is None else (id(r.device), r.offset)
+        shape = (id(dev), rule.offset, rule.value_mask, rule.value_want, rule.own_mask, rule.own_and, rule.engine,
+                 int(rule.engine_state), rule.needs_irq_rules, rule.window_count, rule.count_reg,
+                 rule.window_offset, rule.stage, rule.sets_latch,
+                 tuple((c.kind, reg(c.reg), c.x, c.y, reg(c.reg2)) for c in rule.conds),
+                 tuple((reg(e.reg), e.and_mask, e.or_bits) for e in rule.effects),
+                 None if rule.wide is None else (rule.wide.regs, rule.wide.mask))
+        rec = self._shape_cache.get(shape)
+        if rec is None:
+            rec = self._rule_record(rule, dev)
+            if rec is None:
+                return None
+            self._shape_cache[shape] = rec
+        if rule.wide is not None:
+            rec = bytearray(rec)
+            _U32X2.pack_into(rec, _OFF_R_XMIN, rule.wide.lo & 0xFFFFFFFF, rule.wide.hi & 0xFFFFFFFF)
+            rec = bytes(rec)
+        return rec
+
     def _rule_record(self, rule: CommandRule, dev) -> bytes | None:
         """The CMD_RULE record of one declaration, or None when part of it cannot be published."""
         port = self._port_of(Reg(rule.offset), dev)
         if port is None or port not in self._live:
             return None
-        if P.split_class_word(self._words.get(port, 0))[1] not in (PortClass.DOORBELL_IF, PortClass.DOORBELL):
+        if (self._words.get(port, 0) >> P.CLS_WRITE_SHIFT) & P.CLS_CLASS_MASK not in (PortClass.DOORBELL_IF,
+                                                                                        PortClass.DOORBELL):
             return None       # the runtime's slow path sees these writes (a POSTED port with a rule is DOORBELL_IF)
         if rule.needs_irq_rules and id(dev) not in self._irq_devs:
             return None
@@ -440,9 +476,15 @@ class ModelSet:
         for dev, first, cap, dynamic in self.rule_groups:
             if not dynamic or (touched is not None and id(dev) not in touched):
                 continue
-            recs = [x for x in (self._rule_record(rule, dev) for rule in dev.command_rules()) if x is not None]
-            write(gpa + P.OFF_CMD_RULES + first * P.CMD_RULE.size,
-                  b"".join((recs + [bytes(P.CMD_RULE.size)] * cap)[:cap]))
+            keyf = getattr(dev, "command_rules_key", None)   # optional: what command_rules() depends on
+            key = keyf() if keyf is not None else None
+            cached = self._rule_cache.get(id(dev))
+            if key is None or cached is None or cached[0] != key:
+                recs = [x for x in (self._rule_record_cached(rule, dev) for rule in dev.command_rules())
+                        if x is not None]
+                cached = (key, b"".join((recs + [bytes(P.CMD_RULE.size)] * cap)[:cap]))
+                self._rule_cache[id(dev)] = cached
+            write(gpa + P.OFF_CMD_RULES + first * P.CMD_RULE.size, cached[1])
         for k, e in enumerate(self.engines):
             if touched is not None and id(e.dev) not in touched:
                 continue
@@ -491,8 +533,8 @@ class ModelSet:
         now: EngineNow | None = dev.engine_state(e.index)
         if d.kind == EngineKind.WINDOW:
             # a command rule may have pointed the engine elsewhere in the guest: back to its own memory
-            write(rec + P.ENGINE.field("mem_off")[0], struct.pack("<I", e.mem_off))
-            write(rec + P.ENGINE.field("flags")[0], bytes((e.flags,)))
+            write(rec + _OFF_E_MEM_OFF, _U32.pack(e.mem_off))
+            write(rec + _OFF_E_FLAGS, bytes((e.flags,)))
             self._windows_drop(e)
             for off, data in (now.extra if now is not None else ()):   # the command rules' windows
                 if 0 <= off and off + len(data) <= d.mem_len and data:
@@ -513,8 +555,8 @@ class ModelSet:
                 self.windows[e.mem_off] = data
             e.window, e.window_base, e.seq = data, now.addr, (e.seq + 1) & 0xFFFFFFFF
             mem_base = now.addr           # the window holds device addresses now.addr .. + count
-            write(rec + P.ENGINE.field("mem_base")[0], struct.pack("<II", mem_base, max(now.count, 1)))
-            write(rec + _OFF_E_SEQ, struct.pack("<I", e.seq))
+            write(rec + _OFF_E_MEM_BASE, _U32X2.pack(mem_base, max(now.count, 1)))
+            write(rec + _OFF_E_SEQ, _U32.pack(e.seq))
         done = e.done_bytes
         if now.done is not None:
             slots = self._done_slots(dev, now.done)
@@ -522,9 +564,9 @@ class ModelSet:
                 write(rec + _OFF_E_STATE, b"\0")
                 return
             done = bytes(s for s, _, _ in slots) + bytes(a for _, a, _ in slots) + bytes(o for _, _, o in slots)
-        write(rec + P.ENGINE.field("done_slot")[0], done)
-        write(rec + _OFF_E_ADDR, struct.pack("<II", now.addr & 0xFFFFFFFF, now.count & 0xFFFFFFFF))
-        write(rec + _OFF_E_WRAP, struct.pack("<II", now.wrap_at & 0xFFFFFFFF, now.wrap_to & 0xFFFFFFFF))
+        write(rec + _OFF_E_DONE, done)
+        write(rec + _OFF_E_ADDR, _U32X2.pack(now.addr & 0xFFFFFFFF, now.count & 0xFFFFFFFF))
+        write(rec + _OFF_E_WRAP, _U32X2.pack(now.wrap_at & 0xFFFFFFFF, now.wrap_to & 0xFFFFFFFF))
         write(rec + _OFF_E_STATE, bytes((int(now.state),)))
 
     def _done_slots(self, dev, effects) -> list[tuple[int, int, int]] | None:
