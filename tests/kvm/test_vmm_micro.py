@@ -129,3 +129,15 @@ def test_timer_tick_flushes_the_runtime_queue(kvm, tmp_path):
     assert res.stop == "exit", res.message
     assert b"TICK rc=0 queued=5 after=0" in res.console, res.console
     assert delivered == 5
+
+
+def test_micro_allocates_a_whole_batch_area():
+    """micro.c sizes its area by hand (it is harness code, not built against the runtime's header): it must be the
+    protocol's, or pvio_init refuses it and the generated variant silently runs direct."""
+    import re
+
+    from pvgen import protocol
+    from pvgen.vmm.bench_micro import MICRO_SRC
+
+    found = re.search(r"#define PVIO_AREA_BYTES (0x[0-9a-fA-F]+)UL", MICRO_SRC.read_text())
+    assert found and int(found.group(1), 16) == protocol.AREA_SIZE

@@ -14,7 +14,7 @@ static inline unsigned char inb(unsigned short port)
 
 /* The batching runtime's entry point, present only in the generated variant (pvgen runtime, issue 3). */
 extern int pvio_init(void *mem, unsigned long size) __attribute__((weak));
-#define PVIO_AREA_BYTES 0x49000UL   /* PVIO_AREA_SIZE (protocol v5); pvio_init refuses a smaller area */
+#define PVIO_AREA_BYTES 0x55000UL   /* protocol.AREA_SIZE (tests/kvm/test_vmm_micro.py checks it); pvio_init refuses less */
 
 int hx_main(void)
 {
