@@ -146,6 +146,34 @@ def test_rewritten_objects_call_the_runtime_and_need_no_stub(kernel_headers, lin
     assert not {s for s in elfobj.undefined_symbols(plain.drivers) if s.startswith("__pvio_")}
 
 
+def _port_io(obj: Path) -> list[str]:
+    """The port-I/O instructions of an object (objdump)."""
+    import re
+    import subprocess
+
+    text = subprocess.run(["objdump", "-d", str(obj)], capture_output=True, text=True, check=True).stdout
+    return re.findall(r"\t((?:rep )?(?:in|out|ins|outs)[bwl]?) ", text)
+
+
+@pytest.mark.parametrize("name", ["net", "pci"])
+def test_config_accessors_are_built_with_the_drivers_compiler(kernel_headers, linux_source_tarball, name):
+    # lx_pciconf.c plays arch/x86/pci/direct.c (built into vmlinux): the only port I/O of the environment, built
+    # next to the drivers, so the rewritten variant's configuration accesses go through the runtime too.
+    from pvgen.toolchain import kbuild as tk
+
+    accessors = {"lx_pci_read32", "lx_pci_write32", "lx_pci_read16", "lx_pci_write16"}
+    plain = lxbuild.build(name)
+    conf = next(o for o in plain.env if o.name == "lx_pciconf.o")
+    assert accessors <= elfobj.defined_symbols([conf])
+    assert sorted(set(_port_io(conf))) == ["in", "out"]
+    assert all(not _port_io(o) for o in plain.env if o != conf)          # no other port I/O in the environment
+    lb = lxbuild.build(name, f"gcc -B{tk.bdir()}")
+    conf = next(o for o in lb.env if o.name == "lx_pciconf.o")
+    assert _port_io(conf) == []
+    assert {"__pvio_outl_dx", "__pvio_inl_dx", "__pvio_inw_dx", "__pvio_outw_dx"} <= elfobj.undefined_symbols([conf])
+    assert accessors.isdisjoint(elfobj.defined_symbols([o for o in lb.env if o != conf]))
+
+
 def test_cli_build_reports_the_symbol_budget(kernel_headers, linux_source_tarball):
     from click.testing import CliRunner
 

@@ -90,7 +90,8 @@ def test_ne2k_pci_probe_tx_rx(kvm, net_image):
     result = wl.parse_result(console)
     assert result["rx"] == ops and result["errors"] == 0
     assert result["rx_crc"] == wl.frames_crc(rx)
-    assert [m for m, _ in res.marks] == [wl.MARK_TX_START, wl.MARK_TX_END, wl.MARK_RX_START, wl.MARK_RX_END]
+    assert [m for m, _ in res.marks] == [wl.MARK_PROBE_START, wl.MARK_PROBE_END, wl.MARK_TX_START, wl.MARK_TX_END,
+                                         wl.MARK_RX_START, wl.MARK_RX_END]
 
 
 def test_no_nic_is_reported(kvm, net_image):

@@ -112,3 +112,47 @@ def test_port_breakdown_lines():
     out = buf.getvalue()
     assert "pv-ideal tx: I/O exits by port: 0x0e94 out 0.10/op" in out
     assert "pv-ideal tx: pvbatch flushes by trigger: OUT 0xc000 0.05/op" in out
+
+
+def _marks(*ids: int):
+    from pvgen.bench.runner import Mark
+
+    return [Mark(i, 1_000_000 * k, {"exits": 10 * k * k, "io_exits": k}) for k, i in enumerate(ids)]
+
+
+def test_probe_phase_is_one_operation_and_optional():
+    from pvgen.bench import workload as wl
+    from pvgen.bench.runner import PHASES, phase_ops, phases
+
+    assert PHASES["net"] == ["probe", "tx", "rx"] and phase_ops("net", 50) == {"probe": 1, "tx": 50, "rx": 50}
+    linux = phases(_marks(wl.MARK_PROBE_START, wl.MARK_PROBE_END, wl.MARK_TX_START, wl.MARK_TX_END,
+                          wl.MARK_RX_START, wl.MARK_RX_END), PHASES["net"], phase_ops("net", 50))
+    assert [(p.name, p.ops, p.exits, p.in_total) for p in linux] == [
+        ("probe", 1, 10, False), ("tx", 50, 50, True), ("rx", 50, 90, True)]
+    # pv-ideal has no probe: the phase is absent, not an error
+    pv = phases(_marks(wl.MARK_TX_START, wl.MARK_TX_END, wl.MARK_RX_START, wl.MARK_RX_END), PHASES["net"],
+                phase_ops("net", 50))
+    assert [p.name for p in pv] == ["tx", "rx"]
+    # a probe begun and never ended, or a missing transmit phase, is still an error
+    with pytest.raises(PvgenError, match="phase probe"):
+        phases(_marks(wl.MARK_PROBE_START, wl.MARK_TX_START, wl.MARK_TX_END, wl.MARK_RX_START, wl.MARK_RX_END),
+               PHASES["net"], phase_ops("net", 50))
+    with pytest.raises(PvgenError, match="phase tx"):
+        phases(_marks(wl.MARK_PROBE_START, wl.MARK_PROBE_END, wl.MARK_RX_START, wl.MARK_RX_END), PHASES["net"],
+               phase_ops("net", 50))
+
+
+def test_total_leaves_the_probe_out_and_the_table_names_every_variant():
+    res = synthetic()
+    res["original"].phases.insert(0, Phase("probe", 1, 400, 390, 0.02, in_total=False))
+    t = res["original"].total()
+    assert (t.ops, t.exits, t.wall_s) == (200, 60000, 6.0)
+    assert report.phase_names(res) == ["probe", "tx", "rx", "total"]
+    buf = io.StringIO()
+    report.print_report(res, "net", Console(file=buf, width=220, color_system=None))
+    rows = [ln for ln in buf.getvalue().splitlines() if "pv-ideal" in ln and " tx " in ln]
+    assert rows, "pv-ideal's first row (tx: it has no probe) names the variant"
+    doc = report.to_json(res, "net")
+    assert doc["variants"]["original"]["phases"]["probe"]["exits"] == 400
+    assert "probe" not in doc["variants"]["pv-ideal"]["phases"]
+    assert doc["variants"]["original"]["phases"]["total"]["exits"] == 60000

@@ -30,7 +30,8 @@ def _ratio(x: float | None) -> str:
 
 def phase_names(results: dict[str, VariantResult]) -> list[str]:
     """The phases measured by any variant, in first-seen order, then "total" when there is more than one and they
-    are disjoint (the disk's "disk" phase is its total already: its quarters and sums are parts of it)."""
+    are disjoint (the disk's "disk" phase is its total already: its quarters and sums are parts of it).  "total"
+    sums the phases of per-operation work only: a one-time step (the net probe, Phase.in_total) is left out."""
     names: list[str] = []
     for r in results.values():
         for p in r.phases:
@@ -59,16 +60,14 @@ def table(results: dict[str, VariantResult], workload: str) -> Table:
         if not r.measured:
             t.add_row(name, "–", *["–"] * 6, *["–"] * len(REFERENCES), verdict(r), style=style, end_section=True)
             continue
-        for i, ph in enumerate(names):
-            p = r.phase(ph)
-            if p is None:
-                continue
+        shown = [(ph, r.phase(ph)) for ph in names]
+        shown = [(ph, p) for ph, p in shown if p is not None]   # a variant without a step (pv-ideal: no probe)
+        for i, (ph, p) in enumerate(shown):
             rat = ratios(results, name, ph)
-            last = i == len(names) - 1
             t.add_row(name if i == 0 else "", ph, _num(p.ops), _num(p.exits), _num(p.io_exits),
                       _num(p.io_returns), _num(p.exits_per_op, "{:,.3f}"), _num(p.ops_per_s),
                       *[_ratio(rat[ref]["throughput"]) for ref in REFERENCES],
-                      verdict(r) if i == 0 else "", style=style, end_section=last)
+                      verdict(r) if i == 0 else "", style=style, end_section=i == len(shown) - 1)
     return t
 
 

@@ -20,6 +20,7 @@ class Phase:
     wall_s: float
     stats: dict[str, int] = field(default_factory=dict)      # every KVM statistic's delta over the phase
     breakdown: dict[str, int] = field(default_factory=dict)  # exits by reason/port, when the monitor gives them
+    in_total: bool = True           # summed into the variant's "total" (not a one-time step such as the probe)
 
     @property
     def io_returns(self) -> int | None:
@@ -60,18 +61,19 @@ class VariantResult:
         return bool(self.phases)
 
     def total(self) -> Phase:
-        """All phases together: ops, exits and wall time summed (the disk's "disk" phase is its total already:
-        the other disk phases are parts of it)."""
+        """The phases counted in the total (not a one-time step such as the probe): ops, exits and wall time
+        summed (the disk's "disk" phase is its total already: the other disk phases are parts of it)."""
         whole = next((p for p in self.phases if p.name == "disk"), None)
         if whole is not None:
             return Phase("total", whole.ops, whole.exits, whole.io_exits, whole.wall_s, dict(whole.stats),
                          dict(whole.breakdown))
+        parts = [p for p in self.phases if p.in_total]
         brk: dict[str, int] = {}
-        for p in self.phases:
+        for p in parts:
             for k, v in p.breakdown.items():
                 brk[k] = brk.get(k, 0) + v
-        return Phase("total", sum(p.ops for p in self.phases), sum(p.exits for p in self.phases),
-                     sum(p.io_exits for p in self.phases), sum(p.wall_s for p in self.phases), {}, brk)
+        return Phase("total", sum(p.ops for p in parts), sum(p.exits for p in parts),
+                     sum(p.io_exits for p in parts), sum(p.wall_s for p in parts), {}, brk)
 
     def phase(self, name: str) -> Phase | None:
         if name == "total":

@@ -84,7 +84,9 @@ Machine = Callable[[GuestSpec], GuestRun]
 
 def phases(marks: list[Mark], names: list[str], ops: int | dict[str, int]) -> list[Phase]:
     """The phases bracketed by their mark ids (bench/workload.py PHASE_MARKS), or the sum of other phases
-    (PHASE_SUMS); `ops`: one count for every phase, or a count by phase name.  A missing mark is an error."""
+    (PHASE_SUMS); `ops`: one count for every phase, or a count by phase name.  A missing mark is an error, except
+    for a SETUP_PHASES phase whose marks are both absent (a guest without that step: pv-ideal has no probe); such
+    a phase is kept out of the variant's total."""
     out: list[Phase] = []
     for name in names:
         n_ops = ops[name] if isinstance(ops, dict) else ops
@@ -101,6 +103,8 @@ def phases(marks: list[Mark], names: list[str], ops: int | dict[str, int]) -> li
                              sum(p.wall_s for p in parts), stats, brk))
             continue
         start_id, end_id = wl.PHASE_MARKS[name]
+        if name in wl.SETUP_PHASES and not any(m.id in (start_id, end_id) for m in marks):
+            continue
         start = next((i for i, m in enumerate(marks) if m.id == start_id), None)
         end = next((i for i, m in enumerate(marks) if m.id == end_id and start is not None and i > start), None)
         if start is None or end is None:
@@ -110,18 +114,18 @@ def phases(marks: list[Mark], names: list[str], ops: int | dict[str, int]) -> li
         delta = {k: b.stats.get(k, 0) - a.stats.get(k, 0) for k in b.stats}
         brk = {k: b.breakdown.get(k, 0) - a.breakdown.get(k, 0) for k in b.breakdown}
         out.append(Phase(name, n_ops, delta.get("exits", 0), delta.get("io_exits", 0), (b.t_ns - a.t_ns) / 1e9,
-                         delta, {k: v for k, v in brk.items() if v}))
+                         delta, {k: v for k, v in brk.items() if v}, in_total=name not in wl.SETUP_PHASES))
     return out
 
 
-PHASES = {"net": ["tx", "rx"],
+PHASES = {"net": ["probe", "tx", "rx"],
           "disk": ["disk", "seq-write", "seq-read", "rand-write", "rand-read", "write", "read"]}
 
 
 def phase_ops(workload: str, ops: int) -> dict[str, int]:
     """How many operations each phase of `workload` measures (the disk's quarters: disk_quarter_start)."""
     if workload != "disk":
-        return {name: ops for name in PHASES[workload]}
+        return {name: 1 if name in wl.SETUP_PHASES else ops for name in PHASES[workload]}
     q = [wl.disk_quarter_start(k, ops) for k in range(5)]
     out = {"disk": ops, "seq-write": q[1] - q[0], "seq-read": q[2] - q[1], "rand-write": q[3] - q[2],
            "rand-read": q[4] - q[3]}

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from pvgen.devices.bus import BusError, PortBus, PortDevice
-from pvgen.protocol import PortClass
+from pvgen.modeldecl import IndexFile
+from pvgen.protocol import IX_ENTRY_COUNT, PortClass
 
 # Configuration header registers (PCI 3.0, 6.1), names as in Linux include/uapi/linux/pci_regs.h.
 PCI_VENDOR_ID = 0x00
@@ -21,14 +22,18 @@ PCI_STATUS = 0x06
 PCI_REVISION_ID = 0x08
 PCI_CLASS_PROG = 0x09
 PCI_CLASS_DEVICE = 0x0A
+PCI_CLASS_REVISION = 0x08     # the dword: revision, programming interface, subclass, base class
 PCI_CACHE_LINE_SIZE = 0x0C
 PCI_LATENCY_TIMER = 0x0D
 PCI_HEADER_TYPE = 0x0E
 PCI_BASE_ADDRESS_0 = 0x10
+PCI_BASE_ADDRESS_5 = 0x24
+PCI_CARDBUS_CIS = 0x28
 PCI_SUBSYSTEM_VENDOR_ID = 0x2C
 PCI_SUBSYSTEM_ID = 0x2E
 PCI_ROM_ADDRESS = 0x30
 PCI_CAPABILITY_LIST = 0x34
+PCI_RESERVED_38 = 0x38
 PCI_INTERRUPT_LINE = 0x3C
 PCI_INTERRUPT_PIN = 0x3D
 
@@ -50,6 +55,39 @@ CONFIG_ADDRESS_ENABLE = 0x8000_0000
 CONFIG_ADDRESS_MASK = 0x80FF_FFFC
 
 CONFIG_ADDRESS_PORT = 0xCF8   # where the monitor registers PciHost (length 8)
+HEADER_TYPE_MULTI_FUNCTION = 0x80
+
+# The type-0 header dwords the guest may read from the published mirror (PciHost.index_entries, protocol v5 index
+# file): each is side-effect-free to read and changes only through a configuration write to its own function,
+# which the runtime never posts (CONFIG_DATA writes are strict: they flush, and the monitor publishes the mirror
+# again after the replay). PCI Local Bus 3.0:
+#   0x00 Vendor ID, Device ID: read-only, hardwired (6.2.1).
+#   0x08 Revision ID, Class Code: read-only (6.2.1).
+#   0x0C Cache Line Size, Latency Timer (read/write: only a configuration write changes them, 6.2.4), Header Type
+#        (read-only, 6.2.1), BIST: 0 in every function modelled here (BIST Capable clear, 6.2.4). A function that
+#        implemented BIST would have to be left out: Start BIST clears itself when the test completes.
+#   0x10..0x24 Base Address Registers, as programmed (6.2.5.1): a BAR changes only by a configuration write, and
+#        its read-back after the all-ones sizing write is the size mask, published at that write's flush.
+#   0x28 CardBus CIS Pointer, 0x2C Subsystem Vendor ID / Subsystem ID: read-only (6.2.4).
+#   0x30 Expansion ROM BAR (6.2.5.2), 0x34 Capabilities Pointer (6.7), 0x38 reserved: not implemented here,
+#        "read accesses to reserved or unimplemented registers must be completed normally and a data value of 0
+#        returned" (6.1).
+#   0x3C Interrupt Line (read/write, written by configuration software only), Interrupt Pin, Min_Gnt, Max_Lat
+#        (read-only, 6.2.4).
+# Left out: the Command/Status dword at 0x04. Status bit 3, Interrupt Status (6.2.3), follows the function's INTx#
+# whenever the device raises or drops its interrupt, between the guest's configuration accesses, and the Status
+# error bits are set by hardware events (6.2.3); a word read of Command would be served from the same dword, so
+# the whole dword is read from the device. Also left out: the device-specific space 0x40..0xFF (6.1 leaves its
+# read behaviour to the device).
+MIRRORED_REGISTERS = (PCI_VENDOR_ID, PCI_CLASS_REVISION, PCI_CACHE_LINE_SIZE,
+                      *range(PCI_BASE_ADDRESS_0, PCI_BASE_ADDRESS_5 + 4, 4), PCI_CARDBUS_CIS,
+                      PCI_SUBSYSTEM_VENDOR_ID, PCI_ROM_ADDRESS, PCI_CAPABILITY_LIST, PCI_RESERVED_38,
+                      PCI_INTERRUPT_LINE)
+
+
+def config_address(bus: int, device: int, function: int, reg: int) -> int:
+    """CONFIG_ADDRESS of a dword register with the enable bit set (3.2.2.3.2)."""
+    return CONFIG_ADDRESS_ENABLE | bus << 16 | device << 11 | function << 8 | (reg & 0xFC)
 
 
 @dataclass
@@ -227,12 +265,19 @@ class PciHost:
     def update_irq(self) -> None:
         """The host bridge raises no interrupt of its own (functions drive their INTx lines)."""
 
-    def _target(self) -> tuple[PciFunction | None, int]:
-        a = self.config_address
+    def _target(self, a: int | None = None) -> tuple[PciFunction | None, int]:
+        """The function and dword register CONFIG_ADDRESS `a` (default: the current one) selects."""
+        a = self.config_address if a is None else a
         if not a & CONFIG_ADDRESS_ENABLE:
             return None, 0
         key = (a >> 16 & 0xFF, a >> 11 & 0x1F, a >> 8 & 0x7)
         return self.functions.get(key), a & 0xFC
+
+    def config_dword(self, a: int) -> int:
+        """What a dword read of CONFIG_DATA returns with CONFIG_ADDRESS = `a` (no side effect): the function's
+        register, or all-ones for an absent function or a clear enable bit (master abort, 6.1 and 6.2.1)."""
+        fn, reg = self._target(a & CONFIG_ADDRESS_MASK)
+        return 0xFFFF_FFFF if fn is None else fn.read_dword(reg)
 
     def io_read(self, offset: int, size: int) -> int:
         ones = (1 << (8 * size)) - 1
@@ -245,10 +290,7 @@ class PciHost:
         if size not in (1, 2, 4) or off % size:
             self.metrics["bad_data_access"] += 1
             return ones
-        fn, reg = self._target()
-        if fn is None:
-            return ones   # absent function or disabled mechanism: all-ones (master abort)
-        return fn.read_dword(reg) >> (8 * off) & ones
+        return self.config_dword(self.config_address) >> (8 * off) & ones   # absent / disabled: all-ones
 
     def io_write(self, offset: int, size: int, value: int) -> None:
         if offset == 0 and size == 4:
@@ -270,6 +312,37 @@ class PciHost:
     def port_classes(self) -> dict[int, tuple[PortClass, PortClass]]:
         """CONFIG_ADDRESS writes only select a register: posted. Data accesses may remap BARs: strict."""
         return {0: (PortClass.STRICT, PortClass.POSTED)}
+
+    # -- the index/data register file (protocol v5, pvgen/modeldecl.py) -------------------------------------------
+
+    def index_files(self) -> list[IndexFile]:
+        """Mechanism #1 as an index/data file: the dword CONFIG_ADDRESS write at offset 0 selects what CONFIG_DATA
+        (offsets 4..7, byte lane = offset - 4) reads; the key is the address under CONFIG_ADDRESS_MASK (enable
+        bit, bus, device, function, dword register: what the host bridge decodes, 3.2.2.3.2)."""
+        return [IndexFile(index_offset=0, index_size=4, data_offset=4, data_len=4, key_mask=CONFIG_ADDRESS_MASK)]
+
+    def index_latch(self, i: int) -> int | None:
+        """The current CONFIG_ADDRESS (always known: the host bridge holds it as written, masked)."""
+        return self.config_address if i == 0 else None
+
+    def index_entries(self, i: int) -> dict[int, int]:
+        """The configuration dwords a read may take from the mirror now (key: CONFIG_ADDRESS & CONFIG_ADDRESS_MASK,
+        value: what config_dword returns), at most IX_ENTRY_COUNT, in this order of priority: the
+        MIRRORED_REGISTERS of every present function; then the Vendor ID dword (all-ones, 6.2.1) of each absent
+        function a bus-0 scan reads: function 0 of every empty slot, and functions 1-7 of a slot whose function 0
+        is multi-function (Header Type bit 7; Linux's pci_scan_slot and the environment's lx_pci.c read nothing
+        else of a function whose Vendor ID reads all-ones)."""
+        if i != 0:
+            return {}
+        keys = [config_address(*where, reg) for where in sorted(self.functions) for reg in MIRRORED_REGISTERS]
+        for dev in range(32):
+            f0 = self.functions.get((0, dev, 0))
+            if f0 is None:
+                keys.append(config_address(0, dev, 0, PCI_VENDOR_ID))
+            elif f0.header_type & HEADER_TYPE_MULTI_FUNCTION:
+                keys += [config_address(0, dev, fn, PCI_VENDOR_ID) for fn in range(1, 8)
+                         if (0, dev, fn) not in self.functions]
+        return {k: self.config_dword(k) for k in keys[:IX_ENTRY_COUNT]}
 
 
 def ne2000_function(nic: PortDevice, *, io_base: int = 0xC000, irq_line: int = 11,

@@ -20,6 +20,8 @@ typedef unsigned char wl_u8;
 #define WL_MARK_TX_END     11
 #define WL_MARK_RX_START   12
 #define WL_MARK_RX_END     13
+#define WL_MARK_PROBE_START 14  /* the Linux net workload's PCI probe (module inits); pv-ideal has no probe */
+#define WL_MARK_PROBE_END   15
 #define WL_MARK_DISK_START 20
 #define WL_MARK_DISK_END   21
 #define WL_MARK_DISK_Q1    22   /* the first request of quarters 1, 2, 3: the disk's phases (bench/workload.py) */

@@ -22,11 +22,12 @@ size_t lx_strlen(const char *s);
 /* lx_irq.c: interrupt lines as the drivers see them (request_irq, disable_irq depth, replay of pending lines). */
 unsigned long lx_irq_count(int irq);   /* handler runs on a line (replays included) */
 
-/* lx_pci.c: configuration mechanism #1 (0xCF8/0xCFC). */
+/* lx_pciconf.c: configuration mechanism #1 (0xCF8/0xCFC), built with the drivers' compiler. */
 u32 lx_pci_read32(unsigned bus, unsigned devfn, unsigned reg);
 void lx_pci_write32(unsigned bus, unsigned devfn, unsigned reg, u32 val);
 u16 lx_pci_read16(unsigned bus, unsigned devfn, unsigned reg);
 void lx_pci_write16(unsigned bus, unsigned devfn, unsigned reg, u16 val);
+/* lx_pci.c: enumeration and probing. */
 struct pci_dev;
 /* The n-th device bound to a driver by __pci_register_driver (NULL past the end). */
 struct pci_dev *lx_pci_bound(int n);

@@ -1,41 +1,9 @@
 /* lx_pci.c - PCI for real drivers: enumerate bus 0 over configuration mechanism #1 and probe matching drivers. */
 #include <linux/pci.h>
-#include <linux/io.h>
 #include "lx_env.h"
 
-/* PCI Local Bus Specification 3.0, section 3.2.2.3.2: CONFIG_ADDRESS at 0xCF8, CONFIG_DATA at 0xCFC. */
-#define PCI_CONF_ADDR 0xcf8
-#define PCI_CONF_DATA 0xcfc
+/* The configuration accessors lx_pci_read32/write32/read16/write16 are in lx_pciconf.c (mechanism #1). */
 #define LX_MAX_BOUND 64
-
-static u32 conf_addr(unsigned bus, unsigned devfn, unsigned reg)
-{
-	return 0x80000000u | (bus << 16) | (devfn << 8) | (reg & 0xfc);
-}
-
-u32 lx_pci_read32(unsigned bus, unsigned devfn, unsigned reg)
-{
-	outl(conf_addr(bus, devfn, reg), PCI_CONF_ADDR);
-	return inl(PCI_CONF_DATA);
-}
-
-void lx_pci_write32(unsigned bus, unsigned devfn, unsigned reg, u32 val)
-{
-	outl(conf_addr(bus, devfn, reg), PCI_CONF_ADDR);
-	outl(val, PCI_CONF_DATA);
-}
-
-u16 lx_pci_read16(unsigned bus, unsigned devfn, unsigned reg)
-{
-	outl(conf_addr(bus, devfn, reg), PCI_CONF_ADDR);
-	return inw(PCI_CONF_DATA + (reg & 2));
-}
-
-void lx_pci_write16(unsigned bus, unsigned devfn, unsigned reg, u16 val)
-{
-	outl(conf_addr(bus, devfn, reg), PCI_CONF_ADDR);
-	outw(val, PCI_CONF_DATA + (reg & 2));
-}
 
 static struct pci_bus bus0 = { .number = 0 };
 static struct pci_dev *bound[LX_MAX_BOUND];

@@ -132,9 +132,13 @@ int hx_main(void)
 	lx_verbose = wl_param(cmd, "verbose", 0);
 	hx_printf("lxnet: ops=%lu rx=%lu seed=%lu\n", ops, rx, seed);
 
+	/* the probe phase (one operation): the modules' inits, i.e. the PCI scan of bus 0 (config mechanism #1) and
+	 * ne2k_pci_init_one (BAR sizing, pci_enable_device, card reset, station PROM, register_netdev) */
+	hx_mark(WL_MARK_PROBE_START);
 	err = lx_8390_init_module();
 	if (!err)
 		err = lx_ne2k_pci_init_module();
+	hx_mark(WL_MARK_PROBE_END);
 	dev = lx_netdev_registered(0);
 	if (err || !dev) {
 		hx_printf("lxnet: FAIL: ne2k-pci probe found no device (init %d)\n", err);
