@@ -174,7 +174,8 @@ class IrqRule:
 @dataclass(frozen=True)
 class IndexFile:
     """An index/data register file: a write of `index_size` bytes to `index_offset` selects what the data ports
-    `data_offset .. + data_len` read; entries are keyed by index & key_mask, byte lane = data port - data_offset."""
+    `data_offset .. + data_len` read; entries are keyed by index & key_mask, byte lane = data port - data_offset.
+    Only naturally aligned data reads are served (a misaligned one goes to the device)."""
 
     index_offset: int
     index_size: int

@@ -521,8 +521,8 @@ static int pvio_ix_read(struct pvio_area *a, pvio_u16 port, unsigned size, pvio_
 	const struct pvio_ixfile *f = &a->ix_file;
 	pvio_u32 key, k = (pvio_u32)(pvio_u16)(port - f->data_port), lo = 0, hi;
 
-	if (!f->index_port || !f->valid || !pvio_exact(a) || k + size > f->data_len)
-		return 0;
+	if (!f->index_port || !f->valid || !pvio_exact(a) || k + size > f->data_len || (k & (size - 1)))
+		return 0;       /* a misaligned lane read is the device's to answer (PCI: all ones) */
 	key = f->latch & f->key_mask;
 	hi = f->entries < PVIO_IX_ENTRY_COUNT ? f->entries : PVIO_IX_ENTRY_COUNT;
 	while (lo < hi) {        /* entries are sorted by key */
