@@ -38,19 +38,24 @@ class RxPacer:
     deferred: bool = False               # pump at the end of the batch being replayed (attach_to), not at the ack
     _busy: bool = field(default=False, repr=False)
     _due: bool = field(default=False, repr=False)
+    _acks: int = field(default=0, repr=False)
 
     def attach_to(self, pvbatch) -> None:
         """Under the batch monitor, the acknowledge that asks for frames is replayed inside a batch: the frames then
         arrive when the batch has been replayed (PvBatch.after_replay), after every access the guest queued before
-        its exit, as a frame arriving during that exit would; the shadows follow (refresh)."""
+        its exit, as a frame arriving during that exit would; the shadows follow (refresh).  The NIC then sits on
+        the bus itself (no wrapper on every replayed access): the pacer watches its count of PRX acknowledges."""
         self.deferred = True
         self.after_inject = pvbatch.refresh
+        self._acks = self.nic.prx_acks
         pvbatch.after_replay.append(self._pump_due)
 
     def _pump_due(self) -> None:
-        if self._due:
-            self._due = False
-            self.pump()
+        acks = self.nic.prx_acks
+        if self._due or acks != self._acks:
+            self._due, self._acks = False, acks
+            if self.enabled and self.inbox:
+                self.pump()
 
     def __getattr__(self, item):         # everything else (shadow_read, fifo_read, port_classes...) is the NIC's
         return getattr(self.nic, item)
@@ -84,7 +89,9 @@ class RxPacer:
         return done
 
 
-def _attach_net(m, host, nic_box: dict, posted_tx: bool = True) -> None:
+def _attach_net(m, host, nic_box: dict, posted_tx: bool = True, wrapped: bool = True) -> None:
+    """`wrapped`: the pacer sits on the bus around the NIC and pumps at the acknowledge's exit (no batch monitor);
+    else the NIC is on the bus and the pacer pumps after the replay of a batch that acknowledged (attach_to)."""
     from pvgen.devices import pci
     from pvgen.devices.ne2000 import Ne2000
     from pvgen.protocol import PortClass
@@ -94,7 +101,7 @@ def _attach_net(m, host, nic_box: dict, posted_tx: bool = True) -> None:
     pacer = RxPacer(nic, host.peer.inbox)
     pcihost = pci.PciHost()
     pcihost.add(0, 0, pci.host_bridge())
-    fn = pci.ne2000_function(pacer, io_base=NIC_IO_BASE, irq_line=NIC_IRQ,
+    fn = pci.ne2000_function(pacer if wrapped else nic, io_base=NIC_IO_BASE, irq_line=NIC_IRQ,
                              platform_irq=lambda level: m.set_irq(NIC_IRQ, level), bus=m.ports)
     pci.wire_intx(nic, fn, NIC_IRQ)     # on the NIC itself, not on the pacer that wraps it
     pcihost.add(NIC_SLOT, 0, fn)
@@ -172,7 +179,7 @@ class LinuxKit:
         image = self.image(variant, params.workload, bool(params.extra.get("run_audit")))
         box: dict = {}
         if params.workload == "net":
-            hooks = [lambda m: _attach_net(m, host, box, variant.posted_tx)]
+            hooks = [lambda m: _attach_net(m, host, box, variant.posted_tx, variant.pvbatch_classes is None)]
         else:
             hooks = [lambda m: _attach_disk(m, host, box)]
         spec = GuestSpec(image, params.cmdline(), [], variant.coalesced_posted, variant.pvbatch_classes,

@@ -80,6 +80,7 @@ class Ne2000(Ne2000Dma):
     posted_tx: bool = True
     _irq_level: bool | None = None  # the level update_irq drove last (None: not driven yet)
     fifo_epoch: int = 0             # changes when the remote DMA is (re)started, aborted or its address/count written
+    prx_acks: int = 0               # ISR writes acknowledging PRX (a paced peer sends on: bench/linuxkit.py)
     _mirror_lo: int = MEM_END       # device memory changed since the monitor last took it: [lo, hi)
     _mirror_hi: int = MEM_START
 
@@ -203,6 +204,8 @@ class Ne2000(Ne2000Dma):
                 self.tbcr = (self.tbcr & 0xFF) | v << 8
             elif off == ISR:
                 self.isr &= ~(v & 0x7F)   # write 1 to clear; RST cannot be cleared this way
+                if v & ISR_PRX:
+                    self.prx_acks += 1
             elif off == RSAR0:
                 self.rsar = (self.rsar & 0xFF00) | v
             elif off == RSAR1:
