@@ -325,6 +325,14 @@ class PciHost:
         """The current CONFIG_ADDRESS (always known: the host bridge holds it as written, masked)."""
         return self.config_address if i == 0 else None
 
+    def index_entries_key(self, i: int) -> tuple:
+        """Everything index_entries(i) depends on (the monitor republishes the entries only when it changes): the
+        functions present and every field a mirrored register reads (Command/Status are not mirrored)."""
+        return tuple((where, fn.vendor_id, fn.device_id, fn.revision, fn.class_code, fn.cache_line_size,
+                      fn.latency_timer, fn.header_type, fn.subsystem_vendor_id, fn.subsystem_id,
+                      fn.interrupt_line, fn.interrupt_pin, tuple((b.index, b.base, b.size, b.io) for b in fn.bars))
+                     for where, fn in self.functions.items()) if i == 0 else ()
+
     def index_entries(self, i: int) -> dict[int, int]:
         """The configuration dwords a read may take from the mirror now (key: CONFIG_ADDRESS & CONFIG_ADDRESS_MASK,
         value: what config_dword returns), at most IX_ENTRY_COUNT, in this order of priority: the

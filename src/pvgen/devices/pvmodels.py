@@ -156,6 +156,7 @@ class ModelSet:
         self._rule_cache: dict[int, tuple] = {}   # id(device) -> (command_rules_key(), published records)
         self._ports: dict[tuple, int | None] = {}  # (id(device), offset) -> port, for this publication's bus
         self._shape_cache: dict[tuple, bytes] = {}  # a rule's shape -> its record (_rule_record_cached)
+        self._ix_cache: tuple | None = None  # (index_entries_key(), count, entries published); None: not published
         self.stats = ModelStats()
         self.devices: set[int] = set()       # ids of devices with something published
 
@@ -439,7 +440,7 @@ class ModelSet:
         irq = b"".join(_IRQ.pack(0, 0, 0, q.status_slot, q.mask_latch, q.mask, *q.cond, *bytes(7))
                        for q in self.irqs)
         write(gpa + P.OFF_IRQ_RULES, irq.ljust(P.IRQ_RULE.size * P.IRQ_RULE_COUNT, b"\0"))
-        ix = self.ix
+        ix, self._ix_cache = self.ix, None     # the entries follow at the first refresh
         write(gpa + P.OFF_IX_FILE, P.IX_FILE.pack(
             index_port=ix.index_port, data_port=ix.data_port, data_len=ix.data_len, index_size=ix.index_size,
             key_mask=ix.key_mask & 0xFFFFFFFF) if ix else bytes(P.IX_FILE.size))
@@ -501,13 +502,18 @@ class ModelSet:
                 write(off, bytes((line & 0xFF, 1, 1 if level else 0)))
         ix = self.ix
         if ix is not None and (touched is None or id(ix.dev) in touched):
-            entries = sorted(ix.dev.index_entries(ix.index).items())[: P.IX_ENTRY_COUNT]
-            write(gpa + P.OFF_IX_ENTRIES, b"".join(P.IX_ENTRY.fmt.pack(k & 0xFFFFFFFF, v & 0xFFFFFFFF)
-                                                   for k, v in entries))
+            keyf = getattr(ix.dev, "index_entries_key", None)   # optional: what index_entries() depends on
+            key = keyf(ix.index) if keyf is not None else None
+            cached = self._ix_cache
+            if key is None or cached is None or cached[0] != key:
+                entries = sorted(ix.dev.index_entries(ix.index).items())[: P.IX_ENTRY_COUNT]
+                cached = self._ix_cache = (key, len(entries), b"".join(
+                    P.IX_ENTRY.fmt.pack(k & 0xFFFFFFFF, v & 0xFFFFFFFF) for k, v in entries))
+                write(gpa + P.OFF_IX_ENTRIES, cached[2])
+                write(gpa + P.OFF_IX_FILE + P.IX_FILE.field("entries")[0], struct.pack("<I", cached[1]))
             cur = ix.dev.index_latch(ix.index)
             write(gpa + P.OFF_IX_FILE + P.IX_FILE.field("valid")[0], bytes((0 if cur is None else 1,)))
             write(gpa + P.OFF_IX_FILE + P.IX_FILE.field("latch")[0], struct.pack("<I", (cur or 0) & 0xFFFFFFFF))
-            write(gpa + P.OFF_IX_FILE + P.IX_FILE.field("entries")[0], struct.pack("<I", len(entries)))
 
     def _latch_groups(self) -> list[tuple[object, int, list[tuple[int, int]]]]:
         """The latches by device: (device, first latch index, [(offset, port)]); a device's are contiguous."""
