@@ -72,6 +72,7 @@ class PvBatchStats:
     rejected: int = 0
     fifo_refills: int = 0
     shadow_writes: int = 0   # shadow groups rewritten (a refresh skips devices that cannot have changed)
+    republished: int = 0     # times the tables were published again after a device moved on the bus
     errors: list[str] = field(default_factory=list)   # the last few rejection messages
 
     def record(self, exc: PvgenError) -> None:
@@ -97,6 +98,7 @@ class PvBatch:
         self._fifo_ports: frozenset[int] = frozenset()
         self._routes: dict[int, tuple[object, int] | None] = {}   # port * 8 + size -> (device, offset) or None
         self._routes_sig: object = ()
+        self._pub_gen: int | None = None    # the bus generation the published tables were derived at
         self._checked: dict[int, tuple] = {}    # port << 16 | size << 8 | op -> (device, offset, max value, id, string)
         self.notifier = None   # devices/pvirq.py IrqNotifier: interrupt lines a flush raises go back in the area
         # called after every replay, before the refresh: an asynchronous source that reacts to the guest (the bench's
@@ -158,6 +160,7 @@ class PvBatch:
     def class_words(self) -> dict[int, int]:
         """port -> class word of every port on the bus (devices/pvpublish.py); keeps the slots, FIFO ports, neutral
         reads and write-rule records that go with it for the next registration."""
+        self._pub_gen = getattr(self.bus, "generation", None)
         pub = pvpublish.publish(self.bus, self, models=self.models)
         self._slots, self._fifo_ports, self._read_neutral, self._rules = (pub.slots, pub.fifo_ports,
                                                                           pub.read_neutral, pub.rules)
@@ -180,21 +183,49 @@ class PvBatch:
             self.areas.append(_Area(gpa))
         area = self.areas[slot]
         area.irq_lines = h["irq_lines"]
+        area.audit = h["audit"] == 1
         self._words = self.class_words()
         self._routes, self._checked, self._routes_sig = {}, {}, ()
+        self._publish_tables(area)
+        for name, value in (("slot", slot), ("count", 0), ("status", Status.OK), ("state", State.ACTIVE)):
+            self._set(area, name, int(value))
+        return slot
+
+    def _publish_tables(self, area: _Area, queued: bool = False) -> None:
+        """Everything registration publishes into `area`, from the current class words: class table, FIFO
+        (emptied), doorbell masks, write rules, neutral reads, shadows and models.  `queued`: the guest has entries
+        queued on the previous tables, so its shadows hold neutral changes the devices have not seen: it is marked
+        stale (nothing served) and refreshed in full at its next flush."""
+        gpa = area.gpa
         self._write(gpa + P.OFF_CLASSES, P.encode_class_table(self._words))
         self._write(gpa + P.OFF_FIFO, bytes(P.FIFO.size))
+        area.fifo_values, area.fifo_owner = [], None
         masks = bytes(m for _, m, *_ in self._slots) + bytes(P.SHADOW_SLOTS - len(self._slots))
         self._write(gpa + P.OFF_DOORBELL_MASKS, masks)
         self._write(gpa + P.OFF_WRITE_RULES, self._rules)
         self._write(gpa + P.OFF_READ_NEUTRAL, P.read_neutral_bitmap(self._read_neutral))
         area.shadows, area.groups = pvshadow.layout(self.bus, self._slots, self._words, self._owner)
-        self._refresh(area)
-        area.audit = h["audit"] == 1
+        if queued:
+            self._set(area, "stale", 1)
+            area.refresh_due = True
+        else:
+            self._refresh(area)
         self._publish_models(area)
-        for name, value in (("slot", slot), ("count", 0), ("status", Status.OK), ("state", State.ACTIVE)):
-            self._set(area, name, int(value))
-        return slot
+
+    def _republish_if_remapped(self, flushing: _Area) -> bool:
+        """A device moved on the bus since the tables were published (a BAR written during the replay: the bus's
+        generation changed): publish them again in every area, as registration does, so no area serves a port
+        from its old place or misses its new one.  True when it did (the flushing area is then current)."""
+        gen = getattr(self.bus, "generation", None)
+        if gen is None or gen == self._pub_gen:
+            return False
+        self._words = self.class_words()
+        self._routes, self._checked, self._routes_sig = {}, {}, ()
+        for a in self.areas:
+            queued = a is not flushing and P.decode_header(self._read(a.gpa, P.HEADER.size))["count"] > 0
+            self._publish_tables(a, queued)
+        self.stats.republished += 1
+        return True
 
     def _publish_models(self, area: _Area) -> None:
         """The in-guest device models (devices/pvmodels.py), for a single area only: the models of two CPUs would
@@ -257,6 +288,8 @@ class PvBatch:
                 for msg in notifier.end():
                     if area.models is not None:
                         area.models.stats.mismatch(msg)
+        if self._republish_if_remapped(area):
+            fifo_port = None            # the FIFO was emptied with the rest: the next data read exits
         if area.fifo_owner is not None:
             self._fifo_expire(area)
         if fifo_port is not None:
