@@ -8,8 +8,8 @@ the frames the driver receives are the injected ones.
 The programs (`programs`) mix the driver's own paths (lib8390_mimic.py: transmits of 14..1514 bytes with random
 payloads, receive bursts that wrap the 0x4C..0x80 ring several times, the interrupt handler) with accesses a driver
 makes outside them, under its page lock (disable_irq): remote reads aborted before their count, reads past the
-count, a frame arriving while a remote-DMA engine is armed, a card reset (a read of port 0x1F) followed by
-NS8390_init; with timer ticks and explicit flushes between, posted TXP on and off, interrupt notification through
+count, remote writes aborted or run past their count, a frame arriving while a remote-DMA engine is armed, a card
+reset (a read of port 0x1F) followed by NS8390_init; with timer ticks and explicit flushes between, posted TXP on and off, interrupt notification through
 the area on and off, and the models on and off (the same program both ways: the models must cost fewer exits).
 Strict xfails at the end record a fault these programs found in the FIFO prefetch of a remote read (the device runs
 ahead of the guest: CRDA shows it, and a read of another size reads past the prefetched values), and audit-build
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lib8390_mimic import (  # noqa: E402
     CMD, DATAPORT, EN0_ISR, EN0_RCNTHI, EN0_RCNTLO, EN0_RSARHI, EN0_RSARLO, EN0_TCNTHI, EN0_TCNTLO, EN0_TPSR,
-    EN1_PHYS, ENISR_RDC, NODMA, PAGE0, PAGE1, RREAD, RX_START, START, STOP_PG, TRANS, TX_START, Lib8390,
+    EN1_PHYS, ENISR_RDC, NODMA, PAGE0, PAGE1, RREAD, RWRITE, RX_START, START, STOP_PG, TRANS, TX_START, Lib8390,
 )
 from ne2k_models_harness import AREA, MAC, NIC, RuntimeIO, replay, results, state  # noqa: E402
 
@@ -170,6 +170,37 @@ def remote_read(io: RuntimeIO, addr: int, count: int, reads, injected: list, fra
     io.irq_enable()
 
 
+def remote_write(io: RuntimeIO, drv: Driver, addr: int, count: int, writes, seed: int) -> None:
+    """Under the page lock: a remote write of `count` bytes at `addr` in the TX buffers, the data writes `writes`
+    ('w' outw, 'b' outb: a word in word mode, ('s', n) an outsl of n dwords: fewer bytes than the count, an abort;
+    more, writes past the count), then the abort and the RDC acknowledge.  Only while no frame waits in a TX slot
+    (one staged but not yet started would go out with these bytes)."""
+    if drv.tx1 or drv.tx2:
+        return
+    io.settle()
+    io.irq_disable()
+    io.outb(NODMA | PAGE0 | START, CMD)
+    io.outb(ENISR_RDC, EN0_ISR)
+    io.outb(count & 0xFF, EN0_RCNTLO)
+    io.outb(count >> 8, EN0_RCNTHI)
+    io.outb(addr & 0xFF, EN0_RSARLO)
+    io.outb(addr >> 8, EN0_RSARHI)
+    io.outb(RWRITE | START, CMD)
+    data = payload(seed, 4 * sum(w[1] if isinstance(w, tuple) else 1 for w in writes))
+    k = 0
+    for w in writes:
+        if w == "w":
+            io.outw(int.from_bytes(data[k:k + 2], "little"), DATAPORT)
+        elif w == "b":
+            io.outb(data[k], DATAPORT)
+        else:
+            io.outsl(DATAPORT, data[k:k + 4 * w[1]])
+        k += 4 * w[1] if isinstance(w, tuple) else 2
+    io.outb(NODMA | PAGE0 | START, CMD)
+    io.outb(ENISR_RDC, EN0_ISR)
+    io.irq_enable()
+
+
 def card_reset(io: RuntimeIO, drv: Driver) -> None:
     """ne2k_pci_reset_8390 (read the reset port, write it back, wait for ISR.RST, acknowledge it), then
     NS8390_init, as ei_open does after a reset."""
@@ -209,6 +240,8 @@ def run(lib: str, program, *, models: bool, notify: bool, posted_tx: bool):
             remote_read(io, op[1], op[2], op[3], injected)
         elif kind == "read_rx":
             remote_read(io, op[1], op[2], op[3], injected, op[4], op[5])
+        elif kind == "write":
+            remote_write(io, drv, *op[1:])
         elif kind == "reset":
             card_reset(io, drv)
         else:
@@ -272,7 +305,12 @@ def remote_read_op(draw):
     return ("read", draw(dma_addr), count, reads)
 
 
-op_st = st.one_of(tx_op, tx_op, tx_op, rx_burst.map(lambda fs: ("rx", fs)), rx_burst.map(lambda fs: ("rx", fs)),
+write_op = st.builds(lambda addr, count, writes, seed: ("write", addr, count, writes, seed),
+                     st.integers(TX_START << 8, (RX_START << 8) - 2).map(lambda a: a & ~1),
+                     st.one_of(st.integers(1, 64), st.integers(1, 1600)),
+                     st.lists(st.one_of(st.just("w"), st.just("b"), st.integers(1, 300).map(lambda n: ("s", n))),
+                              max_size=6), seeds)
+op_st = st.one_of(tx_op, tx_op, tx_op, write_op, rx_burst.map(lambda fs: ("rx", fs)), rx_burst.map(lambda fs: ("rx", fs)),
                   st.just(("tick",)), st.just(("flush",)), remote_read_op(), remote_read_op(), st.just(("reset",)))
 programs = st.lists(op_st, min_size=6, max_size=40)
 
