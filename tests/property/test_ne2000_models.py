@@ -310,8 +310,8 @@ write_op = st.builds(lambda addr, count, writes, seed: ("write", addr, count, wr
                      st.one_of(st.integers(1, 64), st.integers(1, 1600)),
                      st.lists(st.one_of(st.just("w"), st.just("b"), st.integers(1, 300).map(lambda n: ("s", n))),
                               max_size=6), seeds)
-op_st = st.one_of(tx_op, tx_op, tx_op, write_op, rx_burst.map(lambda fs: ("rx", fs)), rx_burst.map(lambda fs: ("rx", fs)),
-                  st.just(("tick",)), st.just(("flush",)), remote_read_op(), remote_read_op(), st.just(("reset",)))
+rx_op = rx_burst.map(lambda fs: ("rx", fs))
+op_st = st.one_of(tx_op, tx_op, tx_op, write_op, rx_op, rx_op, st.just(("tick",)), st.just(("flush",)), remote_read_op(), remote_read_op(), st.just(("reset",)))
 programs = st.lists(op_st, min_size=6, max_size=40)
 
 
