@@ -9,8 +9,9 @@ The programs (`programs`) mix the driver's own paths (lib8390_mimic.py: transmit
 payloads, receive bursts that wrap the 0x4C..0x80 ring several times, the interrupt handler) with accesses a driver
 makes outside them, under its page lock (disable_irq): remote reads aborted before their count, reads past the
 count, remote writes aborted or run past their count, a frame arriving while a remote-DMA engine is armed, a card
-reset (a read of port 0x1F) followed by NS8390_init; with timer ticks and explicit flushes between, posted TXP on and off, interrupt notification through
-the area on and off, and the models on and off (the same program both ways: the models must cost fewer exits).
+reset (a read of port 0x1F) followed by NS8390_init; with timer ticks and explicit flushes between, posted TXP on
+and off, interrupt notification through the area on and off, and the models on and off (the same program both ways:
+the models must cost fewer exits).
 Strict xfails at the end record a fault these programs found in the FIFO prefetch of a remote read (the device runs
 ahead of the guest: CRDA shows it, and a read of another size reads past the prefetched values), and audit-build
 mismatches the bench's receive pacer causes (values served before a frame it injects inside a replay).
@@ -311,7 +312,8 @@ write_op = st.builds(lambda addr, count, writes, seed: ("write", addr, count, wr
                      st.lists(st.one_of(st.just("w"), st.just("b"), st.integers(1, 300).map(lambda n: ("s", n))),
                               max_size=6), seeds)
 rx_op = rx_burst.map(lambda fs: ("rx", fs))
-op_st = st.one_of(tx_op, tx_op, tx_op, write_op, rx_op, rx_op, st.just(("tick",)), st.just(("flush",)), remote_read_op(), remote_read_op(), st.just(("reset",)))
+op_st = st.one_of(tx_op, tx_op, tx_op, write_op, rx_op, rx_op, st.just(("tick",)), st.just(("flush",)),
+                  remote_read_op(), remote_read_op(), st.just(("reset",)))
 programs = st.lists(op_st, min_size=6, max_size=40)
 
 
