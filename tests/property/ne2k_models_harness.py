@@ -151,6 +151,7 @@ class RuntimeIO(IO, _Irqs):
         self.rt.lib.pvio_fini()
         ctypes.c_uint32.in_dll(self.rt.lib, "pvio_host_irq_lines").value = (1 << LINE) if notify else 0
         assert self.rt.init(AREA) == 0
+        self.forced = 0     # exits settle() made (a test's synchronisation, not the driver's: not compared)
 
     def _op(self, kind: Hop, off: int, size: int, value: int = 0, buf: int = 0) -> int:
         r = self.rt.run([HostOp(kind, NIC + off, size, value, self.mem.base + buf if buf else 0)])[0]
@@ -211,11 +212,18 @@ class RuntimeIO(IO, _Irqs):
             self.fire()
 
     def settle(self) -> None:
-        """Flush until nothing is queued or waiting to be audited (a flush may deliver an interrupt whose handler
-        queues more): an asynchronous device event then comes after everything the driver did, as the bench's
-        pacer's frames do (it injects them inside a replay)."""
+        """Flush until nothing is queued or waiting to be audited, delivering the interrupts the flushes raise on the
+        controller (a handler may queue more; a timer tick flushes only work that waited a whole period, so the
+        program's last tick need not have flushed): an asynchronous device event then comes after everything the
+        driver did, as the bench's pacer's frames do (it injects them after a replay)."""
         for _ in range(64):
+            exits = self.rt.exits
             self.flush()
+            self.forced += self.rt.exits - exits
+            if self.pic.edges:          # an interrupt the flush raised on the controller: its handler may queue more
+                self.pic.edges = 0
+                self.fire()
+                continue
             h = self.rt.header(AREA)
             audit = int.from_bytes(self.mem.read(AREA + P.OFF_AUDIT, 4), "little")
             if h["count"] == 0 and audit == 0:

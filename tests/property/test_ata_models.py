@@ -12,9 +12,10 @@ window still holds data, data reads past a block's end and byte-wide data reads,
 wl_disk.c moving a DRQ block per string instruction, 16- and 32-bit data.  The write-back tests use a backend that
 fails a chosen write: with the write window the guest sees the write complete and the next FLUSH CACHE reports
 ERR/ABRT with the failed LBA; without the write cache the failing write itself aborts; no acknowledged write is lost
-without a report.  Strict xfails at the end record what these programs found: a second failed write-back is never
-reported, and FIFO values prefetched from a DRQ block are served to a read of another size (the device is ahead) and
-while device 1 is selected.
+without a report.  The tests at the end pin what these programs found: a second failed write-back was never reported
+(now each FLUSH CACHE reports the next one), and FIFO values prefetched from a DRQ block were served to a read of
+another size (the device was ahead) and while device 1 is selected (now the unread values go back to the device at
+the next flush, and any write to the disk's ports flushes first).
 """
 
 from __future__ import annotations
@@ -613,13 +614,11 @@ def test_no_acknowledged_write_is_lost_without_a_report(libs, program, per_secto
 
 
 
-# --- found by these programs: a second failed write-back is never reported ------------------------------------------
-# AtaDisk keeps one failed write-back address (write_back_error: the first failure since the last report); a second
-# acknowledged block that fails before the next FLUSH CACHE is dropped, and the flush after the report succeeds: the
-# guest was told both writes completed and learns of one loss only.
+# --- found by these programs: a second failed write-back was never reported ------------------------------------------
+# AtaDisk kept one failed write-back address (the first failure since the last report); a second acknowledged block
+# that failed before the next FLUSH CACHE was dropped: the guest was told both writes completed and learned of one
+# loss only.  Now AtaDisk.write_back_errors holds each, and each FLUSH CACHE reports the next (8.13).
 
-@pytest.mark.xfail(strict=True, reason="AtaDisk.write_back_error holds the first failed write-back only: a second "
-                   "acknowledged block that fails before FLUSH CACHE is never reported (the next flush succeeds)")
 def test_a_second_failed_write_back_is_reported_too(libs):
     backend = new_backend(bad=None)
     fail_at = {20, 40}
@@ -644,7 +643,8 @@ def test_a_second_failed_write_back_is_reported_too(libs):
     io.finish()
     assert reported == {20, 40}
 
-# --- found by these programs: the FIFO prefetch of a DRQ block runs the device ahead of the guest -------------------
+# --- found by these programs: the FIFO prefetch of a DRQ block ran the device ahead of the guest (fixed: the monitor
+# --- gives the unread values back at the next flush, AtaDisk.fifo_rewind) ------------------------------------------
 # After a single data read that exits (an IN) inside a DRQ block the window does not cover (every block but a
 # command's last, or any block without the models), the monitor refills the FIFO with the rest of the block of that
 # size, moving AtaDisk.pos; the runtime serves the values only to reads of the same size.  A data string (or read) of
@@ -653,8 +653,6 @@ def test_a_second_failed_write_back_is_reported_too(libs):
 # data with strings of one size (ata_sff_data_xfer, _xfer32), so the programs above do not show it.
 
 @pytest.mark.parametrize("models", [False, True], ids=["registers", "models"])
-@pytest.mark.xfail(strict=True, reason="FIFO prefetch: after one `inw` of a DRQ block, a `rep insl` exits and reads "
-                   "the device past the 254 prefetched words (bytes 510.. and 0xFFFF past the block), not bytes 2..")
 def test_a_data_string_of_another_size_after_one_data_read_reads_the_next_bytes(libs, models):
     io = RuntimeAta(libs["plain"], new_backend(), models=models, notify=False)
     drv = Libata(io)
@@ -669,7 +667,8 @@ def test_a_data_string_of_another_size_after_one_data_read_reads_the_next_bytes(
     assert results(io.log)[-3:] == got[-3:]
 
 
-# --- found by these programs: values prefetched from a block stay servable while device 1 is selected -------------
+# --- found by these programs: values prefetched from a block stayed servable while device 1 was selected (fixed: the
+# --- Device write flushes at once, and that flush gives the unread values back) ------------------------------------
 # After a single data read of a DRQ block (no window: without the models, or a block before the command's last), the
 # FIFO holds the rest of the block.  Selecting device 1 (a write to Device: the runtime flushes it at once, FIFO.kill)
 # changes what the data port returns (0xFFFF: device 1 is absent) but not AtaDisk.fifo_epoch, so the monitor keeps
@@ -677,8 +676,6 @@ def test_a_data_string_of_another_size_after_one_data_read_reads_the_next_bytes(
 # lose them: the device is ahead of the guest by the values it handed; the device would have to take them back.)
 
 @pytest.mark.parametrize("models", [False, True], ids=["registers", "models"])
-@pytest.mark.xfail(strict=True, reason="AtaDisk.fifo_epoch does not change when device 1 is selected: prefetched "
-                   "block data is served to data reads that return 0xFFFF at the device (device 1 absent)")
 def test_data_reads_with_device_1_selected_return_what_the_device_returns(libs, models):
     io = RuntimeAta(libs["plain"], new_backend(), models=models, notify=False)
     drv = Libata(io)

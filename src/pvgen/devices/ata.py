@@ -79,7 +79,10 @@ class AtaDisk(AtaCommands):
     readahead: tuple[int, int] | None = None   # (LBA, sectors) after the last READ MULTIPLE: read-ahead candidate
     _writes: int = 0               # backend writes so far (the read-ahead's bytes are read again after one)
     _ra_cache: tuple = (None, None)
-    write_back_error: int | None = None
+    # LBAs of acknowledged write-back blocks the backend failed to write, oldest first: each FLUSH CACHE reports one
+    # (8.13: the command stops at the first sector it cannot write; the next FLUSH CACHE continues)
+    write_back_errors: list[int] = field(default_factory=list)
+    _handout: tuple | None = None   # the last fifo_read (size, values, fifo_epoch) until the monitor's fifo_rewind
     _acknowledged: bool = False    # the block being written was acknowledged to the guest already
     metrics: Counter = field(default_factory=Counter)
 
@@ -315,7 +318,16 @@ class AtaDisk(AtaCommands):
         # in bulk: the same values and side effects as n io_reads inside the block (only the position moves)
         values = list(struct.unpack_from(f"<{n}{'H' if size == 2 else 'I'}", self.buf, self.pos))
         self.pos += n * size
+        self._handout = (size, n, self.fifo_epoch)
         return values
+
+    def fifo_rewind(self, unread: int) -> None:
+        """The monitor's word at the next flush: the guest did not read the last `unread` values fifo_read handed;
+        the block position goes back to the guest's (a read of another size, or with device 1 selected, then sees
+        what the device holds there).  Nothing to give back when the transfer changed since (fifo_epoch)."""
+        h, self._handout = self._handout, None
+        if h is not None and 0 < unread <= h[1] and h[2] == self.fifo_epoch:
+            self.pos -= unread * h[0]
 
     def read_many(self, offset: int, size: int, count: int) -> bytes:
         """count data-port reads (an `ins` the guest executes), in bulk, as little-endian bytes: the same values and
@@ -403,8 +415,7 @@ class AtaDisk(AtaCommands):
                 # the guest saw this block complete (write-back): it completes as it did, and the next FLUSH CACHE
                 # reports the first failed sector, as a drive's write cache does
                 self.metrics["write_back_error"] += 1
-                if self.write_back_error is None:
-                    self.write_back_error = self.xfer_lba
+                self.write_back_errors.append(self.xfer_lba)
         self.xfer_lba += n
         self.xfer_remaining -= n
         if self.xfer_remaining > 0:

@@ -70,7 +70,7 @@ class AtaCommands:
             except OSError:
                 self._abort("backend_error")
                 return
-            if self.write_back_error is not None:
+            if self.write_back_errors:
                 self._flush_error(cmd == ATA_CMD_FLUSH_EXT)
                 return
             self._complete()
@@ -131,10 +131,10 @@ class AtaCommands:
         self._complete(ATA_IDNF)
 
     def _flush_error(self, lba48: bool) -> None:
-        """FLUSH CACHE (EXT) after a write-back block failed (8.13, 8.14): the command ends with ERR, ABRT, and
-        the address of the first sector that could not be written in the LBA registers; the error is then
-        forgotten (a drive drops the sector from its cache; the next flush goes on)."""
-        lba, self.write_back_error = self.write_back_error or 0, None
+        """FLUSH CACHE (EXT) after write-back blocks failed (8.13, 8.14): the command ends with ERR, ABRT, and the
+        address of the first sector that could not be written in the LBA registers; that error is then forgotten (a
+        drive drops the sector from its cache) and the next FLUSH CACHE goes on, reporting the next failed block."""
+        lba = self.write_back_errors.pop(0)
         self.metrics["flush_reported_write_error"] += 1
         self._complete(ATA_ABORTED)
         self.lbal, self.lbam, self.lbah = lba & 0xFF, lba >> 8 & 0xFF, lba >> 16 & 0xFF

@@ -81,6 +81,7 @@ class Ne2000(Ne2000Dma):
     _irq_level: bool | None = None  # the level update_irq drove last (None: not driven yet)
     fifo_epoch: int = 0             # changes when the remote DMA is (re)started, aborted or its address/count written
     prx_acks: int = 0               # ISR writes acknowledging PRX (a paced peer sends on: bench/linuxkit.py)
+    _handout: tuple | None = None   # the last fifo_read until the monitor's fifo_rewind (CRDA is then ahead)
     _mirror_lo: int = MEM_END       # device memory changed since the monitor last took it: [lo, hi)
     _mirror_hi: int = MEM_START
 
@@ -268,14 +269,16 @@ class Ne2000(Ne2000Dma):
         """The register at offset on the current page, without side effects (the SHADOW value).  Page 2's remote
         next-packet pointer (offset 3) is derived from CRDA, which the guest's remote-DMA engine advances: it
         has no shadow (its reads exit)."""
-        if 0 <= offset <= 0x0F and size == 1 and not (self.page == 2 and offset == 3):
+        if 0 <= offset <= 0x0F and size == 1 and not (self.page == 2 and offset == 3) and \
+                not (self._handout is not None and self.page == 0 and offset in (CRDA0, CRDA1)):
             return self._peek(offset)
         return None
 
     def bank_shadow_read(self, bank: int, offset: int, size: int = 1) -> int | None:
         """The register at offset 1-15 on page `bank` (0-2), without side effects: the CR BANK rule's banks.
         Page 3 (not modelled) has none: its reads exit."""
-        if not (0 <= bank <= 2 and 1 <= offset <= 0x0F and size == 1) or (bank == 2 and offset in _PAGE2_UNBANKED):
+        if not (0 <= bank <= 2 and 1 <= offset <= 0x0F and size == 1) or (bank == 2 and offset in _PAGE2_UNBANKED) \
+                or (bank == 0 and offset in (CRDA0, CRDA1) and self._handout is not None):
             return None     # page 2 offset 3 follows CRDA (shadow_read); the others, neutral page-0 writes change
         page, self.page = self.page, bank
         try:
@@ -315,6 +318,8 @@ class Ne2000(Ne2000Dma):
             return None     # page 2 offset 3 has no shadow (shadow_read)
         if bank == 2 and any(first <= off < first + count for off in _PAGE2_UNBANKED):
             return None     # not in the page-2 bank (bank_shadow_read)
+        if page == 0 and self._handout is not None and first <= CRDA1 and CRDA0 < first + count:
+            return None     # CRDA while FIFO values are handed out (shadow_read)
         return self._page_bytes(page)[first:first + count]
 
     def read_side_effects(self, offset: int) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections import Counter
 
 from pvgen.devices.dp8390_regs import (
     CR_RD_READ, CR_RD_WRITE, DCR_WTS, ISR_CNT, ISR_OVW, ISR_PRX, ISR_PTX, ISR_RDC, ISR_TXE, MAX_FRAME, MEM_END,
@@ -119,16 +120,43 @@ class Ne2000Dma:
             return []
         unit = 4 if size == 4 and self.dcr & DCR_WTS else 2 if self.dcr & DCR_WTS else size
         n = min(max_count, max(self.rbcr - 1, 0) // unit)
+        start, metrics = (self.crda, self.rbcr), Counter(self.metrics)
+        values = self._hand(size, n)
+        if values:
+            # until the monitor says how many the guest read (fifo_rewind), CRDA is ahead of the guest: no shadow
+            self._handout = (size, len(values), start, self.metrics - metrics, self.fifo_epoch)
+        self.update_irq()
+        return values
+
+    def _hand(self, size: int, n: int) -> list[int]:
+        """n data-port reads of `size`, in bulk where buffer memory is contiguous; else one access at a time."""
         values: list[int] = []
-        while len(values) < n:   # in bulk where buffer memory is contiguous; else one access at a time
+        while len(values) < n:
             k = min(n - len(values), self._bulk_span(size) // size)
             if k == 0:
                 values.append(self._data_read(size))
                 continue
             values.extend(struct.unpack_from(f"<{k}{_FMT[size]}", self.mem, self.crda))
             self._bulk_advance(k * size)
-        self.update_irq()
         return values
+
+    def fifo_rewind(self, unread: int) -> None:
+        """The monitor's word at the next flush: the guest did not read the last `unread` values fifo_read handed.
+        The remote DMA goes back to where the guest is (the start of the hand-out plus the values it read, made
+        again: the same position, count and metrics as if only those had been handed), so CRDA, a read of another
+        size and an abort see the guest's position.  Nothing to give back when the transfer changed since (a new
+        command or an abort: fifo_epoch)."""
+        h, self._handout = self._handout, None
+        if h is None or not unread:
+            return
+        size, handed, (crda, rbcr), delta, epoch = h
+        if epoch != self.fifo_epoch or not 0 < unread <= handed:
+            return
+        self.crda, self.rbcr = crda, rbcr
+        self.metrics.subtract(delta)
+        for k in [k for k, v in self.metrics.items() if v <= 0]:
+            del self.metrics[k]          # as if never counted
+        self._hand(size, handed - unread)
 
     def write_many(self, offset: int, size: int, data: bytes) -> None:
         """len(data) // size data-port writes (an `outs`), in bulk: the same effects as that many io_writes."""

@@ -19,7 +19,7 @@ from pvgen.devices.bus import PortBus
 from pvgen.devices.pvaudit import AuditBatch, AuditStats
 from pvgen.devices.pvmodels import ModelSet
 from pvgen.errors import PvgenError, ProtocolError
-from pvgen.protocol import BatchRejected, Op, PortClass, State, Status
+from pvgen.protocol import AuditKind, BatchRejected, Op, PortClass, State, Status
 
 MAX_AREAS = 64                        # areas (vCPUs) one monitor accepts
 MAX_BATCH_STRING_BYTES = 8 << 20      # string bytes one batch may move in total
@@ -266,6 +266,8 @@ class PvBatch:
             h = P.decode_header(self._read(area.gpa, P.HEADER.size))
             self._set(area, "rejected", (h["rejected"] + 1) & 0xFFFFFFFF)
             raise
+        if area.fifo_owner is not None:
+            self._fifo_giveback(area)
         audit = self._audit_batch(area) if area.audit else None
         notifier = self.notifier
         if notifier is None:
@@ -324,7 +326,25 @@ class PvBatch:
             return None
         recs = self._read(area.gpa + P.OFF_AUDIT_RECS, count * P.AUDIT_REC.size)
         data = self._read(area.gpa + P.OFF_AUDIT_DATA, used) if used else b""
-        return AuditBatch(recs, data, self.audit, self.bus.read, area.fifo_values)
+        return AuditBatch(recs, data, self.audit, lambda kind, port, size: self._audit_peek(area, kind, port, size),
+                          area.fifo_values)
+
+    def _audit_peek(self, area: _Area, kind: int, port: int, size: int) -> int | None:
+        """What the device returns now for a read an audit record says was served with no replay entry, read
+        without side effects: a shadow through the device's shadow_read, an index-file value through the published
+        data port (configuration reads have none); None for anything else."""
+        route = self._resolve(port, size) if 0 <= port and port + size <= 0x10000 and size in (1, 2, 4) else None
+        if route is None:
+            return None
+        dev, off = route
+        if kind == AuditKind.SHADOW:
+            read = getattr(dev, "shadow_read", None)
+            return None if read is None else read(off, size)
+        ix = area.models.ix if area.models is not None else None
+        if kind == AuditKind.INDEX and ix is not None and ix.data_port <= port and \
+                port + size <= ix.data_port + ix.data_len:
+            return self.bus.read(port, size)
+        return None
 
     def _route_table(self) -> dict[int, tuple[object, int] | None]:
         gen = getattr(self.bus, "generation", None)     # bumped by every (un)registration (devices/bus.py)
@@ -456,6 +476,10 @@ class PvBatch:
         data = self._read(area.gpa + (gpa & _SERVED_OFF_MASK), nbytes)
         ms.check_position(eng, _ST_WRITE, addr, nbytes, "served write")
         ms.stats.served_out += value
+        if eng.decl.kind == P.EngineKind.WINDOW and not ms.may_take_writes(eng):
+            ms.stats.mismatch(f"entry {i}: served write on {port:#x}, where no write window was armed")
+            self._write_run(dev, off, size, data, None)     # plain data writes: nothing acknowledged ahead
+            return
         self._write_run(dev, off, size, data, eng)
 
     @staticmethod
@@ -543,6 +567,21 @@ class PvBatch:
                 vals += [v & mask for v in got[: n - len(vals)]]
         return vals
 
+    def _fifo_giveback(self, area: _Area) -> None:
+        """Before the replay: the values of the last refill the guest did not read go back to a device that takes
+        them (its optional `fifo_rewind(unread)`), and the FIFO is emptied.  The device's transfer is then where
+        the guest is, not where the prefetch left it, for everything the batch does: a read of another size, a
+        register that shows the position (the NE2000's CRDA), an abort, a device select.  The guest's next read
+        of the port exits and refills.  (A device without it keeps unread values until its fifo_epoch moves.)"""
+        dev = area.fifo_owner[0]  # type: ignore[index]
+        rewind = getattr(dev, "fifo_rewind", None)
+        if rewind is None:
+            return
+        area.fifo_owner = None
+        port, size, _, count, head, _ = _FIFO_HDR.unpack(self._read(area.gpa + P.OFF_FIFO, P.FIFO.size))
+        rewind(count - min(head, count))     # head is the guest's word: at most what was handed goes back
+        self._write(area.gpa + P.OFF_FIFO, _FIFO_HDR.pack(port, size, 0, 0, 0, 0))
+
     def _fifo_expire(self, area: _Area) -> None:
         """Prefetched values the guest has not read belong to a transfer the batch abandoned (the device's optional
         `fifo_epoch` moved: a new command, an abort, a new address or count): they are not what the guest reads
@@ -591,6 +630,10 @@ class PvBatch:
         the old values while every queued entry was neutral, after the event had happened)."""
         for area in self.areas:
             try:
+                if area.fifo_owner is not None:
+                    # prefetched values may hold what the event changed (a frame written where a remote read is):
+                    # the unread ones go back, and the guest's next data read exits
+                    self._fifo_giveback(area)
                 if _U32.unpack(self._read(area.gpa + _OFF_COUNT, 4))[0]:
                     # the guest's shadows hold its queued neutral writes, which the devices have not seen: they
                     # cannot be computed now, so the guest serves nothing until its next flush refreshes them

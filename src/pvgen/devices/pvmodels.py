@@ -46,6 +46,7 @@ class _Engine:
     seq: int = 0
     done_bytes: bytes = b""    # the declared completion effects as published (done_slot, done_and, done_or)
     flags: int = 0             # the record's flags as published (a command rule may change them in the guest)
+    write_armed: bool = False  # WINDOW: the last refresh armed it for writing (the guest may take the data)
     # bound once (the replay's hot path): the device's optional methods, looked up through any wrapper
     position: object = None    # engine_position(i) -> (EngineState, addr, count), or engine_state
     read_many: object = None
@@ -156,6 +157,7 @@ class ModelSet:
         self._rule_cache: dict[int, tuple] = {}   # id(device) -> (command_rules_key(), published records)
         self._ports: dict[tuple, int | None] = {}  # (id(device), offset) -> port, for this publication's bus
         self._shape_cache: dict[tuple, bytes] = {}  # a rule's shape -> its record (_rule_record_cached)
+        self._published_rules: dict[int, bytes] = {}   # first record -> the command-rule records written there
         self._ix_cache: tuple | None = None  # (index_entries_key(), count, entries published); None: not published
         self.stats = ModelStats()
         self.devices: set[int] = set()       # ids of devices with something published
@@ -437,6 +439,8 @@ class ModelSet:
         eng = b"".join(P.ENGINE.pack(**rec) for rec in self._engine_records)
         write(gpa + P.OFF_ENGINES, eng.ljust(P.ENGINE.size * P.ENGINE_COUNT, b"\0"))
         write(gpa + P.OFF_CMD_RULES, b"".join(self.cmd_records).ljust(P.CMD_RULE.size * P.CMD_RULE_COUNT, b"\0"))
+        self._published_rules = {first: b"".join(self.cmd_records[first:first + cap])   # dynamic ones: refresh
+                                 for _, first, cap, _ in self.rule_groups}
         irq = b"".join(_IRQ.pack(0, 0, 0, q.status_slot, q.mask_latch, q.mask, *q.cond, *bytes(7))
                        for q in self.irqs)
         write(gpa + P.OFF_IRQ_RULES, irq.ljust(P.IRQ_RULE.size * P.IRQ_RULE_COUNT, b"\0"))
@@ -486,6 +490,7 @@ class ModelSet:
                 cached = (key, b"".join((recs + [bytes(P.CMD_RULE.size)] * cap)[:cap]))
                 self._rule_cache[id(dev)] = cached
             write(gpa + P.OFF_CMD_RULES + first * P.CMD_RULE.size, cached[1])
+            self._published_rules[first] = cached[1]
         for k, e in enumerate(self.engines):
             if touched is not None and id(e.dev) not in touched:
                 continue
@@ -537,6 +542,7 @@ class ModelSet:
             if span is not None:
                 self._mirror(write, gpa, e, *span)
         now: EngineNow | None = dev.engine_state(e.index)
+        e.write_armed = False
         if d.kind == EngineKind.WINDOW:
             # a command rule may have pointed the engine elsewhere in the guest: back to its own memory
             write(rec + _OFF_E_MEM_OFF, _U32.pack(e.mem_off))
@@ -574,6 +580,19 @@ class ModelSet:
         write(rec + _OFF_E_ADDR, _U32X2.pack(now.addr & 0xFFFFFFFF, now.count & 0xFFFFFFFF))
         write(rec + _OFF_E_WRAP, _U32X2.pack(now.wrap_at & 0xFFFFFFFF, now.wrap_to & 0xFFFFFFFF))
         write(rec + _OFF_E_STATE, bytes((int(now.state),)))
+        e.write_armed = now.state == EngineState.WRITE
+
+    def may_take_writes(self, e: _Engine) -> bool:
+        """Whether the guest may have taken data-port writes on WINDOW engine `e` since the last refresh: the
+        monitor armed it for writing, or a published command rule arms it for writing.  A served write the monitor
+        never allowed is a claim the device must not acknowledge (write-back) but take as plain writes."""
+        if e.write_armed:
+            return True
+        k = self.engines.index(e)
+        eng_off, st_off = P.CMD_RULE.field("engine")[0], P.CMD_RULE.field("engine_state")[0]
+        recs = b"".join(self._published_rules.values())
+        return any(recs[i] | recs[i + 1] and recs[i + eng_off] == k and recs[i + st_off] == EngineState.WRITE
+                   for i in range(0, len(recs), P.CMD_RULE.size))
 
     def _done_slots(self, dev, effects) -> list[tuple[int, int, int]] | None:
         out = []
