@@ -99,6 +99,10 @@ def print_report(results: dict[str, VariantResult], workload: str, console: Cons
                           f"{a['mismatches']} mismatches")
     for name, r in results.items():
         for p in r.phases:
+            if p.guest_delay_ns > 0:    # measured by the guest (hx_udelay), so it needs no --ports
+                share = f" ({p.guest_delay_ns / 1e7 / p.wall_s:.0f}%)" if p.wall_s > 0 else ""
+                console.print(f"{name} {p.name}: driver delays (guest busy-wait) {p.guest_delay_us_per_op:,.1f} µs/op "
+                              f"of {p.wall_us_per_op:,.1f} µs/op{share}")
             if not any(k.startswith("io ") for k in p.breakdown):
                 continue          # the port counters were off (--ports)
             other = sorted(((n, k) for k, n in p.stats.items()
@@ -119,7 +123,8 @@ def print_report(results: dict[str, VariantResult], workload: str, console: Cons
 def _phase_json(p: Phase) -> dict:
     return {"ops": p.ops, "exits": p.exits, "io_exits": p.io_exits, "io_returns": p.io_returns, "wall_s": p.wall_s,
             "exits_per_op": _finite(p.exits_per_op), "io_exits_per_op": _finite(p.io_exits_per_op),
-            "ops_per_s": _finite(p.ops_per_s)}
+            "ops_per_s": _finite(p.ops_per_s), "guest_delay_ns": p.guest_delay_ns,
+            "guest_delay_us_per_op": _finite(p.guest_delay_us_per_op)}
 
 
 def _finite(x: float) -> float | None:

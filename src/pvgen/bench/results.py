@@ -21,6 +21,7 @@ class Phase:
     stats: dict[str, int] = field(default_factory=dict)      # every KVM statistic's delta over the phase
     breakdown: dict[str, int] = field(default_factory=dict)  # exits by reason/port, when the monitor gives them
     in_total: bool = True           # summed into the variant's "total" (not a one-time step such as the probe)
+    guest_delay_ns: int = 0         # the guest's busy-wait in hx_udelay over the phase (measured in the guest)
 
     @property
     def io_returns(self) -> int | None:
@@ -34,6 +35,14 @@ class Phase:
     @property
     def io_exits_per_op(self) -> float:
         return self.io_exits / self.ops if self.ops else float("nan")
+
+    @property
+    def guest_delay_us_per_op(self) -> float:
+        return self.guest_delay_ns / 1e3 / self.ops if self.ops else float("nan")
+
+    @property
+    def wall_us_per_op(self) -> float:
+        return self.wall_s * 1e6 / self.ops if self.ops else float("nan")
 
     @property
     def ops_per_s(self) -> float:
@@ -66,14 +75,15 @@ class VariantResult:
         whole = next((p for p in self.phases if p.name == "disk"), None)
         if whole is not None:
             return Phase("total", whole.ops, whole.exits, whole.io_exits, whole.wall_s, dict(whole.stats),
-                         dict(whole.breakdown))
+                         dict(whole.breakdown), guest_delay_ns=whole.guest_delay_ns)
         parts = [p for p in self.phases if p.in_total]
         brk: dict[str, int] = {}
         for p in parts:
             for k, v in p.breakdown.items():
                 brk[k] = brk.get(k, 0) + v
         return Phase("total", sum(p.ops for p in parts), sum(p.exits for p in parts),
-                     sum(p.io_exits for p in parts), sum(p.wall_s for p in parts), {}, brk)
+                     sum(p.io_exits for p in parts), sum(p.wall_s for p in parts), {}, brk,
+                     guest_delay_ns=sum(p.guest_delay_ns for p in parts))
 
     def phase(self, name: str) -> Phase | None:
         if name == "total":

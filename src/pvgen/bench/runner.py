@@ -45,12 +45,14 @@ class GuestSpec:
 
 @dataclass
 class Mark:
-    """The monitor's record of one hx_mark: id, host monotonic time, and a KVM statistics snapshot."""
+    """The monitor's record of one hx_mark: id, host monotonic time, a KVM statistics snapshot, and the guest's
+    cumulative busy-wait in hx_udelay (the driver's own delays: udelay, ndelay), as the guest stored it."""
 
     id: int
     t_ns: int
     stats: dict[str, int]
     breakdown: dict[str, int] = field(default_factory=dict)   # cumulative exits by reason/port, if known
+    guest_delay_ns: int = 0
 
 
 @dataclass
@@ -100,7 +102,8 @@ def phases(marks: list[Mark], names: list[str], ops: int | dict[str, int]) -> li
                 for k, v in p.breakdown.items():
                     brk[k] = brk.get(k, 0) + v
             out.append(Phase(name, n_ops, sum(p.exits for p in parts), sum(p.io_exits for p in parts),
-                             sum(p.wall_s for p in parts), stats, brk))
+                             sum(p.wall_s for p in parts), stats, brk,
+                             guest_delay_ns=sum(p.guest_delay_ns for p in parts)))
             continue
         start_id, end_id = wl.PHASE_MARKS[name]
         if name in wl.SETUP_PHASES and not any(m.id in (start_id, end_id) for m in marks):
@@ -114,7 +117,8 @@ def phases(marks: list[Mark], names: list[str], ops: int | dict[str, int]) -> li
         delta = {k: b.stats.get(k, 0) - a.stats.get(k, 0) for k in b.stats}
         brk = {k: b.breakdown.get(k, 0) - a.breakdown.get(k, 0) for k in b.breakdown}
         out.append(Phase(name, n_ops, delta.get("exits", 0), delta.get("io_exits", 0), (b.t_ns - a.t_ns) / 1e9,
-                         delta, {k: v for k, v in brk.items() if v}, in_total=name not in wl.SETUP_PHASES))
+                         delta, {k: v for k, v in brk.items() if v}, in_total=name not in wl.SETUP_PHASES,
+                         guest_delay_ns=b.guest_delay_ns - a.guest_delay_ns))
     return out
 
 

@@ -56,7 +56,8 @@ def run_cmd(guest: Path, arg: str, json_path: str | None, ram_mb: int, timeout: 
     if json_path:
         payload = {"schema": "pvgen-run/1", "guest": str(guest), "arg": arg, "stop": res.stop, "code": res.code,
                    "message": res.message, **res.report.to_json(),
-                   "marks": [{"id": i, "kvm_stats": s["stats"], "kvm_run_exits": s["runs"], "t": s["t"]}
+                   "marks": [{"id": i, "kvm_stats": s["stats"], "kvm_run_exits": s["runs"], "t": s["t"],
+                              "guest_delay_ns": s["guest_delay_ns"]}
                              for i, s in res.marks]}
         write_json(json_path, payload)
     sys.exit(0 if res.stop == "exit" and res.code == 0 else (res.code if res.stop == "exit" else 1))

@@ -14,8 +14,9 @@ PDPT_HIGH_GPA = 0x5000              # top 2 GiB -> GPA 0..2 GiB
 PD_GPA = 0x6000                     # four page directories of 2 MiB pages: GPA 0..4 GiB
 IMAGE_GPA = 0x100000
 BOOTINFO_MAGIC = 0x31584E4547565055
-BOOTINFO_VERSION = 1
-BOOTINFO = struct.Struct("<6Q")     # magic, version, ram_size, tsc_khz, cmdline_gpa, heap_start
+BOOTINFO_VERSION = 2               # 2: delay_ns (the guest checks the version: hx_user_start)
+BOOTINFO = struct.Struct("<7Q")     # magic, version, ram_size, tsc_khz, cmdline_gpa, heap_start, delay_ns
+BOOTINFO_DELAY_NS_GPA = BOOTINFO_GPA + 6 * 8   # written by the guest at every hx_mark: hx_udelay's total busy-wait
 
 PTE_P, PTE_W, PTE_U, PTE_PS = 0x1, 0x2, 0x4, 0x80
 

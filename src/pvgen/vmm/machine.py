@@ -50,7 +50,8 @@ class RunResult:
     marks: list[tuple[int, dict]] = field(default_factory=list)
 
     def phase(self, start_mark: int, end_mark: int) -> ExitReport:
-        """Exits between the last mark `start_mark` and the first following mark `end_mark`."""
+        """Exits between the last mark `start_mark` and the first following mark `end_mark`, and the guest's
+        busy-wait in hx_udelay between them (extra["guest_delay_ns"])."""
         a = next((s for m, s in reversed(self.marks) if m == start_mark), None)
         if a is None:
             raise PvgenError(f"the guest never reached mark {start_mark}")
@@ -61,7 +62,8 @@ class RunResult:
         return ExitReport(ExitReport.delta(b["stats"], a["stats"]),
                           {k: v for k, v in ExitReport.delta(b["runs"], a["runs"]).items() if v},
                           b["t"] - a["t"],
-                          {"io_exits_by_port": {k: v for k, v in ExitReport.delta(b["ports"], a["ports"]).items() if v}})
+                          {"io_exits_by_port": {k: v for k, v in ExitReport.delta(b["ports"], a["ports"]).items() if v},
+                           "guest_delay_ns": b["guest_delay_ns"] - a["guest_delay_ns"]})
 
 
 class Machine:
@@ -175,8 +177,13 @@ class Machine:
             raise GuestStop("paused", mark)
 
     def snapshot(self) -> dict:
+        """Every KVM statistic, KVM_RUN returns by reason, I/O exits by port, host time, and the guest's own count
+        of nanoseconds busy-waited in hx_udelay (current at a mark: hx_mark stores it before its exit)."""
         return {"stats": self.stats.snapshot(), "runs": self.run_exit_counts(), "ports": self.io_exits_by_port(),
-                "t": time.perf_counter()}
+                "t": time.perf_counter(), "guest_delay_ns": self.guest_delay_ns()}
+
+    def guest_delay_ns(self) -> int:
+        return self.mem.read_u64(layout.BOOTINFO_DELAY_NS_GPA)
 
     def io_exits_by_port(self) -> dict[str, int]:
         """KVM_EXIT_IO returns by port and direction, e.g. {"out 0x510": 10000, "in 0x511": 1}."""
@@ -236,7 +243,7 @@ class Machine:
         tsc_khz = self.vcpu.tsc_khz()
         self.mem.write(layout.BOOTINFO_GPA, layout.BOOTINFO.pack(
             layout.BOOTINFO_MAGIC, layout.BOOTINFO_VERSION, self.mem.size, tsc_khz, layout.CMDLINE_GPA,
-            self.heap_start))
+            self.heap_start, 0))
         s = self.vcpu.get_sregs()
         code = kvm.kvm_segment(base=0, limit=0xFFFFFFFF, selector=0x08, type=11, present=1, dpl=0, db=0, s=1,
                                l=1, g=1)

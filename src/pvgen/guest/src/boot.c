@@ -114,6 +114,8 @@ __attribute__((noreturn)) void hx_user_start(void)
 	hx_bootinfo = (struct hx_bootinfo *)(HX_KERNEL_BASE + HX_BOOTINFO_GPA);
 	if (hx_bootinfo->magic != HX_BOOTINFO_MAGIC)
 		hx_panic("boot info missing at GPA %#lx", HX_BOOTINFO_GPA);
+	if (hx_bootinfo->version != HX_BOOTINFO_VERSION)   /* the monitor would read delay_ns elsewhere */
+		hx_panic("boot info version %llu, this harness expects %d", hx_bootinfo->version, HX_BOOTINFO_VERSION);
 	hx_time_init();
 	hx_exit(hx_main());
 }

@@ -9,6 +9,7 @@
 /* Boot information written by the monitor at GPA HX_BOOTINFO_GPA (see docs/harness.md). */
 #define HX_BOOTINFO_GPA 0x1000UL
 #define HX_BOOTINFO_MAGIC 0x31584e4547565055ULL   /* "UPVGENX1" little-endian */
+#define HX_BOOTINFO_VERSION 2                      /* 2: the guest writes delay_ns at every mark */
 #ifndef __ASSEMBLER__
 struct hx_bootinfo {
 	hx_u64 magic;
@@ -17,6 +18,8 @@ struct hx_bootinfo {
 	hx_u64 tsc_khz;       /* KVM_GET_TSC_KHZ */
 	hx_u64 cmdline_gpa;   /* NUL-terminated parameter string (pvgen run --arg) */
 	hx_u64 heap_start;    /* first free GPA after the loaded image (page aligned) */
+	hx_u64 delay_ns;      /* written by the guest: hx_udelay's busy-wait so far, stored by hx_mark before its
+	                       * outb so the monitor reads it with the mark's snapshot */
 };
 #endif
 
