@@ -29,6 +29,7 @@ int hx_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern volatile hx_u64 hx_jiffies;
 hx_u64 hx_nsec(void);
 void hx_udelay(unsigned long usec);   /* busy-waits */
+void hx_ndelay(unsigned long nsec);   /* busy-waits, to the nanosecond (the TSC's resolution) */
 
 /* Interrupts are delivered to CPL3 as upcalls: the CPL0 entry only acknowledges the PIC and redirects the
  * interrupted CPL3 context to the dispatcher, which calls the registered handler unless interrupts are

@@ -68,16 +68,18 @@ void hx_time_init(void)
 
 hx_u64 hx_nsec(void) { return (hx_u64)(((unsigned __int128)rdtsc() * ns_mult) >> 32); }
 
-void hx_udelay(unsigned long usec)
+void hx_ndelay(unsigned long nsec)
 {
 	delay_depth++;
-	hx_u64 start = hx_nsec(), end = start + (hx_u64)usec * 1000, now;
+	hx_u64 start = hx_nsec(), end = start + nsec, now;
 	while ((now = hx_nsec()) < end)
 		__asm__ volatile("pause");
 	if (delay_depth == 1)		/* what was waited, overshoot and interrupts included */
 		delay_ns += now - start;
 	delay_depth--;
 }
+
+void hx_udelay(unsigned long usec) { hx_ndelay(usec * 1000); }
 
 /* Memory: power-of-two size classes over [heap_start, ram_size). A block is a 16-byte header (magic, class)
  * right before the returned pointer; freed blocks go to their class's free list and are reused by a request of

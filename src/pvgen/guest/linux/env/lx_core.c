@@ -99,14 +99,16 @@ void _raw_spin_unlock_irq(raw_spinlock_t *lock)
 	hx_irq_enable();
 }
 
-/* udelay(n) is __const_udelay(n * 0x10c7) and ndelay(n) is __const_udelay(n * 5): 0x10c7 = 2^32 / 10^6. */
+/* udelay(n) is __const_udelay(n * 0x10c7) and ndelay(n) is __const_udelay(n * 5): xloops is seconds scaled by
+ * 2^32 (0x10c7 = 2^32 / 10^6, rounded up), so it waits xloops * 10^9 / 2^32 ns, as the kernel's own delay loop
+ * does: ndelay(400) waits 466 ns, not a whole microsecond. */
 void __const_udelay(unsigned long xloops)
 {
-	hx_udelay((xloops + 0x10c6) / 0x10c7);
+	hx_ndelay((unsigned long)(((unsigned __int128)xloops * 1000000000u + 0xffffffffu) >> 32));
 }
 
 void __udelay(unsigned long usecs) { hx_udelay(usecs); }
-void __ndelay(unsigned long nsecs) { hx_udelay((nsecs + 999) / 1000); }
+void __ndelay(unsigned long nsecs) { hx_ndelay(nsecs); }
 void __delay(unsigned long loops) { hx_udelay(loops / 1000 + 1); }
 
 /* I/O port and memory regions: a flat list of requests per root, refused when they overlap. */
