@@ -261,6 +261,8 @@ class Ne2000(Ne2000Dma):
                 self._write_cr(value & 0xFF)
             else:
                 self._write_reg(offset, value & 0xFF)
+                if not (offset == ISR or offset == IMR) or self.page != 0:
+                    return      # no other register write changes ISR or IMR: the line stays where it is
         else:
             self.metrics["bad_size" if offset <= 0x0F else "bad_offset"] += 1
         self.update_irq()
