@@ -77,6 +77,7 @@ class AtaDisk(AtaCommands):
     # backend (an in-guest write window) that then failed is reported by the next FLUSH CACHE, with its address.
     fifo_epoch: int = 0            # changes whenever a DRQ block starts or a transfer ends (prefetched values die)
     readahead: tuple[int, int] | None = None   # (LBA, sectors) after the last READ MULTIPLE: read-ahead candidate
+    _seq_next: int | None = None   # the LBA a READ MULTIPLE continuing the last one starts at (a sequential stream)
     _writes: int = 0               # backend writes so far (the read-ahead's bytes are read again after one)
     _ra_cache: tuple = (None, None)
     # LBAs of acknowledged write-back blocks the backend failed to write, oldest first: each FLUSH CACHE reports one

@@ -164,6 +164,11 @@ class AtaCommands:
             self._idnf()
             return
         block = self.multiple_count if multiple else 1
-        # the block after a READ MULTIPLE is the in-guest read-ahead's candidate (AtaDisk.command_rules)
-        self.readahead = (lba + count, count) if read and multiple and not lba48 else None
+        # the block after a READ MULTIPLE that continues the previous one is the in-guest read-ahead's candidate
+        # (AtaDisk.command_rules): a sequential stream, as a drive's read look-ahead detects it; a random read costs
+        # no backend read (nor a new set of command rules) for a block that will not be asked for
+        stream = read and multiple and not lba48
+        sequential = stream and self._seq_next == lba
+        self._seq_next = lba + count if stream else None
+        self.readahead = (lba + count, count) if sequential else None
         self._start_block(None, data_in=read, lba=lba, remaining=count, block=block)
