@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from pvgen.bench import plot, report
-from pvgen.bench.results import Phase, VariantResult, ratio, ratios
+from pvgen.bench.results import Phase, VariantResult, merge_rounds, ratio, ratios
 from pvgen.bench.variants import VARIANTS, select
 from pvgen.errors import PvgenError
 
@@ -185,3 +185,31 @@ def test_guest_delay_is_carried_through_phases_sums_total_json_and_report():
     lines = [ln for ln in buf.getvalue().splitlines() if "driver delays" in ln]
     assert "generated read: driver delays (guest busy-wait) 46.9 µs/op of 156.2 µs/op (30%)" in lines
     assert not any(ln.startswith(("pv-ideal", "generated rand-write")) for ln in lines)   # zero: no line
+
+
+def _round(tx_s: float, rx_s: float, status: str = "ok", exits: int = 10) -> VariantResult:
+    return VariantResult("generated", status, "" if status == "ok" else "boom",
+                         [Phase("tx", 100, exits, 0, tx_s), Phase("rx", 100, exits + 1, 0, rx_s)],
+                         status == "ok", ["ok: frames"] if status == "ok" else ["FAIL: frames"], {"image": "x"})
+
+
+def test_rounds_take_each_phase_from_its_median_round():
+    rounds = [_round(0.5, 0.1, exits=1), _round(0.1, 0.3, exits=2), _round(0.3, 0.2, exits=3)]
+    merged = merge_rounds(rounds)
+    tx, rx = merged.phase("tx"), merged.phase("rx")
+    assert (tx.wall_s, tx.exits) == (0.3, 3) and (rx.wall_s, rx.exits) == (0.2, 4)   # one real round's figures
+    assert merged.status == "ok" and merged.verified
+    assert merged.info["rounds"] == [{"tx": 200.0, "rx": 1000.0}, {"tx": 1000.0, "rx": 333.3},
+                                     {"tx": 333.3, "rx": 500.0}]
+    assert merge_rounds([_round(0.2, 0.2)]).info == {"image": "x"}                    # one round: as measured
+    failed = _round(0.2, 0.2, status="failed")
+    assert merge_rounds([rounds[0], failed, rounds[1]]) is failed                      # a failure decides
+    out = io.StringIO()
+    report.print_report({"generated": merged}, "net", Console(file=out, width=200))
+    assert "median of 3 interleaved rounds; ops/s by round: tx 200/1,000/333, rx 1,000/333/500" in out.getvalue()
+
+
+def test_rounds_are_bounded():
+    from pvgen.bench.commands import run_bench
+    with pytest.raises(PvgenError, match="--rounds 0"):
+        run_bench("net", 8, "generated", seed=1, pv_batch=1, rounds=0)

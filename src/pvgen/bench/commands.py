@@ -18,7 +18,7 @@ from pvgen.bench.kits import KITS
 from pvgen.bench.machine import run_guest
 from pvgen.bench.netbench import NetHost
 from pvgen.bench.report import failures, print_report, write_json
-from pvgen.bench.results import VariantResult
+from pvgen.bench.results import VariantResult, merge_rounds
 from pvgen.bench.runner import run_variant
 from pvgen.bench.variants import select
 from pvgen.errors import PvgenError
@@ -29,28 +29,38 @@ DEFAULT_PV_BATCH = 1   # issue 5: "one doorbell per request"; --pv-batch B queue
 
 def run_bench(workload: str, ops: int, variants: str | None, seed: int, pv_batch: int,
               console: Console | None = None, count_ports: bool = False,
-              pv_irq: bool = False, audit: bool = False) -> dict[str, VariantResult]:
-    """Every selected variant, in order, on the same workload and seed; a fresh peer or disk image for each."""
+              pv_irq: bool = False, audit: bool = False, rounds: int = 1) -> dict[str, VariantResult]:
+    """Every selected variant on the same workload and seed, a fresh peer or disk image for each run; with several
+    rounds the variants are interleaved (each round starts one variant later) and each phase is the median round
+    (results.merge_rounds)."""
     if workload == "disk" and ops < 4:
         raise PvgenError("disk needs --ops >= 4 (four quarters: seq write, seq read, random write, random read)")
     if ops < 1 or ops > 1_000_000:
         raise PvgenError(f"--ops {ops} is outside 1..1000000")
     if not 1 <= pv_batch <= 256:
         raise PvgenError(f"--pv-batch {pv_batch} is outside 1..256")
+    if not 1 <= rounds <= 99:
+        raise PvgenError(f"--rounds {rounds} is outside 1..99")
     chosen = select(variants)
     params = wl.Params(workload, ops, seed=seed, batch=pv_batch, extra={"pv_irq": pv_irq, "run_audit": audit})
     console = console or Console(stderr=True)
-    results: dict[str, VariantResult] = {}
+    runs: dict[str, list[VariantResult]] = {v.name: [] for v in chosen}
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total} variants"), TimeElapsedColumn(),
+                  TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
-        task = progress.add_task(f"bench {workload}", total=len(chosen))
-        for v in chosen:
-            progress.update(task, description=f"bench {workload} --ops {ops}: {v.name}")
-            host = NetHost(seed, ops) if workload == "net" else DiskHost(seed, ops)
-            results[v.name] = run_variant(v, KITS[v.driver], run_guest, params, host, count_ports)
-            progress.advance(task)
-    return results
+        task = progress.add_task(f"bench {workload}", total=len(chosen) * rounds)
+        for r in range(rounds):
+            for v in chosen[r % len(chosen):] + chosen[:r % len(chosen)]:
+                done = runs[v.name]
+                if done and done[-1].status != "ok":
+                    progress.advance(task)
+                    continue          # failed or unavailable: no point in another round
+                progress.update(task, description=f"bench {workload} --ops {ops}: {v.name}"
+                                + (f" (round {r + 1}/{rounds})" if rounds > 1 else ""))
+                host = NetHost(seed, ops) if workload == "net" else DiskHost(seed, ops)
+                done.append(run_variant(v, KITS[v.driver], run_guest, params, host, count_ports))
+                progress.advance(task)
+    return {name: merge_rounds(rs) for name, rs in runs.items()}
 
 
 def environment() -> dict:
@@ -77,20 +87,23 @@ def _command(workload: str) -> click.Command:
     @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="write a PNG plot here")
     @click.option("--pv-irq", is_flag=True, help="pv-ideal: completion by interrupt instead of polling `used`")
     @click.option("--ports", is_flag=True, help="also count I/O exits by port (small per-exit cost; diagnosis)")
+    @click.option("--rounds", type=int, default=1, show_default=True,
+                  help="run every variant this many times, interleaved; each phase is the median round (a shared "
+                       "machine's slow moments then fall on every variant)")
     @click.option("--audit", is_flag=True,
                   help="rewritten variants run the runtime's audit build: every value served without an exit is "
                        "checked against the device (a mismatch fails the variant); exit counts then are not the "
                        "product's")
     def cmd(ops: int, variants: str, seed: int, pv_batch: int, pv_irq: bool, json_path: str,
-            plot_path: str | None, ports: bool, audit: bool) -> None:
+            plot_path: str | None, ports: bool, audit: bool, rounds: int) -> None:
         results = run_bench(workload, ops, variants or None, seed, pv_batch, count_ports=ports, pv_irq=pv_irq,
-                            audit=audit)
+                            audit=audit, rounds=rounds)
         out = Console()
         if not out.is_terminal:
             out = Console(width=140)
         print_report(results, workload, out)
         write_json(json_path, results, workload, {"ops": ops, "seed": seed, "pv_batch": pv_batch, "pv_irq": pv_irq,
-                                                       "ports": ports, "audit": audit,
+                                                       "ports": ports, "audit": audit, "rounds": rounds,
                                                        "environment": environment()})
         if plot_path:
             from pvgen.bench.plot import plot

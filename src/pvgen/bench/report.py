@@ -97,6 +97,13 @@ def print_report(results: dict[str, VariantResult], workload: str, console: Cons
         if a:
             console.print(f"{name}: audit: {a['served']} values served without an exit checked against the device, "
                           f"{a['mismatches']} mismatches")
+    for name, r in results.items():    # --rounds: the median round of each phase, and what the rounds measured
+        per_round = r.info.get("rounds")
+        if per_round:
+            spread = ", ".join(f"{ph} " + "/".join(f"{rd.get(ph, 0):,.0f}" for rd in per_round)
+                               for ph in per_round[0] if ph != "probe")
+            console.print(f"{name}: median of {len(per_round)} interleaved rounds; ops/s by round: {spread}",
+                          style="dim")
     for name, r in results.items():
         for p in r.phases:
             if p.guest_delay_ns > 0:    # measured by the guest (hx_udelay), so it needs no --ports

@@ -113,3 +113,22 @@ def ratios(results: dict[str, VariantResult], variant: str, phase: str) -> dict[
         out[ref] = {"throughput": ratio(me.ops_per_s, other.ops_per_s),
                     "exit_reduction": ratio(other.exits_per_op, me.exits_per_op)}
     return out
+
+
+def merge_rounds(rounds: list[VariantResult]) -> VariantResult:
+    """One variant measured in several rounds (the bench interleaves the variants, round after round, so a slow
+    moment of a shared machine falls on all of them): a round that did not verify decides (the first such is
+    returned); else each phase is the round whose wall time for it is the median (its own KVM statistics with
+    it: one real run's figures, not a mix), and info["rounds"] keeps every round's ops/s by phase."""
+    bad = next((r for r in rounds if r.status != "ok"), None)
+    if bad is not None or len(rounds) == 1:
+        return bad if bad is not None else rounds[0]
+    first = rounds[0]
+    phases = []
+    for i, ph in enumerate(first.phases):
+        runs = sorted((r.phases[i] for r in rounds), key=lambda p: p.wall_s)
+        phases.append(runs[(len(runs) - 1) // 2])      # the lower median: an actual round's phase
+    per_round = [{p.name: round(p.ops_per_s, 1) for p in r.phases} for r in rounds]
+    checks = [c for r in rounds for c in r.checks if not c.startswith("ok")] or first.checks
+    return VariantResult(first.variant, "ok", "", phases, all(r.verified for r in rounds), checks,
+                         {**first.info, "rounds": per_round})
