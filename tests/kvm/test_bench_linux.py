@@ -92,3 +92,19 @@ def test_real_linux_drivers_in_audit_mode_serve_only_what_the_devices_return(kvm
             assert a["served"] > ops, (name, a)
     m = res["generated"].info["models"]
     assert m["mismatches"] == 0 and m["served_in"] > 0 and m["served_out"] > 0, m
+
+
+def test_linux_run_prints_each_phase_over_its_own_operations(kvm, kernel_headers, linux_source_tarball):
+    """`pvgen linux run`: the probe is one operation and each disk quarter a quarter of them (it divided every phase
+    by --ops)."""
+    from click.testing import CliRunner
+
+    from pvgen.guest.linux.commands import linux
+
+    for workload, want in (("net", ["probe: ", " exits over 1 ops", "tx: ", " exits over 8 ops"]),
+                           ("disk", ["disk: ", " exits over 8 ops", "seq-read: ", " exits over 2 ops"])):
+        r = CliRunner().invoke(linux, ["run", workload, "--variant", "generated", "--ops", "8"])
+        assert r.exit_code == 0, r.output[-2000:]
+        lines = r.output.splitlines()
+        for name, tail in zip(want[::2], want[1::2]):
+            assert any(ln.startswith(name) and tail in ln for ln in lines), (name, tail, lines[-10:])
