@@ -34,7 +34,9 @@ def test_probe_config_reads_are_served_by_the_index_file(kvm, kernel_headers, li
     assert orig_reads == regs_reads > 60, (orig_reads, regs_reads)
     assert 2 * 6 + 1 <= gen_reads <= 2 * 6 + 1 + 2, gen_reads
     assert probe["generated"].exits < probe["generated-regs"].exits < probe["original"].exits
-    # the exits saved are the reads served (up to a timer tick that flushes a queued CONFIG_ADDRESS write)
-    assert probe["generated-regs"].exits - probe["generated"].exits >= regs_reads - gen_reads - 3
+    # the I/O exits saved are the reads served (up to a timer tick that flushes a queued CONFIG_ADDRESS write);
+    # KVM's other exits (host interrupts) follow the phase's wall time, not the reads
+    saved = probe["generated-regs"].io_returns - probe["generated"].io_returns
+    assert saved >= regs_reads - gen_reads - 3, (saved, regs_reads, gen_reads)
     m = res["generated"].info["models"]
     assert m["mismatches"] == 0, m

@@ -25,6 +25,7 @@ MAX_AREAS = 64                        # areas (vCPUs) one monitor accepts
 MAX_BATCH_STRING_BYTES = 8 << 20      # string bytes one batch may move in total
 _FIFO_HDR = struct.Struct("<HBBIII")
 _HDR, _ENTRY, _U32 = P.HEADER.fmt, P.ENTRY.fmt, struct.Struct("<I")
+_U16 = struct.Struct("<H")
 _OFF_COUNT, _OFF_STATUS = P.HEADER.field("count")[0], P.HEADER.field("status")[0]
 _OFF_NEUTRAL, _OFF_STAGED = P.HEADER.field("neutral")[0], P.HEADER.field("staged")[0]
 _OFF_XSTAGED = P.HEADER.field("xstaged")[0]
@@ -191,13 +192,21 @@ class PvBatch:
             self._set(area, name, int(value))
         return slot
 
-    def _publish_tables(self, area: _Area, queued: bool = False) -> None:
+    def _publish_tables(self, area: _Area, queued: bool = False, old_words: dict[int, int] | None = None) -> None:
         """Everything registration publishes into `area`, from the current class words: class table, FIFO
         (emptied), doorbell masks, write rules, neutral reads, shadows and models.  `queued`: the guest has entries
         queued on the previous tables, so its shadows hold neutral changes the devices have not seen: it is marked
-        stale (nothing served) and refreshed in full at its next flush."""
+        stale (nothing served) and refreshed in full at its next flush.  `old_words`: the class words published
+        before (only the ports whose word changed are written)."""
         gpa = area.gpa
-        self._write(gpa + P.OFF_CLASSES, P.encode_class_table(self._words))
+        if old_words is None:
+            self._write(gpa + P.OFF_CLASSES, P.encode_class_table(self._words))
+        else:
+            new = self._words
+            for port in {*old_words, *new}:
+                w = new.get(port, 0)
+                if old_words.get(port, 0) != w:
+                    self._write(gpa + P.OFF_CLASSES + 2 * port, _U16.pack(w))
         self._write(gpa + P.OFF_FIFO, bytes(P.FIFO.size))
         area.fifo_values, area.fifo_owner = [], None
         masks = bytes(m for _, m, *_ in self._slots) + bytes(P.SHADOW_SLOTS - len(self._slots))
@@ -219,11 +228,13 @@ class PvBatch:
         gen = getattr(self.bus, "generation", None)
         if gen is None or gen == self._pub_gen:
             return False
-        self._words = self.class_words()
+        old, self._words = self._words, self.class_words()
         self._routes, self._checked, self._routes_sig = {}, {}, ()
+        if self._words == old:
+            return False        # moved and back within the batch (or another range of no port's class changed)
         for a in self.areas:
             queued = a is not flushing and P.decode_header(self._read(a.gpa, P.HEADER.size))["count"] > 0
-            self._publish_tables(a, queued)
+            self._publish_tables(a, queued, old)
         self.stats.republished += 1
         return True
 
