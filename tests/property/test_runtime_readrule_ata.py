@@ -165,12 +165,14 @@ requests_st = st.lists(st.tuples(st.booleans(), st.one_of(st.integers(0, SECTORS
 SEQUENTIAL = [(False, 0, 0), (False, 8, 0), (False, 16, 0), (False, 24, 0), (False, 32, 0)]
 
 
-def test_a_sequential_stream_reads_every_other_block_in_the_guest():
+def test_a_sequential_stream_reads_ahead_in_the_guest():
     """The model the exit count is held to is not vacuous: the first read starts the stream, the second is
-    sequential and publishes the third, which the guest reads itself; the fourth exits again (a hit needs a flush
-    to publish the next), and publishes the fifth."""
-    assert expected_read_exits(SEQUENTIAL) == 3
+    sequential and publishes the next four blocks, which the guest reads itself, in order."""
+    assert A.AtaDisk.readahead_depth == 4
+    assert expected_read_exits(SEQUENTIAL) == 2
+    assert expected_read_exits(SEQUENTIAL + [(False, 40, 0), (False, 48, 0)]) == 3      # the sixth block exits
     assert expected_read_exits([(False, 0, 0), (False, 40, 0), (False, 8, 0)]) == 3     # random: no read-ahead
+    assert expected_read_exits([(False, 0, 0), (False, 8, 0), (False, 24, 0)]) == 3     # out of order: exits
 
 
 @FEW
@@ -189,19 +191,21 @@ def test_libata_requests_with_in_guest_commands_and_windows_keep_every_access(ho
     assert exits == 1 + 1 + 1 + expected_read_exits(requests) + 1
 
 
-def expected_read_exits(requests) -> int:
-    """Reads that exit: all but those at the published read-ahead, which the device publishes at the flush of a
-    READ MULTIPLE continuing the previous one (a sequential stream: AtaDisk._seq_next; a read the guest accepted
-    counts, since the device sees it, in order, at that flush), and which a write withdraws."""
-    exits, ahead, seq_next = 0, None, None
+def expected_read_exits(requests, depth: int = A.AtaDisk.readahead_depth) -> int:
+    """Reads that exit: all but those at the published read-ahead blocks, taken in order.  The device publishes
+    `depth` blocks (as many as fit) at the flush of a READ MULTIPLE continuing the previous one (a sequential
+    stream: AtaDisk._seq_next; a read the guest accepted counts, since the device sees it, in order, at that
+    flush); a write withdraws them."""
+    exits, ahead, seq_next = 0, [], None
     for write, lba, _ in requests:
         if write:
-            ahead = seq_next = None
-        elif ahead is not None and lba == ahead:
-            ahead, seq_next = None, lba + 8
+            ahead, seq_next = [], None
+        elif ahead and lba == ahead[0]:
+            ahead, seq_next = ahead[1:], lba + 8
         else:
             exits += 1
-            ahead = lba + 8 if seq_next == lba and lba + 16 <= SECTORS else None
+            ahead = [lba + 8 * (j + 1) for j in range(depth) if lba + 8 * (j + 2) <= SECTORS] \
+                if seq_next == lba else []
             seq_next = lba + 8
     return exits
 
