@@ -257,9 +257,18 @@ class PvBatch:
             ms.refresh(self._write, self._read, area.gpa, None, self._fifo_busy(area))
         self._set(area, "models", ms.models_word())
 
+    def _fifo_state(self, area: _Area) -> tuple[int, int, int, int]:
+        """The FIFO control as the guest left it: (port, size, count, head); head is the guest's word."""
+        port, size, _, count, head, _ = _FIFO_HDR.unpack(self._read(area.gpa + P.OFF_FIFO, P.FIFO.size))
+        return port, size, count, head
+
+    def _fifo_clear(self, area: _Area, port: int, size: int) -> None:
+        """No values left: the guest's next read of the port exits (no kill range either)."""
+        self._write(area.gpa + P.OFF_FIFO, _FIFO_HDR.pack(port, size, 0, 0, 0, 0))
+
     def _fifo_busy(self, area: _Area) -> int | None:
         """The port whose prefetched FIFO values the guest has not read yet (its engine must wait: order)."""
-        port, _, _, count, head, _ = _FIFO_HDR.unpack(self._read(area.gpa + P.OFF_FIFO, P.FIFO.size))
+        port, _, count, head = self._fifo_state(area)
         return port if head < count else None
 
     # --- flush -------------------------------------------------------------------------------------------------
@@ -281,23 +290,16 @@ class PvBatch:
             self._fifo_giveback(area)
         audit = self._audit_batch(area) if area.audit else None
         notifier = self.notifier
-        if notifier is None:
+        if notifier is not None:
+            notifier.begin(area.gpa, area.irq_lines, entries)
+        try:
             fifo_port = self._replay(area, entries, audit)
             if audit is not None:
                 audit.finish(len(entries))
-                audit = None
             for hook in self.after_replay:
                 hook()
-        else:
-            notifier.begin(area.gpa, area.irq_lines, entries)
-            try:
-                fifo_port = self._replay(area, entries, audit)
-                if audit is not None:
-                    audit.finish(len(entries))
-                    audit = None
-                for hook in self.after_replay:
-                    hook()
-            finally:
+        finally:
+            if notifier is not None:
                 for msg in notifier.end():
                     if area.models is not None:
                         area.models.stats.mismatch(msg)
@@ -310,7 +312,7 @@ class PvBatch:
         # An empty batch (a tick or an idle hlt) refreshes every shadow: it is how a guest polling a shadow sees
         # a device change; a non-empty one only the devices it touched and those whose shadows are not synchronous
         # (and all of them when refresh() was deferred to this flush).
-        # An asynchronous event during the batch (refresh_due: the bench's pacer injects frames inside a replay)
+        # An asynchronous event during the flush (refresh_due: the bench's pacer injects frames after the replay)
         # refreshes every device too, by the fast paths.
         full, every = not entries, area.refresh_due
         area.refresh_due = False
@@ -438,7 +440,7 @@ class PvBatch:
         if value == 0 or value * size > P.MAX_STRING_BYTES:
             raise BatchRejected(Status.BAD_ADDRESS, f"entry {i}: served run of {value} accesses of {size} bytes")
         if op == _SERVED_OUT:
-            off, n = gpa & ((1 << P.SERVED_OFF_BITS) - 1), value * size
+            off, n = gpa & _SERVED_OFF_MASK, value * size
             if not any(lo <= off and off + n <= lo + length for lo, length in _SERVED_REGIONS):
                 raise BatchRejected(Status.BAD_ADDRESS, f"entry {i}: served write data at area offset {off:#x}"
                                     f"+{n:#x} outside xstaging and the engine memory")
@@ -543,13 +545,7 @@ class PvBatch:
                     area.models.stats.irq_marks += 1
                 continue
             elif op == _OUTS:
-                data = self._read(gpa, value * size)
-                write_many = getattr(dev, "write_many", None)
-                if write_many is not None:
-                    write_many(off, size, data)
-                else:
-                    for k in range(0, len(data), size):
-                        dev.io_write(off, size, int.from_bytes(data[k:k + size], "little"))
+                self._write_run(dev, off, size, self._read(gpa, value * size), None)
                 continue
             else:   # INS
                 read_many = getattr(dev, "read_many", None)   # optional: the same values and effects, as bytes
@@ -563,6 +559,7 @@ class PvBatch:
                 # "current block" after it may be one the guest has not started (docs/protocol.md).
                 fifo = (port, size) if op == _IN else None
         return fifo
+
     def _read_many(self, port: int, size: int, n: int) -> list[int]:
         """n reads of port, in bulk through the device's fifo_read while it hands values."""
         vals: list[int] = []
@@ -589,9 +586,9 @@ class PvBatch:
         if rewind is None:
             return
         area.fifo_owner = None
-        port, size, _, count, head, _ = _FIFO_HDR.unpack(self._read(area.gpa + P.OFF_FIFO, P.FIFO.size))
+        port, size, count, head = self._fifo_state(area)
         rewind(count - min(head, count))     # head is the guest's word: at most what was handed goes back
-        self._write(area.gpa + P.OFF_FIFO, _FIFO_HDR.pack(port, size, 0, 0, 0, 0))
+        self._fifo_clear(area, port, size)
 
     def _fifo_expire(self, area: _Area) -> None:
         """Prefetched values the guest has not read belong to a transfer the batch abandoned (the device's optional
@@ -601,13 +598,13 @@ class PvBatch:
         if getattr(dev, "fifo_epoch", epoch) == epoch:
             return
         area.fifo_owner = None
-        port, size, _, count, head, _ = _FIFO_HDR.unpack(self._read(area.gpa + P.OFF_FIFO, P.FIFO.size))
+        port, size, count, head = self._fifo_state(area)
         if head < count:
-            self._write(area.gpa + P.OFF_FIFO, _FIFO_HDR.pack(port, size, 0, 0, 0, 0))
+            self._fifo_clear(area, port, size)
 
     def _refill(self, area: _Area, fifo: tuple[int, int] | None) -> None:
         """After an IN/INS on a FIFO port: prefetch the values the device promises the guest reads next."""
-        port, size, _, count, head, _ = _FIFO_HDR.unpack(self._read(area.gpa + P.OFF_FIFO, P.FIFO.size))
+        _, _, count, head = self._fifo_state(area)
         if fifo is None or head < count:
             return          # no FIFO read in this batch, or values still unread: keep them
         hit = self._owner(fifo[0])
