@@ -207,6 +207,8 @@ class PvBatch:
                 w = new.get(port, 0)
                 if old_words.get(port, 0) != w:
                     self._write(gpa + P.OFF_CLASSES + 2 * port, _U16.pack(w))
+        if area.fifo_owner is not None:
+            self._fifo_giveback(area)   # what the guest did not read goes back to the device, not just away
         self._write(gpa + P.OFF_FIFO, bytes(P.FIFO.size))
         area.fifo_values, area.fifo_owner = [], None
         masks = bytes(m for _, m, *_ in self._slots) + bytes(P.SHADOW_SLOTS - len(self._slots))
