@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine_pic import MachinePic  # noqa: E402
 from test_pvbatch_fuzz import StrictMemory  # noqa: E402
 
 from pvgen import protocol as P  # noqa: E402
@@ -66,22 +67,6 @@ class WatchedMemory(StrictMemory):
     def write(self, gpa: int, data: bytes) -> None:
         super().write(gpa, data)
         self.writes.append((gpa, len(data)))
-
-
-class Pic:
-    def __init__(self) -> None:
-        self.irq_filter = None
-        self.levels: dict[int, bool] = {}
-        self.edges: list[int] = []
-
-    def set_irq(self, line: int, level: bool) -> None:
-        if self.levels.get(line) == level:
-            return
-        self.levels[line] = level
-        if self.irq_filter is not None and self.irq_filter(line, level):
-            return
-        if level:
-            self.edges.append(line)
 
 
 def devices(pic=None):
@@ -126,7 +111,7 @@ class World:
     """The devices, a monitor with the models published (and a notifier, interrupt rules), one registered area."""
 
     def __init__(self, nic_dma: str = "idle", ata_xfer: str = "idle", audit: bool = False, notify: bool = True):
-        self.pic = Pic()
+        self.pic = MachinePic()
         self.bus, self.nic, self.disk = devices(self.pic)
         setup(self.bus, nic_dma, ata_xfer)
         self.mem = WatchedMemory(RAM)
@@ -377,7 +362,7 @@ def test_served_bytes_other_than_the_devices_are_an_audit_mismatch():
 
 def test_more_than_a_window_held_is_a_mismatch():
     w = World(ata_xfer="read1")
-    assert w.models.engines[0].window and len(w.models.engines[0].window) == 512
+    assert len(w.models.windows[w.models.engines[0].mem_off]) == 512      # the window published: one block
     assert one_claim(w, entry(Op.SERVED_IN, DATA, 2, 257, P.served_gpa(0, 0))) >= 1
 
 

@@ -4,7 +4,8 @@ From the devices' declarations (pvgen/modeldecl.py) it plans which ports the run
 before the slots are given out), builds the records registration publishes (`build`: latches, command rules,
 transfer engines, interrupt rules, an index file), brings their dynamic part up to date after every flush
 (`ModelSet.refresh`: latch values, engine states, windows and mirrors, interrupt levels, index entries), and checks
-what the guest claims when its SERVED_* entries are replayed (`ModelSet.served_in` / `served_out`).  Anything a
+what the guest claims when its SERVED_* entries are replayed (`check_position`, `check_window`,
+`may_take_writes`).  Anything a
 declaration asks that cannot be published exactly is left out: the guest then exits, as without models.
 """
 
@@ -41,9 +42,7 @@ class _Engine:
     decl: EngineDecl
     port: int
     mem_off: int               # area offset of its memory
-    window: bytes = b""        # WINDOW: the bytes published (device addresses window_base ..)
-    window_base: int = 0
-    seq: int = 0
+    seq: int = 0               # WINDOW: the arm number published with each window
     done_bytes: bytes = b""    # the declared completion effects as published (done_slot, done_and, done_or)
     flags: int = 0             # the record's flags as published (a command rule may change them in the guest)
     write_armed: bool = False  # WINDOW: the last refresh armed it for writing (the guest may take the data)
@@ -160,7 +159,6 @@ class ModelSet:
         self._published_rules: dict[int, bytes] = {}   # first record -> the command-rule records written there
         self._ix_cache: tuple | None = None  # (index_entries_key(), count, entries published); None: not published
         self.stats = ModelStats()
-        self.devices: set[int] = set()       # ids of devices with something published
 
     @property
     def active(self) -> bool:
@@ -274,7 +272,6 @@ class ModelSet:
                                           done_bytes=bytes(rec["done_slot"] + rec["done_and"] + rec["done_or"]),
                                           flags=rec["flags"]))
                 ms._engine_records.append(rec)
-                ms.devices.add(id(dev))
                 mem_next += (d.mem_len + 7) & ~7
 
         # interrupt rules: only for lines the area takes as notifications
@@ -305,7 +302,6 @@ class ModelSet:
             dynamic = bool(getattr(dev, "dynamic_command_rules", False))
             ms.rule_groups.append((dev, len(ms.cmd_records), cap, dynamic))
             ms.cmd_records += (recs + [bytes(P.CMD_RULE.size)] * cap)[:cap]
-            ms.devices.add(id(dev))
 
         # the index file (one)
         for r, get in _ranges_with(bus, "index_files"):
@@ -316,10 +312,7 @@ class ModelSet:
                 if P.split_class_word(words.get(ip, 0))[1] != PortClass.DOORBELL_IF or f.index_size not in P.SIZES:
                     continue
                 ms.ix = _Ix(r.device, i, r.base, ip, dp, f.data_len, f.index_size, f.key_mask)
-                ms.devices.add(id(r.device))
                 break
-        ms.devices.update(id(d) for d, _, _ in ms.latches)
-        ms.devices.update(id(q.dev) for q in ms.irqs)
         return ms
 
     def _rule_record_cached(self, rule: CommandRule, dev) -> bytes | None:
@@ -554,18 +547,16 @@ class ModelSet:
                     self.windows[e.mem_off + off] = bytes(data)
         if now is None or fifo_busy == e.port or now.state == EngineState.IDLE:
             write(rec + _OFF_E_STATE, b"\0")
-            e.window = b""
             return
         if d.kind == EngineKind.WINDOW:
             data = bytes(now.data[: now.count]) if now.state == EngineState.READ else b""
             if now.count > d.mem_len or (now.state == EngineState.READ and len(data) != now.count):
                 write(rec + _OFF_E_STATE, b"\0")
-                e.window = b""
                 return
             if data:
                 write(gpa + e.mem_off, data)
                 self.windows[e.mem_off] = data
-            e.window, e.window_base, e.seq = data, now.addr, (e.seq + 1) & 0xFFFFFFFF
+            e.seq = (e.seq + 1) & 0xFFFFFFFF
             mem_base = now.addr           # the window holds device addresses now.addr .. + count
             write(rec + _OFF_E_MEM_BASE, _U32X2.pack(mem_base, max(now.count, 1)))
             write(rec + _OFF_E_SEQ, _U32.pack(e.seq))
