@@ -467,7 +467,7 @@ PVIO_BACKEND void pvio_ins(pvio_u16 port, unsigned size, void *dst, unsigned lon
 {
 	unsigned long fl = pvio_arch_irq_save(), left;
 	struct pvio_area *a = pvio_cur();
-	pvio_u32 w;
+	pvio_u32 w, rc;
 	struct pvio_fifo *f;
 
 	if (!a) {
@@ -476,16 +476,16 @@ PVIO_BACKEND void pvio_ins(pvio_u16 port, unsigned size, void *dst, unsigned lon
 		return;
 	}
 	w = a->classes[port];
+	rc = (w >> PVIO_CLS_READ_SHIFT) & PVIO_CLS_CLASS_MASK;
 	f = &a->fifo;
-	if (((w >> PVIO_CLS_READ_SHIFT) & PVIO_CLS_CLASS_MASK) == PVIO_CLASS_ENGINE) {
+	if (rc == PVIO_CLASS_ENGINE) {
 		unsigned long n = pvio_model_ins(a, port, size, dst, count);   /* an active transfer engine */
 
 		dst = (char *)dst + n * size;
 		count -= n;
 	}
 	/* Values the monitor already fetched come first, in order. */
-	if ((((w >> PVIO_CLS_READ_SHIFT) & PVIO_CLS_CLASS_MASK) == PVIO_CLASS_FIFO ||
-	     ((w >> PVIO_CLS_READ_SHIFT) & PVIO_CLS_CLASS_MASK) == PVIO_CLASS_ENGINE) && f->port == port &&
+	if ((rc == PVIO_CLASS_FIFO || rc == PVIO_CLASS_ENGINE) && f->port == port &&
 	    f->size == size) {
 		while (count && f->head < f->count) {
 			pvio_u32 v;

@@ -372,6 +372,20 @@ static int pvio_engine_write(struct pvio_area *a, struct pvio_engine *e, unsigne
 	return 1;
 }
 
+/* pvio_engine_write, and when what stops it is only a full xstaging behind queued entries: flush (the monitor takes
+ * the staged data and publishes the engine again) and try once more. */
+static int pvio_engine_write_or_flush(struct pvio_area *a, struct pvio_engine *e, unsigned idx, pvio_u16 port,
+				      unsigned size, pvio_u32 value)
+{
+	if (pvio_engine_write(a, e, idx, port, size, value))
+		return 1;
+	if (!((e->kind == PVIO_ENGINE_KIND_DMA || (e->flags & 2)) && e->state == PVIO_ENGINE_WRITE &&
+	      a->header.count && a->header.xstaged + size > PVIO_XSTAGING_SIZE))
+		return 0;
+	pvio_flush_locked(a);
+	return pvio_engine_write(a, e, idx, port, size, value);
+}
+
 /* Any write but the arming rule's to an engine's command port stops it (the device's transfer state is then
  * whatever that write made it: the monitor publishes it at the next flush). */
 static void pvio_engines_stop(struct pvio_area *a, pvio_u16 cmd_port, unsigned except)
@@ -608,14 +622,8 @@ PVIO_HELPER int pvio_model_out(struct pvio_area *a, pvio_u16 port, unsigned size
 
 	(void)w;
 	if (e) {
-		if (!pvio_engine_write(a, e, idx, port, size, value)) {
-			if (!((e->kind == PVIO_ENGINE_KIND_DMA || (e->flags & 2)) && e->state == PVIO_ENGINE_WRITE &&
-			      a->header.count && a->header.xstaged + size > PVIO_XSTAGING_SIZE))
-				return 0;
-			pvio_flush_locked(a);      /* xstaging is full: the monitor takes it and publishes the engine */
-			if (!pvio_engine_write(a, e, idx, port, size, value))
-				return 0;
-		}
+		if (!pvio_engine_write_or_flush(a, e, idx, port, size, value))
+			return 0;
 		pvio_push_done(a);
 		pvio_model_irq_eval(a);
 		return 1;
@@ -660,14 +668,8 @@ PVIO_HELPER unsigned long pvio_model_outs(struct pvio_area *a, pvio_u16 port, un
 			pvio_push_done(a);
 			continue;
 		}
-		if (!pvio_engine_write(a, e, idx, port, size, v)) {
-			if (!((e->kind == PVIO_ENGINE_KIND_DMA || (e->flags & 2)) && e->state == PVIO_ENGINE_WRITE &&
-			      a->header.count && a->header.xstaged + size > PVIO_XSTAGING_SIZE))
-				break;
-			pvio_flush_locked(a);
-			if (!pvio_engine_write(a, e, idx, port, size, v))
-				break;
-		}
+		if (!pvio_engine_write_or_flush(a, e, idx, port, size, v))
+			break;
 		n++;
 		pvio_push_done(a);
 	}
