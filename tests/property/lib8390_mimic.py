@@ -147,7 +147,11 @@ class Lib8390:
         io.outb(length & 0xFF, EN0_TCNTLO)
         io.outb(length >> 8, EN0_TCNTHI)
         io.outb(start_page, EN0_TPSR)
+        self.sending(length, start_page)
         io.outb(NODMA | TRANS | START, CMD)
+
+    def sending(self, length: int, start_page: int) -> None:
+        """Called right before the TXP write (not lib8390's: a test's record of what the driver started)."""
 
     # --- the interrupt handler --------------------------------------------------------------------------------
     def interrupt(self) -> None:

@@ -61,6 +61,13 @@ class _Irqs:
         self.pending += 1
         self.run()
 
+    def irq_disable(self) -> None:
+        self.disabled += 1
+
+    def irq_enable(self) -> None:
+        self.disabled -= 1
+        self.run()
+
     def run(self) -> None:
         while self.pending and not self.disabled and not self.running and self.driver is not None:
             self.pending = 0
@@ -71,7 +78,7 @@ class _Irqs:
                 self.running = False
 
 
-class ImmediateIO(IO, _Irqs):
+class ImmediateIO(_Irqs, IO):
     """Every access at once on the device; an interrupt right after the access whose edge raised it."""
 
     def __init__(self) -> None:
@@ -108,13 +115,6 @@ class ImmediateIO(IO, _Irqs):
         self._after()
         return out
 
-    def irq_disable(self) -> None:
-        self.disabled += 1
-
-    def irq_enable(self) -> None:
-        self.disabled -= 1
-        self.run()
-
     def inject(self, frames) -> None:
         for f in frames:
             assert self.nic.rx_fits(len(f))
@@ -129,7 +129,7 @@ class Log:
     events: list = field(default_factory=list)
 
 
-class RuntimeIO(IO, _Irqs):
+class RuntimeIO(_Irqs, IO):
     """Every access through the runtime (rewritten-driver thunks of the host build), the monitor publishing the
     NE2000's in-guest models; interrupts come back in the area, from the guest's interrupt rule, or through the
     'controller' (an edge outside a flush)."""
@@ -194,13 +194,6 @@ class RuntimeIO(IO, _Irqs):
         self._op(Hop.INS, off, 4, count, BUFS)
         ev[4] = out = self.mem.read(BUFS, 4 * count)
         return out
-
-    def irq_disable(self) -> None:
-        self.disabled += 1
-
-    def irq_enable(self) -> None:
-        self.disabled -= 1
-        self.run()
 
     def flush(self) -> None:
         self.rt.lib.pvio_flush()

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from libata_mimic import (  # noqa: E402
     CMD, CTL, DATA, DEVICE, DEVICE_OBS, ERR, ERR_BIT, LBAH, LBAL, LBAM, NSECT, SECTOR, STATUS, IO, Libata, Qc,
 )
+from machine_pic import MachinePic  # noqa: E402
 
 from pvgen import protocol as P  # noqa: E402
 from pvgen.devices import ata as A  # noqa: E402
@@ -104,25 +105,6 @@ class Recorder:
         self._dev.io_write(off, size, value)
 
 
-class Pic:
-    """The machine's set_irq (vmm/machine.py): an unchanged level is dropped, then the monitor's filter, then the
-    'controller', which counts rising edges."""
-
-    def __init__(self) -> None:
-        self.irq_filter = None
-        self.levels: dict[int, bool] = {}
-        self.edges = 0
-
-    def set_irq(self, line: int, level: bool) -> None:
-        if self.levels.get(line) == level:
-            return
-        self.levels[line] = level
-        if self.irq_filter is not None and self.irq_filter(line, level):
-            return
-        if level:
-            self.edges += 1
-
-
 @dataclass
 class Channel:
     disk: A.AtaDisk
@@ -133,7 +115,7 @@ class Channel:
 
     @classmethod
     def make(cls, backend: MemoryDisk) -> "Channel":
-        pic, trace, rises = Pic(), [], []
+        pic, trace, rises = MachinePic(), [], []
         disk = A.AtaDisk(backend)
         level = [False]
 
@@ -180,8 +162,8 @@ class RuntimeAta(IO):
     def _op(self, kind: Hop, port: int, size: int, value: int = 0, buf: int = 0) -> int:
         r = self.rt.run([HostOp(kind, port, size, value, self.mem.base + buf if buf else 0)])[0]
         if self.ch.pic.edges:
-            self.irqs += self.ch.pic.edges
-            self.ch.pic.edges = 0
+            self.irqs += len(self.ch.pic.edges)
+            self.ch.pic.edges.clear()
         return r
 
     def outb(self, port: int, v: int) -> None:

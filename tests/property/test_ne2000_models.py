@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lib8390_mimic import (  # noqa: E402
-    CMD, DATAPORT, EN0_ISR, EN0_RCNTHI, EN0_RCNTLO, EN0_RSARHI, EN0_RSARLO, EN0_TCNTHI, EN0_TCNTLO, EN0_TPSR,
-    EN1_PHYS, ENISR_RDC, NODMA, PAGE0, PAGE1, RREAD, RWRITE, RX_START, START, STOP_PG, TRANS, TX_START, Lib8390,
+    CMD, DATAPORT, EN0_ISR, EN0_RCNTHI, EN0_RCNTLO, EN0_RSARHI, EN0_RSARLO, EN1_PHYS, ENISR_RDC, NODMA, PAGE0,
+    PAGE1, RREAD, RWRITE, RX_START, START, STOP_PG, TX_START, Lib8390,
 )
 from ne2k_models_harness import AREA, MAC, NIC, RuntimeIO, replay, results, state  # noqa: E402
 
@@ -97,16 +97,8 @@ class Driver(Lib8390):
         self._slots[start_page] = bytes(buf)
         super().block_output(buf, start_page)
 
-    def trigger_send(self, length: int, start_page: int) -> None:
-        io = self.io
-        io.outb(NODMA | PAGE0, CMD)
-        if io.inb(CMD) & TRANS:
-            return
-        io.outb(length & 0xFF, EN0_TCNTLO)
-        io.outb(length >> 8, EN0_TCNTHI)
-        io.outb(start_page, EN0_TPSR)
+    def sending(self, length: int, start_page: int) -> None:
         self.triggered.append(self._slots[start_page][:length])
-        io.outb(NODMA | TRANS | START, CMD)
 
 
 def payload(seed: int, n: int) -> bytes:
