@@ -37,8 +37,7 @@ class RxPacer:
     name: str = "ne2000+pacer"
     deferred: bool = False               # pump at the end of the batch being replayed (attach_to), not at the ack
     _busy: bool = field(default=False, repr=False)
-    _due: bool = field(default=False, repr=False)
-    _acks: int = field(default=0, repr=False)
+    _acks: int = field(default=0, repr=False)   # the NIC's PRX acknowledges the last pump saw (attach_to)
 
     def attach_to(self, pvbatch) -> None:
         """Under the batch monitor, the acknowledge that asks for frames is replayed inside a batch: the frames then
@@ -52,8 +51,8 @@ class RxPacer:
 
     def _pump_due(self) -> None:
         acks = self.nic.prx_acks
-        if self._due or acks != self._acks:
-            self._due, self._acks = False, acks
+        if acks != self._acks:
+            self._acks = acks
             if self.enabled and self.inbox:
                 self.pump()
 
@@ -65,11 +64,9 @@ class RxPacer:
 
     def io_write(self, offset: int, size: int, value: int) -> None:
         self.nic.io_write(offset, size, value)
-        if self.enabled and self.inbox and offset == ISR_OFFSET and value & 0x01 and self.nic.page == 0:
-            if self.deferred:
-                self._due = True
-            else:
-                self.pump()
+        if not self.deferred and self.enabled and self.inbox and offset == ISR_OFFSET and value & 0x01 and \
+                self.nic.page == 0:
+            self.pump()         # (attached: the NIC counts the acknowledge, prx_acks, and _pump_due pumps)
 
     def pump(self) -> int:
         if self._busy:
