@@ -38,14 +38,14 @@ PVGEN_OPTIONS = frozenset({"--strict", "--quiet"})  # pvgen-as's own (`gcc -Wa,-
 # expression for grep.
 # Blanks include the form feed `as` accepts; a prefix word may be `rex.W` or a `{disp32}` pseudo-prefix.
 _CANDIDATE = re.compile(
-    rb"(?:^|[:;]|\*/)[ \t\f]*(?:(?:[a-z_][a-z0-9_.]*|\{[a-z0-9_]+\})(?:[ \t\f]+|[ \t\f]*;[ \t\f]*))*"
+    rb"(?:^|[:;]|\*/)[^\S\n]*(?:(?:[a-z_][a-z0-9_.]*|\{[a-z0-9_]+\})(?:[^\S\n]+|[^\S\n]*;[^\S\n]*))*"
     rb"(?:(?:in|out|ins|outs)[bwld]?|hlt)(?![\w.$])",
     re.I | re.M,
 )
 # Input the text scan cannot see through, so the object is checked (objcheck.py) even without a candidate: an
 # `.include`d or `.incbin`ed file, or a macro/.irp (its arguments may name an I/O mnemonic) in input that spells
-# one somewhere (`X inb`, `.irp op,inb,outb`).
-_INCLUDE = re.compile(rb"^[ \t\f]*\.(?:include|incbin)(?![\w.$])", re.I | re.M)
+# one somewhere (`X inb`, `.irp op,inb,outb`). launcher.py has the same expressions for grep.
+_INCLUDE = re.compile(rb"^[^\S\n]*\.(?:include|incbin)(?![\w.$])", re.I | re.M)
 _MACRO = re.compile(rb"\.(?:macro|irpc?)(?![\w.$])", re.I)
 _IO_WORD = re.compile(rb"(?<![\w.$-])(?:(?:in|out|ins|outs)[bwld]?|hlt)(?![\w.$-])", re.I)
 

@@ -88,10 +88,8 @@ def leftovers(obj: str) -> tuple[list[Leftover], list[IoHit]]:
         where = lines.get(h)
         if where is None:
             where = f"offset {h.offset:#x} in section {h.section}" + (f" ({h.symbol})" if h.symbol else "")
-        elif where.startswith(cwd):
-            where = where[len(cwd):]
-        elif where.startswith("./"):
-            where = where[2:]
+        else:
+            where = os.path.normpath(where[len(cwd):] if where.startswith(cwd) else where)
         out.append(Leftover(where, h))
     return out, [h for h in hits if h.kept]
 
@@ -176,7 +174,11 @@ def assemble_checked(inv: Invocation, real_as: str, inputs: list[tuple[int, str,
     rc = subprocess.run([real_as, *args], pass_fds=fds, stdin=stdin_fd).returncode
     if rc != 0 or inv.output == "/dev/null" or not os.path.isfile(inv.output):
         return rc
-    bad, kept_hits = _check(inv, real_as, texts, mode, bool(kept))
+    try:
+        bad, kept_hits = _check(inv, real_as, texts, mode, bool(kept))
+    except PvgenError as exc:
+        _say(f"{inv.output}: cannot check the object: {exc}")
+        return 1
     for b in bad:
         _say(str(b))
     if bad:

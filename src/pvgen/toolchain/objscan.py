@@ -109,7 +109,7 @@ def _tags(elf, name: str, extra: int) -> list[tuple[tuple[int, int], bytes]]:
     for rsec in elf.iter_sections():
         if not isinstance(rsec, RelocationSection) or rsec["sh_info"] != idx:
             continue
-        for r in rsec.iter_relocations():
+        for r in sorted(rsec.iter_relocations(), key=lambda r: r["r_offset"]):  # records in assembly order
             off = r["r_offset"]
             addend = r["r_addend"] if r.is_RELA() else int.from_bytes(data[off : off + width], "little")
             sym = symtab.get_symbol(r["r_info_sym"])
@@ -121,7 +121,7 @@ def _tags(elf, name: str, extra: int) -> list[tuple[tuple[int, int], bytes]]:
 def _disassemble(decoders: dict, data: bytes, syms: list[tuple[int, int, str]], modes: list[tuple[int, int]],
                  default: int):
     """(offset, mnemonic with prefixes, operands, bits) per instruction; resynchronised at each function and mode tag."""
-    modes = sorted(modes)
+    modes = sorted(modes, key=lambda m: m[0])  # stable: of two tags at one address, the later one holds
     starts = sorted({0} | {a for a, _, _ in syms if a < len(data)} | {a for a, _ in modes if a < len(data)})
     bounds = starts[1:] + [len(data)]
     k, bits = 0, default
