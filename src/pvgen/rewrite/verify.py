@@ -65,6 +65,10 @@ def assemble(src_text: str, as_flags: list[str], tmp: str, name: str, path: str)
     if proc.returncode != 0:
         errs = [ln for ln in proc.stderr.splitlines() if "Error" in ln] or proc.stderr.splitlines() or ["?"]
         first = errs[0].replace(s, path)
+        if "--64" in as_flags and subprocess.run(["as", "--32", s, "-o", os.devnull],
+                                                     capture_output=True).returncode == 0:
+            raise RewriteError(f"{first} (and {len(errs) - 1} more): {path} is 32-bit code; verify it with --32 "
+                               "(or --16)")
         raise RewriteError(f"{name} file does not assemble: {first}")
     return o
 

@@ -171,7 +171,14 @@ def assemble_checked(inv: Invocation, real_as: str, inputs: list[tuple[int, str,
     if sites_dir:
         write_sites(sites_dir, inv, sites, bool(fds) or bool(sites))
     sys.stdout.flush()
-    rc = subprocess.run([real_as, *args], pass_fds=fds, stdin=stdin_fd).returncode
+    proc = subprocess.run([real_as, *args], pass_fds=fds, stdin=stdin_fd, stderr=subprocess.PIPE)
+    if proc.returncode != 0 and inv.mode == 64 and _is_32bit_code(real_as, inv, inputs):
+        errors = [ln for ln in proc.stderr.decode(errors="replace").splitlines() if "Error:" in ln]
+        _say(f"{errors[0] if errors else 'as --64 failed'} (and {max(len(errors) - 1, 0)} more): this is 32-bit "
+             "code; assemble it with --32 (gcc -m32)")
+        return proc.returncode
+    sys.stderr.buffer.write(proc.stderr)
+    rc = proc.returncode
     if rc != 0 or inv.output == "/dev/null" or not os.path.isfile(inv.output):
         return rc
     try:
@@ -192,6 +199,13 @@ def assemble_checked(inv: Invocation, real_as: str, inputs: list[tuple[int, str,
         _say(f"{inv.output}: {len(io) - len(kept)} port-I/O sites rewritten ({per}), {len(kept)} kept{held}; "
              "no other port I/O in the object")
     return 0
+
+
+def _is_32bit_code(real_as: str, inv: Invocation, inputs: list[tuple[int, str, bytes]]) -> bool:
+    """Whether the original inputs, which `as --64` rejects, assemble as 32-bit code."""
+    args = [a for a in diagnostic_args(inv.args, {}, os.devnull) if a not in ("--64", "--x32")] + ["--32"]
+    stdin = next((_memfd(d) for _, p, d in inputs if p == STDIN), None)
+    return subprocess.run([real_as, *args], stdin=stdin, capture_output=True).returncode == 0
 
 
 def _check(inv: Invocation, real_as: str, texts: list[tuple[int, str, str, bool]], mode: str,
