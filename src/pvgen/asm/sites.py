@@ -59,6 +59,7 @@ class Site:
     reason: str | None = None  # why a site is not rewritten (report-only category, or the limitation)
     syntax: str = "att"
     in_macro: bool = False  # inside a .macro, .rept, .irp, .irpc or .if body (assembled 0..n times)
+    asm_line: int = 0  # the line in the assembly input itself (`line` may follow a `# N "file"` marker or .loc)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -180,6 +180,8 @@ def rewrite_text(text: str, path: str = "<input>", *, mode=None, tag_kept: bool 
             raise
         raise AsmSyntaxError(where[0], where[1], exc.message, exc.col) from None
     if result.sites:
+        for s in result.sites:
+            s.asm_line = s.line
         lines = LineMap.of(text, path)
         if lines.logical:
             for s in result.sites:
