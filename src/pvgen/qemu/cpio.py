@@ -41,16 +41,21 @@ class Cpio:
         for i in range(1, len(parts) + 1):
             self._entry("/".join(parts[:i]), stat.S_IFDIR | 0o755)
 
-    def file(self, name: str, data: bytes, mode: int = 0o644) -> None:
+    def _parent(self, name: str) -> None:
         parent = name.strip("/").rpartition("/")[0]
         if parent:
             self.dir(parent)
+
+    def file(self, name: str, data: bytes, mode: int = 0o644) -> None:
+        self._parent(name)
         self._entry(name, stat.S_IFREG | mode, data)
 
     def symlink(self, name: str, target: str) -> None:
+        self._parent(name)
         self._entry(name, stat.S_IFLNK | 0o777, target.encode())
 
     def chardev(self, name: str, major: int, minor: int, mode: int = 0o600) -> None:
+        self._parent(name)
         self._entry(name, stat.S_IFCHR | mode, rdev=(major, minor))
 
     def data(self) -> bytes:
