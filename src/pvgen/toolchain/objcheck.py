@@ -123,6 +123,7 @@ def assemble_checked(inv: Invocation, real_as: str, inputs: list[tuple[int, str,
     """pvgen-as's slow path: rewrite, assemble, check the object; one stderr line per problem. Returns the status."""
     from pvgen.errors import PvgenError
     from pvgen.rewrite import may_have_sites, rewrite_text
+    from pvgen.rewrite.accessors import redirect_names, redirect_text
 
     mode = "code32" if inv.mode == 32 else "code64"
     texts: list[tuple[int, str, str, bool]] = []  # (index, path, text, holds a candidate)
@@ -131,6 +132,8 @@ def assemble_checked(inv: Invocation, real_as: str, inputs: list[tuple[int, str,
     fds: list[int] = []
     stdin_fd: int | None = None
     include_dirs: list[str] = []
+    redirect = redirect_names()
+    accessors: list[dict] = []     # the redirected references' site records
     for index, path, data in inputs:
         name = "{standard input}" if path == STDIN else path
         text = data.decode("utf-8", "surrogateescape")
@@ -151,6 +154,11 @@ def assemble_checked(inv: Invocation, real_as: str, inputs: list[tuple[int, str,
             sites.extend(result.sites)
             if result.text != text:
                 new = result.text.encode("utf-8", "surrogateescape")
+        if redirect:     # accessor redirection (rewrite/accessors.py): calls into the module's own iomap copy
+            out, acc = redirect_text(text if new is None else new.decode("utf-8", "surrogateescape"), redirect, name)
+            if acc:
+                new = out.encode("utf-8", "surrogateescape")
+                accessors.extend(acc)
         if path == STDIN:
             stdin_fd = _memfd(data if new is None else new)
         elif new is not None:
@@ -169,7 +177,7 @@ def assemble_checked(inv: Invocation, real_as: str, inputs: list[tuple[int, str,
         return 1
     sites_dir = os.environ.get("PVGEN_SITES_DIR")
     if sites_dir:
-        write_sites(sites_dir, inv, sites, bool(fds) or bool(sites))
+        write_sites(sites_dir, inv, sites + accessors, bool(fds) or bool(sites) or bool(accessors))
     sys.stdout.flush()
     proc = subprocess.run([real_as, *args], pass_fds=fds, stdin=stdin_fd, stderr=subprocess.PIPE)
     if proc.returncode != 0 and inv.mode == 64 and _is_32bit_code(real_as, inv, inputs):
