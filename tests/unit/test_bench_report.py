@@ -165,26 +165,36 @@ def test_guest_delay_is_carried_through_phases_sums_total_json_and_report():
     # cumulative guest busy-wait at each mark (ns): 1 ms in seq-write, 2 in seq-read, 0 in rand-write, 4 in rand-read
     ids = (wl.MARK_DISK_START, wl.MARK_DISK_Q1, wl.MARK_DISK_Q2, wl.MARK_DISK_Q3, wl.MARK_DISK_END)
     delay = (5_000_000, 6_000_000, 8_000_000, 8_000_000, 12_000_000)
-    marks = [Mark(i, 10_000_000 * k, {"exits": k}, guest_delay_ns=d) for k, (i, d) in enumerate(zip(ids, delay))]
+    monitor = (1_000_000, 3_000_000, 4_000_000, 7_000_000, 8_000_000)   # cumulative exit handling in the monitor
+    marks = [Mark(i, 10_000_000 * k, {"exits": k}, guest_delay_ns=d, monitor_ns=mon)
+             for k, (i, d, mon) in enumerate(zip(ids, delay, monitor))]
     got = {p.name: p for p in phases(marks, PHASES["disk"], phase_ops("disk", 256))}
     assert {n: p.guest_delay_ns for n, p in got.items()} == {
         "disk": 7_000_000, "seq-write": 1_000_000, "seq-read": 2_000_000, "rand-write": 0, "rand-read": 4_000_000,
         "write": 1_000_000, "read": 6_000_000}
     assert got["read"].guest_delay_us_per_op == pytest.approx(6000 / 128)
     assert got["read"].wall_us_per_op == pytest.approx(20_000 / 128)
+    assert {n: p.monitor_ns for n, p in got.items()} == {
+        "disk": 7_000_000, "seq-write": 2_000_000, "seq-read": 1_000_000, "rand-write": 3_000_000,
+        "rand-read": 1_000_000, "write": 5_000_000, "read": 2_000_000}
     res = {"generated": VariantResult("generated", "ok", "", list(got.values()), True, ["ok: x"]),
            "pv-ideal": VariantResult("pv-ideal", "ok", "", phases([Mark(i, 10_000_000 * k, {}) for k, i in
                                                                     enumerate(ids)], PHASES["disk"],
                                                                    phase_ops("disk", 256)), True, ["ok: x"])}
     assert res["generated"].total().guest_delay_ns == 7_000_000
+    assert res["generated"].total().monitor_ns == 7_000_000
     doc = report.to_json(res, "disk")
     assert doc["variants"]["generated"]["phases"]["read"]["guest_delay_us_per_op"] == pytest.approx(6000 / 128)
     assert doc["variants"]["pv-ideal"]["phases"]["read"]["guest_delay_us_per_op"] == 0
+    assert doc["variants"]["generated"]["phases"]["read"]["monitor_us_per_op"] == pytest.approx(2000 / 128)
     buf = io.StringIO()
     report.print_report(res, "disk", Console(file=buf, width=220, color_system=None))
     lines = [ln for ln in buf.getvalue().splitlines() if "driver delays" in ln]
-    assert "generated read: driver delays (guest busy-wait) 46.9 µs/op of 156.2 µs/op (30%)" in lines
-    assert not any(ln.startswith(("pv-ideal", "generated rand-write")) for ln in lines)   # zero: no line
+    assert ("generated read: 156.2 µs/op: monitor's exit handling (Python) 15.6 (10%), in KVM_RUN 140.6 of which "
+            "driver delays (guest busy-wait) 46.9 (30%)") in lines
+    assert not any(ln.startswith("pv-ideal") for ln in lines)   # neither delays nor monitor time: no line
+    assert any(ln.startswith("generated rand-write") and "driver delays (guest busy-wait) 0.0 (0%)" in ln
+               for ln in lines)
 
 
 def _round(tx_s: float, rx_s: float, status: str = "ok", exits: int = 10) -> VariantResult:

@@ -122,8 +122,8 @@ def run_guest(spec: GuestSpec) -> GuestRun:
             counter.watch_pvbatch(pv)
         m.boot(spec.image, spec.cmdline)
         res = m.run(timeout=spec.timeout_s)
-    marks = [Mark(mid, int(s["t"] * 1e9), dict(s["stats"]), dict(s.get("runs", {})), s.get("guest_delay_ns", 0))
-             for mid, s in res.marks]
+    marks = [Mark(mid, int(s["t"] * 1e9), dict(s["stats"]), dict(s.get("runs", {})), s.get("guest_delay_ns", 0),
+                  s.get("monitor_ns", 0)) for mid, s in res.marks]
     if counter is not None and len(counter.per_mark) == len(marks):
         for mk, ports in zip(marks, counter.per_mark):
             mk.breakdown.update(ports)

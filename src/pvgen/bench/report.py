@@ -106,10 +106,12 @@ def print_report(results: dict[str, VariantResult], workload: str, console: Cons
                           style="dim")
     for name, r in results.items():
         for p in r.phases:
-            if p.guest_delay_ns > 0:    # measured by the guest (hx_udelay), so it needs no --ports
-                share = f" ({p.guest_delay_ns / 1e7 / p.wall_s:.0f}%)" if p.wall_s > 0 else ""
-                console.print(f"{name} {p.name}: driver delays (guest busy-wait) {p.guest_delay_us_per_op:,.1f} µs/op "
-                              f"of {p.wall_us_per_op:,.1f} µs/op{share}")
+            if p.wall_s > 0 and (p.guest_delay_ns > 0 or p.monitor_ns > 0):   # where the time per operation goes
+                pct = lambda ns: f"{ns / 1e7 / p.wall_s:.0f}%"   # noqa: E731
+                console.print(f"{name} {p.name}: {p.wall_us_per_op:,.1f} µs/op: monitor's exit handling (Python) "
+                              f"{p.monitor_us_per_op:,.1f} ({pct(p.monitor_ns)}), in KVM_RUN "
+                              f"{p.wall_us_per_op - p.monitor_us_per_op:,.1f} of which driver delays (guest "
+                              f"busy-wait) {p.guest_delay_us_per_op:,.1f} ({pct(p.guest_delay_ns)})")
             if not any(k.startswith("io ") for k in p.breakdown):
                 continue          # the port counters were off (--ports)
             other = sorted(((n, k) for k, n in p.stats.items()
@@ -131,7 +133,8 @@ def _phase_json(p: Phase) -> dict:
     return {"ops": p.ops, "exits": p.exits, "io_exits": p.io_exits, "io_returns": p.io_returns, "wall_s": p.wall_s,
             "exits_per_op": _finite(p.exits_per_op), "io_exits_per_op": _finite(p.io_exits_per_op),
             "ops_per_s": _finite(p.ops_per_s), "guest_delay_ns": p.guest_delay_ns,
-            "guest_delay_us_per_op": _finite(p.guest_delay_us_per_op)}
+            "guest_delay_us_per_op": _finite(p.guest_delay_us_per_op), "monitor_ns": p.monitor_ns,
+            "monitor_us_per_op": _finite(p.monitor_us_per_op)}
 
 
 def _finite(x: float) -> float | None:

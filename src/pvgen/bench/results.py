@@ -22,6 +22,7 @@ class Phase:
     breakdown: dict[str, int] = field(default_factory=dict)  # exits by reason/port, when the monitor gives them
     in_total: bool = True           # summed into the variant's "total" (not a one-time step such as the probe)
     guest_delay_ns: int = 0         # the guest's busy-wait in hx_udelay over the phase (measured in the guest)
+    monitor_ns: int = 0             # host time the monitor spent handling exits in Python (outside KVM_RUN)
 
     @property
     def io_returns(self) -> int | None:
@@ -39,6 +40,10 @@ class Phase:
     @property
     def guest_delay_us_per_op(self) -> float:
         return self.guest_delay_ns / 1e3 / self.ops if self.ops else float("nan")
+
+    @property
+    def monitor_us_per_op(self) -> float:
+        return self.monitor_ns / 1e3 / self.ops if self.ops else float("nan")
 
     @property
     def wall_us_per_op(self) -> float:
@@ -75,7 +80,7 @@ class VariantResult:
         whole = next((p for p in self.phases if p.name == "disk"), None)
         if whole is not None:
             return Phase("total", whole.ops, whole.exits, whole.io_exits, whole.wall_s, dict(whole.stats),
-                         dict(whole.breakdown), guest_delay_ns=whole.guest_delay_ns)
+                         dict(whole.breakdown), guest_delay_ns=whole.guest_delay_ns, monitor_ns=whole.monitor_ns)
         parts = [p for p in self.phases if p.in_total]
         brk: dict[str, int] = {}
         for p in parts:
@@ -83,7 +88,7 @@ class VariantResult:
                 brk[k] = brk.get(k, 0) + v
         return Phase("total", sum(p.ops for p in parts), sum(p.exits for p in parts),
                      sum(p.io_exits for p in parts), sum(p.wall_s for p in parts), {}, brk,
-                     guest_delay_ns=sum(p.guest_delay_ns for p in parts))
+                     guest_delay_ns=sum(p.guest_delay_ns for p in parts), monitor_ns=sum(p.monitor_ns for p in parts))
 
     def phase(self, name: str) -> Phase | None:
         if name == "total":

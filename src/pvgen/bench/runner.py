@@ -53,6 +53,7 @@ class Mark:
     stats: dict[str, int]
     breakdown: dict[str, int] = field(default_factory=dict)   # cumulative exits by reason/port, if known
     guest_delay_ns: int = 0
+    monitor_ns: int = 0     # the monitor's cumulative exit handling in Python (outside KVM_RUN)
 
 
 @dataclass
@@ -103,7 +104,8 @@ def phases(marks: list[Mark], names: list[str], ops: int | dict[str, int]) -> li
                     brk[k] = brk.get(k, 0) + v
             out.append(Phase(name, n_ops, sum(p.exits for p in parts), sum(p.io_exits for p in parts),
                              sum(p.wall_s for p in parts), stats, brk,
-                             guest_delay_ns=sum(p.guest_delay_ns for p in parts)))
+                             guest_delay_ns=sum(p.guest_delay_ns for p in parts),
+                             monitor_ns=sum(p.monitor_ns for p in parts)))
             continue
         start_id, end_id = wl.PHASE_MARKS[name]
         if name in wl.SETUP_PHASES and not any(m.id in (start_id, end_id) for m in marks):
@@ -118,7 +120,7 @@ def phases(marks: list[Mark], names: list[str], ops: int | dict[str, int]) -> li
         brk = {k: b.breakdown.get(k, 0) - a.breakdown.get(k, 0) for k in b.breakdown}
         out.append(Phase(name, n_ops, delta.get("exits", 0), delta.get("io_exits", 0), (b.t_ns - a.t_ns) / 1e9,
                          delta, {k: v for k, v in brk.items() if v}, in_total=name not in wl.SETUP_PHASES,
-                         guest_delay_ns=b.guest_delay_ns - a.guest_delay_ns))
+                         guest_delay_ns=b.guest_delay_ns - a.guest_delay_ns, monitor_ns=b.monitor_ns - a.monitor_ns))
     return out
 
 

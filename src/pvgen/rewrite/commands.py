@@ -13,6 +13,28 @@ from pvgen.rewrite.core import RewriteResult, rewrite_text
 _MODES = click.Choice(["code64", "code32", "code16", "code16gcc"])
 
 
+def code_size_options(f):
+    """`--16`/`--32`/`--64` as GNU as spells them (the code size at the start of the file), for every command;
+    `--mode codeNN` and `--bits NN` stay as aliases. The command takes them as **sizes, see code_size()."""
+    for bits in (16, 32, 64):
+        f = click.option(f"--{bits}", f"size{bits}", is_flag=True, help=f"Start in {bits}-bit code "
+                         + ("(a .code16 file; assembled with as --32)." if bits == 16 else f"(as --{bits})."))(f)
+    f = click.option("--mode", "size_mode", type=_MODES, default=None, hidden=True)(f)
+    return click.option("--bits", "size_bits", type=click.Choice(["16", "32", "64"]), default=None, hidden=True)(f)
+
+
+def code_size(sizes: dict) -> str | None:
+    """The one code mode the options of code_size_options() name (None: not given); two different ones are an error."""
+    given = {f"code{b}" for b in (16, 32, 64) if sizes.get(f"size{b}")}
+    if sizes.get("size_mode"):
+        given.add(sizes["size_mode"])
+    if sizes.get("size_bits"):
+        given.add(f"code{sizes['size_bits']}")
+    if len(given) > 1:
+        raise PvgenError(f"contradictory code sizes: {', '.join(sorted(given))}")
+    return given.pop() if given else None
+
+
 def read_source(path: str) -> str:
     """Read an assembly file as text, bytes preserved (surrogateescape); one-line errors for bad input."""
     p = Path(path)
@@ -62,11 +84,12 @@ def summary_table(result: RewriteResult, path: str) -> None:
 @click.argument("src", type=click.Path(dir_okay=True))
 @click.option("-o", "--output", "out", type=click.Path(), help="Rewritten assembly (default: stdout).")
 @click.option("--sites", "sites_path", type=click.Path(), help="Write the site table as JSON.")
-@click.option("--mode", type=_MODES, default="code64", show_default=True, help="Code mode at the start of the file.")
+@code_size_options
 @click.option("--quiet", is_flag=True, help="No summary table.")
 @click.option("--strict", is_flag=True, help="Fail on a port-I/O site that cannot be rewritten exactly.")
-def rewrite_cmd(src: str, out: str | None, sites_path: str | None, mode: str, quiet: bool, strict: bool) -> None:
-    """Rewrite the port-I/O instructions of SRC (GNU as x86) into pvgen runtime thunk calls."""
+def rewrite_cmd(src: str, out: str | None, sites_path: str | None, quiet: bool, strict: bool, **sizes) -> None:
+    """Rewrite the port-I/O instructions of SRC (GNU as x86) into pvgen runtime thunk calls (default: --64)."""
+    mode = code_size(sizes) or "code64"
     result = rewrite_text(read_source(src), src, mode=mode)
     if strict:
         for s in result.sites:
@@ -86,13 +109,16 @@ def rewrite_cmd(src: str, out: str | None, sites_path: str | None, mode: str, qu
 
 @click.command("verify")
 @click.argument("src", type=click.Path(dir_okay=True))
-@click.option("--bits", type=click.Choice(["16", "32", "64"]), default=None,
-              help="Code size (as --32/--64 and the disassembly mode); default: from .code16/.code32, else 64.")
-def verify_cmd(src: str, bits: str | None) -> None:
-    """Assemble SRC and its rewrite with GNU as, disassemble both, and explain every difference by a site."""
+@code_size_options
+def verify_cmd(src: str, **sizes) -> None:
+    """Assemble SRC and its rewrite with GNU as, disassemble both, and explain every difference by a site.
+
+    The code size defaults to the file's first .code16/.code32, else 64."""
     from pvgen.rewrite.verify import verify_text
 
-    report, result = verify_text(read_source(src), src, int(bits) if bits else None)
+    mode = code_size(sizes)
+    bits = None if mode is None else 16 if mode.startswith("code16") else int(mode[4:])
+    report, result = verify_text(read_source(src), src, bits)
     io_sites = [s for s in result.sites if s.kind != "report-only"]
     click.echo(f"{src}: OK ({report.bits}-bit): {report.instructions} instructions in {report.sections} code "
                f"section(s); {report.replaced_total} port-I/O instructions replaced by thunk calls "

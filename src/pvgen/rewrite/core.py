@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 from pvgen.asm.lexer import CODE, STRING, Statement, blank_comments, parse_statement, skeleton, statements_at, \
     string_end
+from pvgen.asm.linemap import LineMap
 from pvgen.asm.operands import OperandSyntaxError, parse_operands
-from pvgen.asm.sites import CODE_MODES, Malformed, NotRewritable, Site, classify_io
+from pvgen.asm.sites import CODE_MODES, Malformed, NotRewritable, Site, classify_io, kept_tag
 from pvgen.asm.table import FOREIGN_DIRECTIVES, FOREIGN_MNEMONICS, IO_FORMS, MOV_MNEMONICS, PREFIXES, \
     REPORT_ONLY, SPECIAL_REG_PREFIXES
 from pvgen.errors import AsmSyntaxError, RewriteError
@@ -48,8 +49,9 @@ class RewriteResult:
 
 
 class _Rewriter:
-    def __init__(self, path: str, mode: str):
+    def __init__(self, path: str, mode: str, tag_kept: bool = False):
         self.path = path
+        self.tag_kept = tag_kept
         self.mode = mode
         self.syntax = "att"
         self.macro_depth = 0
@@ -134,7 +136,7 @@ class _Rewriter:
                 kind = form.op if not any(p.startswith("rep") for p in prefixes) else f"rep-{form.op}"
                 self.sites.append(Site(kind=kind, width=form.width, port_form=None, rewritten=False,
                                        reason=str(exc), **common))
-                return None
+                return kept_tag(text) if self.tag_kept else None
             self.sites.append(Site(kind=io.kind, width=io.width, port_form=io.port_form, rewritten=True,
                                    thunk=io.thunk(self.mode), **common))
             return call_sequence(io, self.mode, self.syntax)
@@ -265,14 +267,34 @@ def _replay(templates: list[Site], sites: list[Site], line_no: int) -> None:
         sites.append(site)
 
 
-def rewrite_text(text: str, path: str = "<input>", *, mode=None) -> RewriteResult:
+def rewrite_text(text: str, path: str = "<input>", *, mode=None, tag_kept: bool = False) -> RewriteResult:
     """Rewrite every port-I/O site of GNU as source `text`; lines without a site are kept byte for byte.
 
     `mode` is the code mode at the start of the file (`code64` default, `code32` for `as --32`, ...).
-    Raises AsmSyntaxError (file:line) for malformed or foreign input. Time and memory are linear in len(text):
-    every character is looked at a bounded number of times.
+    `tag_kept` marks each kept site for the object check (asm/sites.py, kept_tag): the text to assemble is then
+    a diagnostic copy, not the output. Site records name the logical file and line (`# N "file"` markers,
+    `.loc`). Raises AsmSyntaxError (file:line) for malformed or foreign input. Time and memory are linear in
+    len(text): every character is looked at a bounded number of times.
     """
-    rw = _Rewriter(path, _normalise_mode(mode))
+    try:
+        result = _rewrite(text, path, _normalise_mode(mode), tag_kept)
+    except AsmSyntaxError as exc:
+        where = LineMap.of(text, path).locate(exc.line) if exc.path == path else None
+        if where is None or where == (path, exc.line):
+            raise
+        raise AsmSyntaxError(where[0], where[1], exc.message, exc.col) from None
+    if result.sites:
+        for s in result.sites:
+            s.asm_line = s.line
+        lines = LineMap.of(text, path)
+        if lines.logical:
+            for s in result.sites:
+                s.file, s.line = lines.locate(s.line)
+    return result
+
+
+def _rewrite(text: str, path: str, mode: str, tag_kept: bool) -> RewriteResult:
+    rw = _Rewriter(path, mode, tag_kept)
     out: list[str] = []
     n = len(text)
     pos = 0  # everything before pos has been looked at; pos is 0 or the end of a line

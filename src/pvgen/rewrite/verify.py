@@ -20,6 +20,11 @@ from pvgen.rewrite.core import RewriteResult
 SHF_EXECINSTR = 0x4
 # PC-relative relocation types (their addend is relative to the end of the field's instruction).
 _PCREL = {"EM_X86_64": {2, 4, 9, 13, 15, 24, 41, 42}, "EM_386": {2, 4, 10, 21, 23}}
+# Width of a relocated field (System V ABI i386 and x86-64 supplements, relocation types); 4 unless listed.
+# An i386 REL relocation keeps its addend in the field itself, so the width decides what is read.
+_RELOC_WIDTH = {"EM_386": {20: 2, 21: 2, 22: 1, 23: 1},  # R_386_16, R_386_PC16, R_386_8, R_386_PC8
+                "EM_X86_64": {1: 8, 24: 8, 25: 8, 33: 8, 12: 2, 13: 2, 14: 1, 15: 1}}  # _64, _PC64, _GOTOFF64,
+#                                                          _SIZE64, _16, _PC16, _8, _PC8
 # Sections whose contents as regenerates from directives that reference code addresses (.loc, .cfi_*):
 # they change with the code size and are not compared (see docs/rewriter.md, limitations).
 _SKIP_SECTIONS = re.compile(r"^\.(debug_|eh_frame|rela?\.|symtab|strtab|shstrtab|group|note\.gnu\.property)")
@@ -60,6 +65,10 @@ def assemble(src_text: str, as_flags: list[str], tmp: str, name: str, path: str)
     if proc.returncode != 0:
         errs = [ln for ln in proc.stderr.splitlines() if "Error" in ln] or proc.stderr.splitlines() or ["?"]
         first = errs[0].replace(s, path)
+        if "--64" in as_flags and subprocess.run(["as", "--32", s, "-o", os.devnull],
+                                                     capture_output=True).returncode == 0:
+            raise RewriteError(f"{first} (and {len(errs) - 1} more): {path} is 32-bit code; verify it with --32 "
+                               "(or --16)")
         raise RewriteError(f"{name} file does not assemble: {first}")
     return o
 
@@ -219,7 +228,7 @@ def verify_objects(orig_o: str, rew_o: str, result: RewriteResult, path: str, bi
         items = []
         for off, typ, name, add, issec, shndx in rels:
             if add is None:  # REL (i386): the addend is in the section contents
-                add = int.from_bytes(data[off : off + 4], "little", signed=True)
+                add = _implicit_addend(obj.machine, typ, data, off)
             if is_orig and issec and shndx in code:
                 k = (end - off) if (typ in pcrel and end > base) else 0
                 add = amap(shndx, add + k, where) - k
@@ -288,6 +297,12 @@ def verify_objects(orig_o: str, rew_o: str, result: RewriteResult, path: str, bi
     return report
 
 
+def _implicit_addend(machine: str, typ: int, data: bytes, off: int) -> int:
+    """The addend a REL relocation keeps in its field, read at the field's width."""
+    w = _RELOC_WIDTH.get(machine, {}).get(typ, 4)
+    return int.from_bytes(data[off : off + w], "little", signed=True)
+
+
 def _check_sequence(seq, thunk: str, port: int | None, bits: int, rrel, where: str, o) -> None:
     k = 0
     bad = f"{where}: site `{o.mnemonic} {o.op_str}` became `" + "; ".join(
@@ -344,8 +359,8 @@ def _compare_data(orig: _Obj, rew: _Obj, code, path: str) -> None:
             raise Mismatch(f"{path}: data section {key[0]} changed size or relocation count")
         pcrel = _PCREL.get(orig.machine, set())
         for o, r in zip(orl, rrl):
-            oadd = o[3] if o[3] is not None else int.from_bytes(od[o[0] : o[0] + 4], "little", signed=True)
-            radd = r[3] if r[3] is not None else int.from_bytes(rd[r[0] : r[0] + 4], "little", signed=True)
+            oadd = o[3] if o[3] is not None else _implicit_addend(orig.machine, o[1], od, o[0])
+            radd = r[3] if r[3] is not None else _implicit_addend(rew.machine, r[1], rd, r[0])
             same = o[:3] == r[:3]
             if same and o[4] and o[5] in code:
                 same = _data_addend_ok(code[o[5]], oadd, radd, o[1] in pcrel, o[0])
@@ -355,7 +370,7 @@ def _compare_data(orig: _Obj, rew: _Obj, code, path: str) -> None:
                 raise Mismatch(f"{path}: data section {key[0]}+{o[0]:#x}: relocation {o[2]}{oadd:+#x} (type {o[1]}) "
                                f"became {r[2]}{radd:+#x} (type {r[1]}) at +{r[0]:#x}")
         for off, typ, *_ in orl:
-            w = 8 if typ in (1, 24) and orig.machine == "EM_X86_64" else 4
+            w = _RELOC_WIDTH.get(orig.machine, {}).get(typ, 4)
             od[off : off + w] = bytes(w)
             rd[off : off + w] = bytes(w)
         if od != rd:
@@ -421,6 +436,8 @@ def _auto_bits(text: str) -> int:
 def verify_text(text: str, path: str, bits: int | None = None) -> tuple[VerifyReport, RewriteResult]:
     """Rewrite `text`, assemble both versions with GNU as, and check every difference is a recorded site."""
     from pvgen.rewrite.core import rewrite_text
+    from pvgen.toolchain.objcheck import leftovers, tagged_copy
+    from pvgen.toolchain.objscan import code_sections, is_runtime_symbol, scan
 
     bits = bits or _auto_bits(text)
     mode = {64: "code64", 32: "code32", 16: "code16"}[bits]
@@ -432,4 +449,14 @@ def verify_text(text: str, path: str, bits: int | None = None) -> tuple[VerifyRe
         orig_o = assemble(text, as_flags, tmp, "original", path)
         rew_o = assemble(result.text, as_flags, tmp, "rewritten", path)
         report = verify_objects(orig_o, rew_o, result, path, bits)
+        bad = []
+        if any(not is_runtime_symbol(h.symbol) for h in scan(rew_o)) or re.search(r"^[ \t]*\.code", text, re.M):
+            # every I/O instruction left must be a kept site: ask a tagged copy (toolchain/objcheck.py)
+            tagged = assemble(tagged_copy(text, path, mode), [*as_flags, "--gdwarf-5"], tmp, "tagged", path)
+            if code_sections(tagged) != code_sections(rew_o):
+                raise Mismatch(f"{path}: the tagged copy of the rewrite assembles to other code; cannot tell "
+                               "kept sites from leftovers")
+            bad, _ = leftovers(tagged)
+    if bad:
+        raise Mismatch(f"{bad[0]}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
     return report, result

@@ -51,7 +51,7 @@ class RunResult:
 
     def phase(self, start_mark: int, end_mark: int) -> ExitReport:
         """Exits between the last mark `start_mark` and the first following mark `end_mark`, and the guest's
-        busy-wait in hx_udelay between them (extra["guest_delay_ns"])."""
+        busy-wait in hx_udelay between them (extra["guest_delay_ns"]) and the monitor's exit handling (extra["monitor_ns"])."""
         a = next((s for m, s in reversed(self.marks) if m == start_mark), None)
         if a is None:
             raise PvgenError(f"the guest never reached mark {start_mark}")
@@ -63,7 +63,8 @@ class RunResult:
                           {k: v for k, v in ExitReport.delta(b["runs"], a["runs"]).items() if v},
                           b["t"] - a["t"],
                           {"io_exits_by_port": {k: v for k, v in ExitReport.delta(b["ports"], a["ports"]).items() if v},
-                           "guest_delay_ns": b["guest_delay_ns"] - a["guest_delay_ns"]})
+                           "guest_delay_ns": b["guest_delay_ns"] - a["guest_delay_ns"],
+                           "monitor_ns": b["monitor_ns"] - a["monitor_ns"]})
 
 
 class Machine:
@@ -122,6 +123,7 @@ class Machine:
         self.io_by_port: dict[int, int] = {}  # (direction << 16 | port) -> KVM_EXIT_IO returns
         self._coalesced = False
         self.marks: list[tuple[int, dict]] = []
+        self.monitor_ns = 0      # host time spent handling exits in Python (outside KVM_RUN), since creation
         self.pause_marks: set[int] = set()   # run() returns at these marks ("paused"); run() again resumes
         self.symbols: list[tuple[int, str]] = []
         self._t0 = 0.0
@@ -177,10 +179,11 @@ class Machine:
             raise GuestStop("paused", mark)
 
     def snapshot(self) -> dict:
-        """Every KVM statistic, KVM_RUN returns by reason, I/O exits by port, host time, and the guest's own count
-        of nanoseconds busy-waited in hx_udelay (current at a mark: hx_mark stores it before its exit)."""
+        """Every KVM statistic, KVM_RUN returns by reason, I/O exits by port, host time, the guest's own count
+        of nanoseconds busy-waited in hx_udelay (current at a mark: hx_mark stores it before its exit), and the host
+        time the monitor has spent handling exits outside KVM_RUN (up to the exit handler that takes the snapshot)."""
         return {"stats": self.stats.snapshot(), "runs": self.run_exit_counts(), "ports": self.io_exits_by_port(),
-                "t": time.perf_counter(), "guest_delay_ns": self.guest_delay_ns()}
+                "t": time.perf_counter(), "guest_delay_ns": self.guest_delay_ns(), "monitor_ns": self.monitor_ns}
 
     def guest_delay_ns(self) -> int:
         return self.mem.read_u64(layout.BOOTINFO_DELAY_NS_GPA)
@@ -309,19 +312,24 @@ class Machine:
     def _loop(self) -> RunResult:
         run_once, counts, handlers = self.vcpu.run_once, self.run_exits, self._handlers
         coalesced, drain, replay = self._coalesced, self.vcpu.drain_coalesced, self._replay_coalesced
+        now = time.perf_counter_ns
         try:
             while True:
                 reason = run_once()
-                counts[reason & 63] += 1
-                if coalesced:
-                    drain(replay)
-                handler = handlers.get(reason)
-                if handler is None:
-                    self.handle_unknown(reason)
-                else:
-                    result = handler()
-                    if result is not None:
-                        return result
+                t = now()        # from here to the next KVM_RUN: the monitor's own cost of this exit
+                try:
+                    counts[reason & 63] += 1
+                    if coalesced:
+                        drain(replay)
+                    handler = handlers.get(reason)
+                    if handler is None:
+                        self.handle_unknown(reason)
+                    else:
+                        result = handler()
+                        if result is not None:
+                            return result
+                finally:
+                    self.monitor_ns += now() - t
         except GuestStop as stop:
             return self._stopped(stop)
 

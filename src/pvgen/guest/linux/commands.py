@@ -81,7 +81,8 @@ def run_cmd(workload: str, variant: str, ops: int, seed: int, extra: tuple[str, 
         measured = []
         click.echo(f"phases: {exc}")
     for p in measured:
-        click.echo(f"{p.name}: {p.exits} exits over {p.ops} ops, {p.exits_per_op:.2f} per op, {p.wall_s * 1e3:.1f} ms")
+        click.echo(f"{p.name}: {p.exits} exits over {p.ops} ops, {p.exits_per_op:.2f} per op, {p.wall_s * 1e3:.1f} ms "
+                   f"(monitor {p.monitor_ns / 1e6:.1f} ms, driver delays {p.guest_delay_ns / 1e6:.1f} ms)")
     if run.exit_code != 0:
         raise PvgenError(f"guest exit code {run.exit_code}")
     failed = [c for c in checks if not c.startswith("ok")]
