@@ -31,7 +31,7 @@ CASES = [
     ("code64", "\toutw %ax,%dx", "\t" + c64("__pvio_outw_dx")),
     ("code64", "\toutl %eax,%dx", "\t" + c64("__pvio_outl_dx")),
     ("code64", "\tout %eax,$0xcf", "\t" + c64("__pvio_outl_imm", "$0xcf")),
-    ("code64", "\toutb $PORT+1", "\t" + c64("__pvio_outb_imm", "$((PORT+1)&0xff)")),
+    ("code64", "\toutb $PORT+1", "\t" + c64("__pvio_outb_imm", "$(PORT+1)")),  # the thunk reads the low byte
     ("code64", "\toutb %al,$-1", "\t" + c64("__pvio_outb_imm", "$0xff")),
     ("code64", "\tinb $-128,%al", "\t" + c64("__pvio_inb_imm", "$0x80")),
     ("code64", "\tINB %DX,%AL", "\t" + c64("__pvio_inb_dx")),

@@ -84,6 +84,8 @@ PATHOLOGICAL = {
     "one-line-of-nops": lambda size: "nop; " * (size // 5) + "inb %dx,%al\n",
     # `rep; rep; ...` on one line
     "one-line-of-reps": lambda size: "rep; " * (size // 5) + "insb\n",
+    # one line of sites: every statement is a site (the rewrite's own work per site, not a scan)
+    "one-line-of-sites": lambda size: "inb %dx,%al; " * (size // 13) + "\n",
     # a string left open: data to the end of the file, sites in it are not code
     "open-string": lambda size: '\t.ascii "left open\n' + generate_bytes(size).replace('"', "'"),
     # a comment left open

@@ -316,7 +316,7 @@ def _check_sequence(seq, thunk: str, port: int | None, bits: int, rrel, where: s
         raise Mismatch(bad)
     if port is not None:
         p = seq[k]
-        if p.mnemonic != "push" or (int(p.op_str, 0) & 0xFFFF) != port:
+        if p.mnemonic != "push" or (int(p.op_str, 0) & 0xFF) != port:  # the thunk reads the low byte
             raise Mismatch(bad)
         k += 1
     call = seq[k]
