@@ -83,6 +83,9 @@ def _lower(text: str) -> str:
     return text.encode("ascii", errors="replace").lower().decode("ascii")
 
 
+_SEPARATOR = re.compile(r"[;\n]")
+
+
 class Candidates:
     """The candidate offsets of a text, found as the rewriter moves forward (queries never go back): a region it
     skips whole (a comment or a string left open, a run of bare prefixes) costs at most one window of matches,
@@ -126,8 +129,8 @@ class Candidates:
         low, n = self.low, self.n
         hi = n
         if pos + self.WINDOW < n:
-            a, b = low.find(";", pos + self.WINDOW), low.find("\n", pos + self.WINDOW)
-            hi = min(a if a >= 0 else n, b + 1 if b >= 0 else n)
+            m = _SEPARATOR.search(low, pos + self.WINDOW)  # the nearer of the two: a search never runs past it
+            hi = n if m is None else m.start() + (m.group() == "\n")
         buf = [0] if pos == 0 and self.at_start else []
         for rx, shift in self.pats:
             if shift:
