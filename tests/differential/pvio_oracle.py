@@ -74,6 +74,10 @@ class Mode:
     def name(self) -> str:
         return f"x86-{self.bits}"
 
+    @property
+    def code_mode(self) -> str:
+        return f"code{self.bits}"
+
 
 def _regs(names: str) -> tuple[tuple[str, int], ...]:
     return tuple((n, getattr(X, f"UC_X86_REG_{n.upper()}")) for n in names.split())

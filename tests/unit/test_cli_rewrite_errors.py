@@ -81,7 +81,7 @@ def test_rewrite_to_stdout(tmp_path: Path) -> None:
     src = tmp_path / "d.s"
     src.write_text("\thlt\n")
     res = run("rewrite", str(src), "--quiet", "--mode", "code32")
-    assert res.exit_code == 0 and res.stdout == "\tcall __pvio_hlt\n"
+    assert res.exit_code == 0 and res.stdout == "\tcall __pvio32_hlt\n"
 
 
 def test_not_rewritten_site_is_warned(tmp_path: Path) -> None:
@@ -159,7 +159,7 @@ CODE32 = "\t.text\n\t.globl f\nf:\n" + "\tpushl %ebx\n\tmovl 8(%esp), %eax\n\tpo
 def test_one_spelling_of_the_code_size_across_commands(tmp_path: Path, spelling) -> None:
     src = tmp_path / "c.s"
     src.write_text(CODE32)
-    assert run("rewrite", *spelling, "--quiet", str(src)).stdout.count("call __pvio_inb_dx") == 1
+    assert run("rewrite", *spelling, "--quiet", str(src)).stdout.count("call __pvio32_inb_dx") == 1
     res = run("verify", *spelling, str(src))
     assert res.exit_code == 0 and "OK (32-bit)" in res.stdout, res.stderr
     one_line_error(run("verify", *spelling, "--16", str(src)), "contradictory code sizes")

@@ -113,7 +113,7 @@ BASE32 = "\t.code32\n\t.text\nf:\tinl $0x71,%eax\n\toutb %al,%dx\n\tret\n"
 
 
 def test_32bit_imm_site_must_pop_its_port() -> None:
-    assert _pair(BASE32, "@@", 32).replaced == {"__pvio_inl_imm": 1, "__pvio_outb_dx": 1}
+    assert _pair(BASE32, "@@", 32).replaced == {"__pvio32_inl_imm": 1, "__pvio32_outb_dx": 1}
     with pytest.raises(Mismatch, match="call sequence"):
         _pair(BASE32, rewrite_text(BASE32, "t.s", mode="code32").text.replace("; lea 4(%esp),%esp", "; nop"), 32)
 

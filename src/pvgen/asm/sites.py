@@ -26,7 +26,7 @@ def kept_tag(statement: str) -> str:
 # A mode tag, after each `.codeNN` and section switch of the tagged copy: the address where the mode (re)starts,
 # then 8 bytes whose encoding tells the code size, whatever the syntax (`call` takes a rel16 in 16-bit code,
 # `jecxz` an address-size prefix in 16- and 64-bit code):
-#   16: e8 r16 67 e3 r8 cc   32: e8 r32 e3 r8 cc   64: e8 r32 67 e3 r8
+#   16: e8 r16 67 e3 r8 cc   32: e8 r32 e3 r8 cc   64: e8 r32 67 e3 r8   .code16gcc: 66 e8 r32 67 e3
 MODE_SECTION = ".pvgen.mode"
 MODE_TAG = (f"; {TAG_LABEL}: .pushsection {MODE_SECTION},\"\",@progbits; .dc.a {TAG_LABEL}b; "
             f"{TAG_LABEL}5: call {TAG_LABEL}5b; jecxz {TAG_LABEL}5b; .balign 4,0xcc; .popsection")
@@ -34,11 +34,14 @@ MODE_TAG = (f"; {TAG_LABEL}: .pushsection {MODE_SECTION},\"\",@progbits; .dc.a {
 
 def mode_of_tag(code: bytes) -> int:
     """The code size (16, 32, 64) a mode tag's 8 bytes were assembled in."""
-    if code[3] == 0x67:
+    if code[0] == 0x66 or code[3] == 0x67:  # .code16gcc makes the call 32-bit (66 e8)
         return 16
     return 32 if code[5] == 0xE3 else 64
 
 
+# Each code mode calls thunks built for it (runtime/thunks{16,32,64}.S): `.code32` code in a 64-bit object must not
+# call a 64-bit thunk. .code16 and .code16gcc share one set (docs/thunk-abi.md).
+THUNK_PREFIX = {"code64": "__pvio_", "code32": "__pvio32_", "code16": "__pvio16_", "code16gcc": "__pvio16_"}
 # The string registers per code mode (address size): destination, source.
 STRING_REGS = {"code64": ("rdi", "rsi"), "code32": ("edi", "esi"), "code16": ("di", "si"), "code16gcc": ("di", "si")}
 
@@ -80,7 +83,7 @@ class IoInstr:
         return f"rep-{self.op}" if self.rep else self.op
 
     def thunk(self, code_mode: str) -> str:
-        prefix = "__pvio16_" if code_mode.startswith("code16") else "__pvio_"
+        prefix = THUNK_PREFIX[code_mode]
         if self.op == "hlt":
             return prefix + "hlt"
         sfx = WIDTH_SUFFIX[self.width]  # type: ignore[index]

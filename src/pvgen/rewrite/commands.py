@@ -137,11 +137,27 @@ def bench_group() -> None:
 @click.option("--runs", type=int, default=5, show_default=True, help="Runs (the median is reported).")
 @click.option("--generate-lines", type=int, default=None,
               help="Generate a compiler-like x86-64 file of N lines (written to SRC, or a temporary file).")
-def bench_rewrite_cmd(src: str | None, json_path: str | None, runs: int, generate_lines: int | None) -> None:
+@click.option("--pathological", is_flag=True,
+              help="Benchmark the inputs that were once quadratic (bare `rep` lines, one line of `nop;`, a string "
+                   "or comment left open, compiler-shaped code), each of --size-mb megabytes.")
+@click.option("--size-mb", type=float, default=50.0, show_default=True, help="Size of each --pathological input.")
+def bench_rewrite_cmd(src: str | None, json_path: str | None, runs: int, generate_lines: int | None,
+                      pathological: bool, size_mb: float) -> None:
     """Rewrite time against GNU as time on the same file (median of several runs)."""
     import tempfile
 
-    from pvgen.rewrite.bench import bench_rewrite, generate
+    from pvgen.rewrite.bench import bench_pathological, bench_rewrite, generate
+
+    if pathological:
+        with tempfile.TemporaryDirectory(prefix="pvgen-bench-") as tmp:
+            figs = bench_pathological(int(size_mb * 1e6), runs, tmp)
+        for f in figs:
+            click.echo(f"{f['input']}: {f['bytes'] / 1e6:.1f} MB, {f['lines']} lines, {f['sites']} sites: rewrite "
+                       f"{f['rewrite_seconds']:.3f} s, as {f['as_seconds']:.3f} s, ratio {f['ratio']:.2f}; CPU ratio "
+                       f"{f['cpu_ratio']:.2f} (goal <= 0.5, median of {runs})")
+        if json_path:
+            write_text(json_path, json.dumps(figs, indent=1) + "\n")
+        return
 
     tmp = None
     if generate_lines:

@@ -14,8 +14,10 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import SymbolTableSection
 
+from pvgen.asm.sites import MODE_SECTION, THUNK_PREFIX, mode_of_tag
 from pvgen.errors import EnvironmentMissing, PvgenError, RewriteError
 from pvgen.rewrite.core import RewriteResult
+from pvgen.toolchain.objscan import _tags
 
 SHF_EXECINSTR = 0x4
 # PC-relative relocation types (their addend is relative to the end of the field's instruction).
@@ -93,10 +95,17 @@ class _Obj:
                 self.relocs.setdefault(sec["sh_info"], []).extend(sec.iter_relocations())
             if isinstance(sec, SymbolTableSection):
                 self.symtab = sec
-        md = capstone.Cs(capstone.CS_ARCH_X86, {16: capstone.CS_MODE_16, 32: capstone.CS_MODE_32,
-                                                64: capstone.CS_MODE_64}[bits])
-        md.skipdata = True
-        self.md = md
+        self.decoders = {}
+        for size, cs_mode in ((16, capstone.CS_MODE_16), (32, capstone.CS_MODE_32), (64, capstone.CS_MODE_64)):
+            self.decoders[size] = capstone.Cs(capstone.CS_ARCH_X86, cs_mode)
+            self.decoders[size].skipdata = True
+        self.bits = bits
+        # A file with `.codeNN` is assembled with mode tags (toolchain/objcheck.py, with_mode_tags): each range of
+        # a code section is decoded in its own size; insn_bits gives the size of every decoded instruction.
+        self.modes: dict[int, list[tuple[int, int]]] = {}
+        for (shndx, off), tag in _tags(self.elf, MODE_SECTION, 8):
+            self.modes.setdefault(shndx, []).append((off, mode_of_tag(tag)))
+        self.insn_bits: dict[tuple[int, int], int] = {}
 
     def sym(self, idx: int):
         return self.symtab.get_symbol(idx)
@@ -125,7 +134,17 @@ class _Obj:
 
     def insns(self, secidx: int) -> list:
         data = self.elf.get_section(secidx).data()
-        return [i for i in self.md.disasm(data, 0)]
+        modes = sorted(self.modes.get(secidx, []), key=lambda m: m[0])  # of two tags at one address, the later
+        starts = sorted({0} | {a for a, _ in modes if a < len(data)})
+        out, k, size = [], 0, self.bits
+        for a, b in zip(starts, starts[1:] + [len(data)]):
+            while k < len(modes) and modes[k][0] <= a:
+                size = modes[k][1]
+                k += 1
+            for i in self.decoders[size].disasm(data[a:b], a):
+                self.insn_bits[(secidx, i.address)] = size
+                out.append(i)
+        return out
 
 
 def _is_padding(insn) -> bool:
@@ -138,7 +157,7 @@ def _is_io(insn) -> bool:
 
 def expected_thunk(insn, bits: int) -> tuple[str, int | None]:
     """The thunk a port-I/O instruction (as disassembled by capstone, Intel syntax) must become, and its port."""
-    prefix = "__pvio16_" if bits == 16 else "__pvio_"
+    prefix = THUNK_PREFIX[f"code{bits}"]
     words = insn.mnemonic.split()
     base, rep = words[-1], words[0].startswith("rep")
     ops = [o.strip() for o in insn.op_str.split(",")]
@@ -183,7 +202,8 @@ class _Section:
                 if j < len(self.R) and self.R[j].bytes == o.bytes:
                     self.kept.add(i)
                 else:
-                    n = _sequence_len(bits, expected_thunk(o, bits)[1])
+                    size = orig.insn_bits[(oidx, o.address)]
+                    n = _sequence_len(size, expected_thunk(o, size)[1])
             self.amap[o.address] = self.R[j].address if j < len(self.R) else self.rsize
             self.pairs.append((i, j, n))
             j += n
@@ -273,9 +293,10 @@ def verify_objects(orig_o: str, rew_o: str, result: RewriteResult, path: str, bi
                 if i in sec.kept:
                     report.kept_io += 1
                     continue
-                thunk, port = expected_thunk(o, bits)
+                size = orig.insn_bits[(sec.oidx, o.address)]
+                thunk, port = expected_thunk(o, size)
                 seq = sec.R[j : j + n]
-                _check_sequence(seq, thunk, port, bits, rrel, where, o)
+                _check_sequence(seq, thunk, port, size, rrel, where, o)
                 report.replaced[thunk] = report.replaced.get(thunk, 0) + 1
                 continue
             r = sec.R[j]
@@ -316,7 +337,7 @@ def _check_sequence(seq, thunk: str, port: int | None, bits: int, rrel, where: s
         raise Mismatch(bad)
     if port is not None:
         p = seq[k]
-        if p.mnemonic != "push" or (int(p.op_str, 0) & 0xFFFF) != port:
+        if p.mnemonic != "push" or (int(p.op_str, 0) & 0xFF) != port:  # the thunk reads the low byte
             raise Mismatch(bad)
         k += 1
     call = seq[k]
@@ -426,28 +447,32 @@ def _check_sites(report: VerifyReport, result: RewriteResult, path: str) -> None
 
 
 def _auto_bits(text: str) -> int:
-    if re.search(r"^[ \t]*\.code16", text, re.M):
-        return 16
-    if re.search(r"^[ \t]*\.code32", text, re.M):
-        return 32
-    return 64
+    """64 for a file with `.code64` (or none at all), else 16 or 32 after its first `.code16*`/`.code32`."""
+    if re.search(r"^[ \t]*\.code64", text, re.M):
+        return 64
+    m = re.search(r"^[ \t]*\.code(16|32)", text, re.M)
+    return int(m.group(1)) if m else 64
 
 
 def verify_text(text: str, path: str, bits: int | None = None) -> tuple[VerifyReport, RewriteResult]:
     """Rewrite `text`, assemble both versions with GNU as, and check every difference is a recorded site."""
     from pvgen.rewrite.core import rewrite_text
-    from pvgen.toolchain.objcheck import leftovers, tagged_copy
+    from pvgen.toolchain.objcheck import has_mode_switch, leftovers, tagged_copy, with_mode_tags
     from pvgen.toolchain.objscan import code_sections, is_runtime_symbol, scan
 
     bits = bits or _auto_bits(text)
     mode = {64: "code64", 32: "code32", 16: "code16"}[bits]
-    if bits == 16 and re.search(r"^[ \t]*\.code(32|64)", text, re.M):
-        raise PvgenError(f"{path}: mixes 16-bit with 32/64-bit code; verify handles one code size per file")
+    m = re.search(r"^[ \t]*\.code64(?![\w.$])", text, re.M)
+    if bits != 64 and m:
+        raise PvgenError(f"{path}:{text.count(chr(10), 0, m.start()) + 1}: `.code64` contradicts --{bits}: a 32-bit "
+                         "object holds no 64-bit code; verify it with --64")
     result = rewrite_text(text, path, mode=mode)
     as_flags = ["--64"] if bits == 64 else ["--32"]
+    mixed = has_mode_switch([text])
+    orig_text, rew_text = (with_mode_tags(text), with_mode_tags(result.text)) if mixed else (text, result.text)
     with tempfile.TemporaryDirectory(prefix="pvgen-verify-") as tmp:
-        orig_o = assemble(text, as_flags, tmp, "original", path)
-        rew_o = assemble(result.text, as_flags, tmp, "rewritten", path)
+        orig_o = assemble(orig_text, as_flags, tmp, "original", path)
+        rew_o = assemble(rew_text, as_flags, tmp, "rewritten", path)
         report = verify_objects(orig_o, rew_o, result, path, bits)
         bad = []
         if any(not is_runtime_symbol(h.symbol) for h in scan(rew_o)) or re.search(r"^[ \t]*\.code", text, re.M):

@@ -17,7 +17,7 @@ IO_MNEMONICS = {
 }
 
 # Symbols of the runtime: the only place a rewritten module may execute a real I/O instruction.
-RUNTIME_PREFIXES = ("__pvio_", "__pvio16_", "pvio_")
+RUNTIME_PREFIXES = ("__pvio_", "__pvio32_", "__pvio16_", "pvio_")
 
 
 @dataclass(frozen=True)
