@@ -117,13 +117,12 @@ def _attach_net(m, host, nic_box: dict, posted_tx: bool = True, wrapped: bool = 
 
 def _attach_disk(m, host, box: dict) -> None:
     """The primary ATA channel (0x1F0/0x3F6, IRQ 14) over the host's in-memory image, and a PCI host bridge with a
-    PIIX3 IDE function in legacy mode for a PCI probe. The image is the DiskHost's bytearray (as pv-ideal's), so
-    every variant pays the same host storage cost and the final image is checked in place."""
+    PIIX3 IDE function in legacy mode for a PCI probe. The storage is the DiskHost's (its bytearray, or the
+    `--image` file), as pv-ideal's, so every variant pays the same host storage cost and the final image is checked
+    where the device wrote it."""
     from pvgen.devices import ata, pci
-    from pvgen.devices.diskimage import SECTOR_SIZE, MemoryDisk
 
-    disk = ata.AtaDisk(MemoryDisk(len(host.image) // SECTOR_SIZE, host.image),
-                       irq=lambda level: m.set_irq(ata.ATA_PRIMARY_IRQ, level))
+    disk = ata.AtaDisk(host.ata_backend(), irq=lambda level: m.set_irq(ata.ATA_PRIMARY_IRQ, level))
     ata.attach_primary(m.ports, disk)
     pcihost = pci.PciHost()
     pcihost.add(0, 0, pci.host_bridge())
