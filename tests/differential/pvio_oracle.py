@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import random
 import shutil
@@ -105,8 +106,10 @@ def _run(cmd: list[str], cwd: Path) -> None:
 
 @functools.lru_cache(maxsize=None)
 def workdir() -> Path:
-    """One temporary directory per test process for runtime objects and per-sequence builds."""
+    """One temporary directory per test process for runtime objects and per-sequence builds, removed when the
+    process exits (a killed process leaves it: /tmp is the system's to clean)."""
     d = Path(tempfile.mkdtemp(prefix="pvgen-diff-"))
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
     return d
 
 
