@@ -21,8 +21,10 @@ from pvgen.bench.report import failures, print_report, write_json
 from pvgen.bench.results import VariantResult, merge_rounds
 from pvgen.bench.runner import run_variant
 from pvgen.bench.variants import select
+from pvgen.cache import sweep_stale
 from pvgen.devices.diskimage import DiskImage
 from pvgen.errors import PvgenError
+from pvgen.outputs import OutputPath
 
 DEFAULT_OPS = {"net": 200, "disk": 64}   # all five variants in about a minute each here (docs/bench.md)
 DEFAULT_PV_BATCH = 1   # issue 5: "one doorbell per request"; --pv-batch B queues B requests per doorbell
@@ -47,6 +49,7 @@ def run_bench(workload: str, ops: int, variants: str | None, seed: int, pv_batch
     if image is not None and workload != "disk":
         raise PvgenError("--image is a disk option")
     chosen = select(variants)
+    sweep_stale()          # work directories a killed bench left behind; checks $PVGEN_CACHE before any variant
     disk_file = open_image(image) if image is not None else None
     try:
         return _run_rounds(workload, ops, chosen, seed, pv_batch, console, count_ports, pv_irq, audit, rounds,
@@ -100,8 +103,8 @@ def _command(workload: str) -> click.Command:
     @click.option("--seed", type=int, default=1, show_default=True, help="workload seed (frames, blocks, data)")
     @click.option("--pv-batch", type=int, default=DEFAULT_PV_BATCH, show_default=True,
                   help="pv-ideal: requests per doorbell (1 = one doorbell per request)")
-    @click.option("--json", "json_path", required=True, type=click.Path(dir_okay=False), help="write the JSON here")
-    @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="write a PNG plot here")
+    @click.option("--json", "json_path", required=True, type=OutputPath(), help="write the JSON here")
+    @click.option("--plot", "plot_path", type=OutputPath(), help="write a PNG plot here")
     @click.option("--pv-irq", is_flag=True, help="pv-ideal: completion by interrupt instead of polling `used`")
     @click.option("--ports", is_flag=True, help="also count I/O exits by port (small per-exit cost; diagnosis)")
     @click.option("--rounds", type=int, default=1, show_default=True,
@@ -115,10 +118,7 @@ def _command(workload: str) -> click.Command:
             plot_path: str | None, ports: bool, audit: bool, rounds: int, image: str | None = None) -> None:
         results = run_bench(workload, ops, variants or None, seed, pv_batch, count_ports=ports, pv_irq=pv_irq,
                             audit=audit, rounds=rounds, image=image)
-        out = Console()
-        if not out.is_terminal:
-            out = Console(width=140)
-        print_report(results, workload, out)
+        # The files first: a table that cannot be printed (stdout full or gone) must not lose what was measured.
         write_json(json_path, results, workload, {"ops": ops, "seed": seed, "pv_batch": pv_batch, "pv_irq": pv_irq,
                                                        "ports": ports, "audit": audit, "rounds": rounds,
                                                        "image": image, "environment": environment()})
@@ -126,6 +126,10 @@ def _command(workload: str) -> click.Command:
             from pvgen.bench.plot import plot
 
             plot(results, workload, plot_path)
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=140)
+        print_report(results, workload, out)
         if failures(results):
             sys.exit(1)
         if not any(r.status == "ok" for r in results.values()):

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from pvgen.errors import PvgenError, RewriteError
+from pvgen.outputs import OutputPath, write_output
 from pvgen.rewrite.core import RewriteResult, rewrite_text
 
 _MODES = click.Choice(["code64", "code32", "code16", "code16gcc"])
@@ -54,13 +55,6 @@ def read_source(path: str) -> str:
     return data.decode("utf-8", errors="surrogateescape")
 
 
-def write_text(path: str, text: str) -> None:
-    try:
-        Path(path).write_bytes(text.encode("utf-8", errors="surrogateescape"))
-    except OSError as exc:
-        raise PvgenError(f"{path}: cannot write: {exc.strerror}") from None
-
-
 def summary_table(result: RewriteResult, path: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -82,8 +76,8 @@ def summary_table(result: RewriteResult, path: str) -> None:
 
 @click.command("rewrite")
 @click.argument("src", type=click.Path(dir_okay=True))
-@click.option("-o", "--output", "out", type=click.Path(), help="Rewritten assembly (default: stdout).")
-@click.option("--sites", "sites_path", type=click.Path(), help="Write the site table as JSON.")
+@click.option("-o", "--output", "out", type=OutputPath(), help="Rewritten assembly (default: stdout).")
+@click.option("--sites", "sites_path", type=OutputPath(), help="Write the site table as JSON.")
 @code_size_options
 @click.option("--quiet", is_flag=True, help="No summary table.")
 @click.option("--strict", is_flag=True, help="Fail on a port-I/O site that cannot be rewritten exactly.")
@@ -96,13 +90,13 @@ def rewrite_cmd(src: str, out: str | None, sites_path: str | None, quiet: bool, 
             if not s.rewritten and s.kind != "report-only":
                 raise RewriteError(f"{s.file}:{s.line}: `{s.text}` cannot be rewritten exactly: {s.reason}")
     if out:
-        write_text(out, result.text)
+        write_output(out, result.text)
     else:
         stream = click.get_binary_stream("stdout")
         stream.write(result.text.encode("utf-8", errors="surrogateescape"))
         stream.flush()
     if sites_path:
-        write_text(sites_path, json.dumps([s.to_json() for s in result.sites], indent=1) + "\n")
+        write_output(sites_path, json.dumps([s.to_json() for s in result.sites], indent=1) + "\n")
     if not quiet:
         summary_table(result, src)
 
@@ -133,7 +127,7 @@ def bench_group() -> None:
 
 @bench_group.command("rewrite")
 @click.argument("src", type=click.Path(), required=False)
-@click.option("--json", "json_path", type=click.Path(), help="Write the figures as JSON.")
+@click.option("--json", "json_path", type=OutputPath(), help="Write the figures as JSON.")
 @click.option("--runs", type=int, default=5, show_default=True, help="Runs (the median is reported).")
 @click.option("--generate-lines", type=int, default=None,
               help="Generate a compiler-like x86-64 file of N lines (written to SRC, or a temporary file).")
@@ -164,7 +158,7 @@ def bench_rewrite_cmd(src: str | None, json_path: str | None, runs: int, generat
         if src is None:
             tmp = tempfile.NamedTemporaryFile(prefix="pvgen-gen-", suffix=".s", delete=False)
             src = tmp.name
-        write_text(src, generate(generate_lines))
+        write_output(src, generate(generate_lines))
     if src is None:
         raise PvgenError("bench rewrite: give FILE.s or --generate-lines N")
     try:
@@ -181,7 +175,7 @@ def bench_rewrite_cmd(src: str | None, json_path: str | None, runs: int, generat
                f"as a fresh process (start-up included) {fig['rewrite_process_seconds']:.3f} s, "
                f"ratio {fig['process_ratio']:.2f}")
     if json_path:
-        write_text(json_path, json.dumps(fig, indent=1) + "\n")
+        write_output(json_path, json.dumps(fig, indent=1) + "\n")
 
 
 COMMANDS: list[click.Command] = [rewrite_cmd, verify_cmd, bench_group]

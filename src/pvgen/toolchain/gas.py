@@ -178,7 +178,7 @@ def find_real_as(argv0: str) -> str:
     """The GNU as to hand over to: $PVGEN_REAL_AS, else the first `as` in PATH that is not pvgen-as."""
     env = os.environ.get("PVGEN_REAL_AS")
     if env:
-        return env
+        return _checked_real_as(env)
     me = {os.path.realpath(argv0), os.path.realpath(sys.argv[0])}
     own_dirs = {os.path.dirname(os.path.abspath(argv0)), os.path.dirname(os.path.realpath(argv0))}
     for d in os.environ.get("PATH", "").split(os.pathsep):
@@ -188,6 +188,22 @@ def find_real_as(argv0: str) -> str:
         if os.path.isfile(cand) and os.access(cand, os.X_OK) and not _is_self(cand, me):
             return cand
     return "/usr/bin/as"
+
+
+def _checked_real_as(value: str) -> str:
+    """$PVGEN_REAL_AS as a program to exec: a path, or a name looked up on PATH; else a SettingError naming it."""
+    import shutil
+
+    from pvgen.errors import SettingError
+
+    path = value if "/" in value else shutil.which(value)
+    if path is None:
+        raise SettingError("PVGEN_REAL_AS", value, "not found on PATH")
+    if not os.path.exists(path):
+        raise SettingError("PVGEN_REAL_AS", value, "no such file")
+    if os.path.isdir(path) or not os.access(path, os.X_OK):
+        raise SettingError("PVGEN_REAL_AS", value, "not an executable program")
+    return path
 
 
 def _read_input(path: str) -> bytes | None:
@@ -248,7 +264,17 @@ def _site_record(site, obj: str) -> dict:
 
 
 def write_sites(sites_dir: str, inv: Invocation, sites: list, rewritten: bool) -> None:
-    """One JSON per object in $PVGEN_SITES_DIR: the object, its inputs and the site records."""
+    """One JSON per object in $PVGEN_SITES_DIR: the object, its inputs and the site records. A directory that
+    cannot take it costs a warning, not the object: the assembly is correct without its site table."""
+    try:
+        _write_sites(sites_dir, inv, sites, rewritten)
+    except OSError as exc:
+        problem = "not a directory" if os.path.exists(sites_dir) and not os.path.isdir(sites_dir) else exc.strerror
+        sys.stderr.write(f"pvgen-as: warning: PVGEN_SITES_DIR={sites_dir}: {problem}; "
+                         f"no site table for {inv.output}\n")
+
+
+def _write_sites(sites_dir: str, inv: Invocation, sites: list, rewritten: bool) -> None:
     import json
 
     obj = os.path.abspath(inv.output)
@@ -309,10 +335,16 @@ def run(argv: list[str], argv0: str = "pvgen-as") -> int:
 
 
 def main() -> None:
+    from pvgen.errors import PvgenError
+
     try:
         sys.exit(run(sys.argv[1:], sys.argv[0]))
-    except OSError as exc:
+    except PvgenError as exc:
         sys.stderr.write(f"pvgen-as: {exc}\n")
+        sys.exit(1)
+    except OSError as exc:
+        what = f"{exc.filename}: " if exc.filename is not None else ""
+        sys.stderr.write(f"pvgen-as: {what}{exc.strerror or exc}\n")
         sys.exit(1)
 
 
