@@ -21,9 +21,11 @@ $(VENV)/.stamp: pyproject.toml
 	@$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
-# Extract the Linux driver sources from Debian's linux-source-6.1 into a cache outside the repository.
+# Extract the Linux driver sources from Debian's linux-source-6.1 into a cache outside the repository, and unpack
+# Debian's kernel image of the same version there (for `pvgen qemu`; never installed as the host's kernel).
 linux: host venv
 	@$(PY) -m pvgen.toolchain.linuxsrc
+	@$(PY) -m pvgen.qemu.kernel
 
 # The main job: the real Linux ne2k-pci + 8390, original and pvgen-generated (and the other variants), in the monitor,
 # with the exit table. `pvgen demo` shows the rewrite itself (Kbuild build, site table, verification).

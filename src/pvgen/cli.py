@@ -18,6 +18,7 @@ STAGE_COMMANDS = [
     "pvgen.vmm.commands",
     "pvgen.bench.commands",
     "pvgen.guest.linux.commands",
+    "pvgen.qemu.commands",
 ]
 
 
