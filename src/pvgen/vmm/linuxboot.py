@@ -37,6 +37,8 @@ CMDLINE_GPA = 0x20000
 KERNEL_GPA = 0x100000
 EBDA_START = 0x9FC00                   # conventional memory ends here; 0x9fc00..1 MiB stays reserved
 BOOT_CS, BOOT_DS = 0x10, 0x18         # the selectors the 64-bit entry expects
+NIC_IO_BASE, NIC_IRQ, NIC_SLOT = 0xC000, 11, 3   # as the bench's Linux kit pre-assigns them
+DISK_SECTORS = 8192                   # a 4 MiB scratch disk on the primary ATA channel
 MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING = 0x1A0, 0x1
 CPUID_FEATURES, CPUID_HYPERVISOR_ECX = 0x1, 1 << 31   # SDM: leaf 1 ECX bit 31 is reserved for hypervisors
 
@@ -170,6 +172,30 @@ def _long_mode(vcpu) -> None:
     vcpu.set_sregs(s)
     vcpu.set_regs(kvm.kvm_regs(rip=KERNEL_GPA + 0x200, rsi=ZERO_PAGE_GPA, rflags=0x2))
     vcpu.set_msrs({MSR_IA32_MISC_ENABLE: MISC_ENABLE_FAST_STRING})
+
+
+def attach_devices(m) -> dict:
+    """The devices of a Linux guest besides the 16550: PCI host bridge (0xCF8), an RTL-8029 NE2000 on 00:03.0
+    with the built-in peer, a PIIX3 IDE function in legacy mode with an in-memory disk on the primary channel, and
+    pvgen's batch device on its control ports. Every other port reads as all-ones (the port bus)."""
+    from pvgen.devices import ata, pci
+    from pvgen.devices.diskimage import MemoryDisk
+    from pvgen.devices.ne2000 import Ne2000
+    from pvgen.devices.netpeer import PeerBackend
+    from pvgen.devices.pvbatch import PvBatch
+
+    peer = PeerBackend()
+    nic = Ne2000(backend=peer)
+    host = pci.PciHost()
+    host.add(0, 0, pci.host_bridge())
+    host.add(1, 0, pci.isa_bridge())
+    host.add(1, 1, pci.ide_legacy_function())
+    host.add(NIC_SLOT, 0, pci.ne2000_function(nic, io_base=NIC_IO_BASE, irq_line=NIC_IRQ, bus=m.ports,
+                                              platform_irq=lambda level: m.set_irq(NIC_IRQ, level)))
+    m.ports.register(pci.CONFIG_ADDRESS_PORT, 8, host)
+    disk = ata.AtaDisk(MemoryDisk(DISK_SECTORS), irq=lambda level: m.set_irq(ata.ATA_PRIMARY_IRQ, level))
+    ata.attach_primary(m.ports, disk)
+    return {"nic": nic, "peer": peer, "disk": disk, "pvbatch": PvBatch.attach(m.ports, m.mem)}
 
 
 def require_hardware_exits() -> None:
