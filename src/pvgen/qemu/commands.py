@@ -54,11 +54,17 @@ def _command(workload: str) -> click.Command:
     @click.option("--json", "json_path", required=True, type=click.Path(dir_okay=False), help="write the JSON here")
     @click.option("--monitor", is_flag=True, help="also run the unmodified driver in our monitor (pvgen bench "
                                                   "--variants original --ports) and show its I/O exits per op")
+    @click.option("--console", "console_path", type=click.Path(dir_okay=False),
+                  help="write the guest's serial console here")
     @click.option("--accel", type=click.Choice(["kvm", "tcg"]), default=None,
                   help="QEMU's accelerator (default: kvm where the host has VMX/SVM, else tcg)")
-    def cmd(variants: str, ops: int, seed: int, json_path: str, monitor: bool, accel: str | None) -> None:
+    def cmd(variants: str, ops: int, seed: int, json_path: str, monitor: bool, accel: str | None,
+            console_path: str | None) -> None:
         names = session.check_variants(variants)
         results, info = session.run(workload, names, ops, seed, accel=accel)
+        console = info.pop("console")
+        if console_path:
+            Path(console_path).write_text(console)
         mon = monitor_figures(workload, ops, seed) if monitor else None
         out = Console() if sys.stdout.isatty() else Console(width=140)
         print_report(results, workload, info, mon, out)

@@ -71,7 +71,7 @@ def build_initramfs(out: Path, *, init: str, helper: Path | None, modules: dict[
     """Write the archive: /init (a busybox sh script), /bin/pvqwl (when given), /pvgen/<variant>/*.ko, the kernel's
     modules."""
     c = Cpio()
-    for d in ("bin", "sbin", "dev", "proc", "sys", "tmp", MODULES_DIR):
+    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", MODULES_DIR):
         c.dir(d)
     c.chardev("dev/console", 5, 1)
     c.file("bin/busybox", busybox().read_bytes(), 0o755)

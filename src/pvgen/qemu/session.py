@@ -82,7 +82,7 @@ def run(workload_name: str, variants: list[str], ops: int, seed: int, *, timeout
             results = _disk_results(workload, variants, seed, ops, boot, trace, initial, images)
     transparency(results)
     info = {"accel": boot.accel, "boot_s": round(boot.seconds, 1), "kernel": kernel.version,
-            "trace_lines": trace.lines, "device": workload.device.device}
+            "trace_lines": trace.lines, "device": workload.device.device, "console": boot.console}
     return results, info
 
 

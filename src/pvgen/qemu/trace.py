@@ -44,9 +44,16 @@ _VAL = re.compile(r"val[= ](0x[0-9a-fA-F]+)")
 
 
 def access_key(event: str, text: str) -> str:
-    """How an access is counted in the breakdown: the event and the register offset (`ne2000_write +0x7`)."""
+    """How an access is counted in the breakdown: the event and the register offset (`ne2000_write +0x7`). The IDE
+    events give the port itself: the offset in the channel's block (0x1F0/0x170 + n, 0x3F6/0x376) is kept, so that
+    both channels count alike."""
     m = _ADDR.search(text)
-    return f"{event} +{int(m.group(1), 16):#x}" if m else event
+    if not m:
+        return event
+    addr = int(m.group(1), 16)
+    if event.startswith("ide_") and addr >= 0x100:
+        addr &= 0x7
+    return f"{event} +{addr:#x}"
 
 
 @dataclass

@@ -38,7 +38,7 @@ class Workload:
     def _insmod(self, variant: str) -> str:
         params = dict(self.params)
         return " && ".join(f"insmod /pvgen/{variant}/{m}.ko {params.get(m, '')}".rstrip() for m in self.load) \
-            + " || echo PVGEN-ERROR insmod"
+            + " || { echo PVGEN-ERROR insmod; dmesg | tail -n 5; }"
 
     def _variant(self, k: int, variant: str, seed: int, ops: int, blocks: int) -> list[str]:
         if self.name == "net":

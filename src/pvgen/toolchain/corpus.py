@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pvgen.toolchain.kbuild import PLAIN, PVGEN, TARGETS, BuildResult, Module, build
-from pvgen.toolchain.objscan import IoHit, count_kinds, is_runtime_symbol, scan, undefined_symbols
+from pvgen.rewrite.accessors import KIND
+from pvgen.toolchain.objscan import IoHit, count_kinds, is_runtime_symbol, scan, symbol_references, undefined_symbols
 
 
 @dataclass
@@ -24,6 +25,7 @@ class ModuleCheck:
     runtime_io: int = 0  # I/O instructions inside the runtime's symbols (expected: the direct back end)
     undefined_pvio: list[str] = field(default_factory=list)  # pvgen symbols modpost could not resolve
     objtool_warnings: list[str] = field(default_factory=list)  # objtool's complaints about the module's objects
+    accessor_left: list[str] = field(default_factory=list)  # redirected accessors the pvgen .ko still calls
     ko: Path | None = None
 
     @property
@@ -33,7 +35,7 @@ class ModuleCheck:
     @property
     def ok(self) -> bool:
         return (not self.leftover and self.counts_equal and not self.undefined_pvio and not self.not_rewritten
-                and not self.objtool_warnings)
+                and not self.objtool_warnings and not self.accessor_left)
 
     def problems(self) -> list[str]:
         out = []
@@ -46,26 +48,43 @@ class ModuleCheck:
             out.append(f"{len(self.not_rewritten)} site(s) not rewritten, first: {s.get('text')} ({s.get('reason')})")
         if self.undefined_pvio:
             out.append(f"undefined pvgen symbols: {', '.join(self.undefined_pvio)}")
+        if self.accessor_left:
+            out.append(f"calls to redirected accessors left: {', '.join(self.accessor_left)}")
         if self.objtool_warnings:
             out.append(f"{len(self.objtool_warnings)} objtool warning(s), first: {self.objtool_warnings[0]}")
         return out
 
 
 def _module_sites(result: BuildResult, mod: Module) -> list[dict]:
-    obj = str(result.driver_object(mod))
-    return [s for s in result.sites if s.get("object") == obj]
+    objs = {str(p) for p in result.driver_objects(mod)}
+    return [s for s in result.sites if s.get("object") in objs]
+
+
+def _redirected(target) -> frozenset[str]:
+    """The accessors the pvgen build redirects into the module's copy of lib/iomap.c (rewrite/accessors.py)."""
+    if not target.iomap:
+        return frozenset()
+    from pvgen.toolchain.kbuild import redirected_accessors
+    from pvgen.toolchain.linuxsrc import linux_source_dir
+
+    return frozenset(redirected_accessors(linux_source_dir()))
 
 
 def check_module(plain: BuildResult, pv: BuildResult, mod: Module) -> ModuleCheck:
     plain_hits = scan(plain.modules[mod.name])
     pv_ko = pv.modules[mod.name]
+    redirected = _redirected(plain.target)
+    plain_io = count_kinds(plain_hits)
+    if redirected:   # references to the redirected accessors count as sites of their own kind
+        plain_io[KIND] = sum(symbol_references(plain.modules[mod.name], redirected).values())
+        plain_io = +plain_io
     pv_hits = scan(pv_ko)
     recs = _module_sites(pv, mod)
     io_recs = [s for s in recs if s.get("kind") != "report-only"]
     return ModuleCheck(
         target=plain.target.name,
         module=mod.name,
-        plain_io=count_kinds(plain_hits),
+        plain_io=plain_io,
         sites=Counter(s["kind"] for s in io_recs if s.get("rewritten")),
         not_rewritten=[s for s in io_recs if not s.get("rewritten")],
         report_only=len(recs) - len(io_recs),
@@ -73,6 +92,7 @@ def check_module(plain: BuildResult, pv: BuildResult, mod: Module) -> ModuleChec
         runtime_io=sum(1 for h in pv_hits if is_runtime_symbol(h.symbol)),
         undefined_pvio=sorted(set(n for n in undefined_symbols(pv_ko) if is_runtime_symbol(n))
                               | set(_modpost_undefined(pv, mod))),
+        accessor_left=sorted(redirected & set(undefined_symbols(pv_ko))),
         objtool_warnings=_objtool_warnings(pv, mod),
         ko=pv_ko,
     )
@@ -91,7 +111,7 @@ def _modpost_undefined(result: BuildResult, mod: Module) -> list[str]:
 
 def _objtool_warnings(result: BuildResult, mod: Module) -> list[str]:
     """objtool's warnings about this module's objects in the build log."""
-    stems = (f"/{result.driver_object(mod).name}:", f"/{mod.name}-pvio-")
+    stems = (*(f"/{p.name}:" for p in result.driver_objects(mod)), f"/{mod.name}-pvio-", f"/{mod.name}-pvgen-")
     lines = result.log.read_text(errors="replace").splitlines() if result.log.exists() else []
     return [ln.strip() for ln in lines if "objtool:" in ln and any(s in ln for s in stems)]
 

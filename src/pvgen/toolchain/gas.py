@@ -223,7 +223,7 @@ def rewrite_input(path: str, data: bytes, mode: int) -> tuple[bytes | None, list
 
 
 def _site_record(site, obj: str) -> dict:
-    rec = site.to_json()
+    rec = site.to_json() if hasattr(site, "to_json") else dict(site)   # accessor sites are records already
     rec["object"] = obj
     return rec
 
@@ -298,6 +298,14 @@ def run(argv: list[str], argv0: str = "pvgen-as") -> int:
                 sys.stderr.write(msg + "\n" if msg.startswith(name + ":") else f"{name}: {msg}\n")
                 return 1
             all_sites.extend(sites)
+        if os.environ.get("PVGEN_AS_REDIRECT"):   # accessor redirection (rewrite/accessors.py)
+            from pvgen.rewrite.accessors import redirect_names, redirect_text
+
+            text, acc = redirect_text((data if new is None else new).decode("utf-8", "surrogateescape"),
+                                      redirect_names(), "{standard input}" if path == STDIN else path)
+            if acc:
+                new = text.encode("utf-8", "surrogateescape")
+                all_sites.extend(acc)
         if path == STDIN:
             stdin_data = data if new is None else new
             continue

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pvgen.errors import EnvironmentMissing, PvgenError
+from pvgen.rewrite.accessors import ENV as REDIRECT_ENV
+from pvgen.rewrite.accessors import IOMAP_SOURCE, PREFIX, iomap_exports, port_accessors
 from pvgen.toolchain.linuxsrc import cache_root, ensure_extracted, headers_dir
 
 PLAIN, PVGEN = "plain", "pvgen"
@@ -30,10 +32,21 @@ class Module:
 
     name: str
     source: str
+    parts: tuple[str, ...] = ()   # a composite module (libata.ko): its other C files, each keeping its own name
 
     @property
     def srcdir(self) -> str:
         return os.path.dirname(self.source)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return (self.source, *self.parts)
+
+    def stems(self, variant: str) -> list[str]:
+        """The object names of the driver's own code (a single-file pvgen module's source is renamed)."""
+        if self.parts:
+            return [os.path.splitext(os.path.basename(p))[0] for p in self.sources]
+        return [_driver_stem(self, variant)]
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,12 @@ class Target:
     modpost_warn: bool = False  # KBUILD_MODPOST_WARN=1: undefined kernel symbols are warnings
     license: bool = False  # library code without MODULE_LICENSE: one is supplied (modpost requires it)
     note: str = ""
+    iomap: bool = False    # pvgen: each module carries a rewritten lib/iomap.c, its accessor calls redirected to it
+    headers: tuple[str, ...] = ()   # other files of the Linux tree the sources include ("../scsi/…")
+
+    def sources(self) -> list[str]:
+        """Every file of the Linux tree the build reads."""
+        return [s for m in self.modules for s in m.sources] + list(self.headers) + [IOMAP_SOURCE]
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
@@ -64,6 +83,13 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            ccflags=("-D__DISABLE_EXPORTS",), modpost_warn=True, license=True,
            note="parts of libata.ko and of the kernel: exports disabled, MODULE_LICENSE supplied, libata's "
                 "internal helpers are not exported, so modpost only warns about them"),
+    Target("libata", (Module("libata", "drivers/ata/libata-core.c", tuple(f"drivers/ata/libata-{p}.c" for p in (
+        "scsi", "eh", "transport", "trace", "sata", "sff", "pmp", "acpi", "zpodd", "pata-timings"))),
+                      Module("ata_piix", "drivers/ata/ata_piix.c")), iomap=True,
+           headers=("drivers/scsi/scsi_transport_api.h",),
+           note="libata.ko as Debian builds it (CONFIG_ATA=m: core, SCSI, EH, transport, trace, SATA, SFF, PMP, "
+                "ACPI, ZPODD, PATA timings) and ata_piix.ko; their port I/O is in lib/iomap.c, so the pvgen build redirects the "
+                "accessor calls into a rewritten copy of it"),
 )}
 MODINFO_HEADER = "pvgen-modinfo.h"  # for Target.license: included before the driver's own source
 DEMO_TARGET = "ne2k-pci"
@@ -87,7 +113,27 @@ class BuildResult:
         return self.dir / "build.log"
 
     def driver_object(self, mod: Module) -> Path:
-        return self.dir / f"{_driver_stem(mod, self.variant)}.o"
+        return self.dir / f"{mod.stems(self.variant)[0]}.o"
+
+    def driver_objects(self, mod: Module) -> list[Path]:
+        return [self.dir / f"{stem}.o" for stem in mod.stems(self.variant)]
+
+
+def iomap_stem(mod: Module) -> str:
+    """The module's copy of lib/iomap.c: rewritten by pvgen-as (the name escapes RUNTIME_EXCLUDE)."""
+    return f"{mod.name}-pvgen-iomap"
+
+
+def redirected_accessors(tree: Path) -> list[str]:
+    return port_accessors(iomap_exports((tree / IOMAP_SOURCE).read_text()))
+
+
+def iomap_kbuild_lines(mod: Module, tree: Path) -> list[str]:
+    """The copy of lib/iomap.c in the module: exports disabled, every exported name prefixed (the preprocessor
+    renames declarations, definitions and internal uses alike)."""
+    stem = iomap_stem(mod)
+    renames = " ".join(f"-D{n}={PREFIX}{n}" for n in iomap_exports((tree / IOMAP_SOURCE).read_text()))
+    return [f"{mod.name}-y := {stem}.o", f"CFLAGS_{stem}.o += -D__DISABLE_EXPORTS {renames}"]
 
 
 def _driver_stem(mod: Module, variant: str) -> str:
@@ -118,9 +164,11 @@ def pvgen_as_path() -> Path:
 
 def bdir() -> Path:
     """A directory holding `as` (the pvgen-as launcher, see launcher.py), for `gcc -B<dir>` (created on demand)."""
-    from pvgen.toolchain.launcher import write_launcher
+    from pvgen.toolchain.launcher import TEMPLATE, write_launcher
 
-    d = cache_root() / "bdir"
+    # one directory per launcher version: builds of different pvgen checkouts sharing the cache do not rewrite
+    # each other's launcher in the middle of a build
+    d = cache_root() / f"bdir-{hashlib.sha256(TEMPLATE.encode()).hexdigest()[:10]}"
     write_launcher(d, pvgen_as_path())
     return d
 
@@ -130,10 +178,15 @@ def kbuild_text(target: Target, variant: str, tree: Path) -> str:
     lines = [f"# generated by pvgen ({variant} build of {target.name})"]
     for mod in target.modules:
         lines.append(f"obj-m += {mod.name}.o")
+        objs = " ".join(f"{stem}.o" for stem in mod.stems(variant))
+        if variant == PLAIN and mod.parts:
+            lines.append(f"{mod.name}-y := {objs}")
         if variant == PVGEN:
             th, di = runtime_stem(mod, "thunks"), runtime_stem(mod, "direct")
+            if target.iomap:
+                lines += iomap_kbuild_lines(mod, tree)
             lines += [
-                f"{mod.name}-y := {_driver_stem(mod, variant)}.o {th}.o {di}.o",
+                f"{mod.name}-y {'+=' if target.iomap else ':='} {objs} {th}.o {di}.o",
                 # The runtime's back end must not touch SSE/x87 state (no_caller_saved_registers needs this).
                 f"CFLAGS_{di}.o += -mgeneral-regs-only",
                 # The kernel variant of the thunks: returns through __x86_return_thunk (CONFIG_RETHUNK), no
@@ -141,7 +194,8 @@ def kbuild_text(target: Target, variant: str, tree: Path) -> str:
                 f"AFLAGS_{th}.o += -DPVIO_KERNEL -DPVIO_RETHUNK",
             ]
     if target.license:
-        lines += [f"CFLAGS_{_driver_stem(m, variant)}.o += -include $(src)/{MODINFO_HEADER}" for m in target.modules]
+        lines += [f"CFLAGS_{stem}.o += -include $(src)/{MODINFO_HEADER}" for m in target.modules
+                  for stem in m.stems(variant)]
     incdirs = sorted({str(tree / m.srcdir) for m in target.modules})
     lines.append("ccflags-y += " + " ".join([f"-I{d}" for d in incdirs] + list(target.ccflags)))
     return "\n".join(lines) + "\n"
@@ -153,7 +207,10 @@ def _inputs(target: Target, variant: str, tree: Path) -> dict[str, bytes]:
     if target.license:
         files[MODINFO_HEADER] = b'#include <linux/module.h>\nMODULE_LICENSE("GPL");\n'  # same as the kernel's
     for mod in target.modules:
-        files[f"{_driver_stem(mod, variant)}.c"] = (tree / mod.source).read_bytes()
+        for stem, src in zip(mod.stems(variant), mod.sources):
+            files[f"{stem}.c"] = (tree / src).read_bytes()
+        if variant == PVGEN and target.iomap:
+            files[f"{iomap_stem(mod)}.c"] = (tree / IOMAP_SOURCE).read_bytes()
         if variant == PVGEN:
             rt = runtime_dir()
             for part, src in RUNTIME_SOURCES.items():
@@ -203,7 +260,7 @@ def build(target: Target, variant: str, *, force: bool = False, jobs: int = 2) -
     """Build target in variant (cached: nothing is rebuilt when no input changed)."""
     if variant not in VARIANTS:
         raise PvgenError(f"unknown variant {variant!r}; use one of {', '.join(VARIANTS)}")
-    tree = ensure_extracted([m.source for m in target.modules], quiet=not sys.stderr.isatty())
+    tree = ensure_extracted(target.sources(), quiet=not sys.stderr.isatty())
     headers = headers_dir()
     files = _inputs(target, variant, tree)
     key = _key(target, variant, files, headers)
@@ -229,9 +286,12 @@ def _run_build(target: Target, variant: str, d: Path, files: dict[str, bytes], h
         (d / name).write_bytes(data)
     env = dict(os.environ)
     env.pop("PVGEN_SITES_DIR", None)
+    env.pop(REDIRECT_ENV, None)
     if wrapper:
         env["PVGEN_SITES_DIR"] = str(d / ".pvgen-sites")
         env["PVGEN_AS_EXCLUDE"] = RUNTIME_EXCLUDE
+        if target.iomap:
+            env[REDIRECT_ENV] = ":".join(redirected_accessors(ensure_extracted([IOMAP_SOURCE], quiet=True)))
     if target.modpost_warn:
         env["KBUILD_MODPOST_WARN"] = "1"
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -281,7 +341,7 @@ def clean_build_seconds(target: Target, layout: str, wrapper: bool, jobs: int = 
 
     layout PVGEN with wrapper False builds the same objects (driver + runtime) with the plain assembler, so the
     difference to wrapper True is the cost of pvgen-as alone."""
-    tree = ensure_extracted([m.source for m in target.modules], quiet=True)
+    tree = ensure_extracted(target.sources(), quiet=True)
     files = _inputs(target, layout, tree)
     d = cache_root() / "kbuild-bench" / target.name / f"{layout}-{'wrapper' if wrapper else 'as'}"
     kos = {m.name: d / f"{m.name}.ko" for m in target.modules}

@@ -39,6 +39,8 @@ if [ -n "$PVGEN_AS_EXCLUDE" ]; then
   unset IFS
   set +f
 fi
+# $PVGEN_AS_REDIRECT: accessor calls are renamed in every input (rewrite/accessors.py), I/O or not.
+[ -z "$PVGEN_AS_REDIRECT" ] || exec "$PVGEN_AS" "$@"
 skip=0
 n=0
 for a do

@@ -112,3 +112,23 @@ def undefined_symbols(path: Path) -> list[str]:
 
 def count_kinds(hits: list[IoHit]) -> Counter:
     return Counter(h.kind for h in hits)
+
+
+def symbol_references(path: Path, names: frozenset[str]) -> Counter:
+    """Relocations against each of `names` in an ELF object, outside debug information: the places that call or take
+    the address of those functions (each reference in the assembly is one relocation)."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.relocation import RelocationSection
+
+    out: Counter = Counter()
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        for sec in elf.iter_sections():
+            if not isinstance(sec, RelocationSection) or ".debug" in sec.name:
+                continue
+            symtab = elf.get_section(sec["sh_link"])
+            for rel in sec.iter_relocations():
+                name = symtab.get_symbol(rel["r_info_sym"]).name
+                if name in names:
+                    out[name] += 1
+    return out
