@@ -21,6 +21,7 @@ STAGE_COMMANDS = [
     "pvgen.bench.commands",
     "pvgen.guest.linux.commands",
     "pvgen.qemu.commands",
+    "pvgen.nested.commands",
 ]
 
 

@@ -66,16 +66,18 @@ def _kernel_modules(c: Cpio, kernel: Kernel, names: list[str]) -> None:
                 c.file(str(rel / f), (Path(dirpath) / f).read_bytes())
 
 
-def build_initramfs(out: Path, *, init: str, helper: Path, modules: dict[str, list[Path]], kernel: Kernel,
+def build_initramfs(out: Path, *, init: str, helper: Path | None, modules: dict[str, list[Path]], kernel: Kernel,
                     kernel_modules: list[str] = ()) -> Path:
-    """Write the archive: /init (a busybox sh script), /bin/pvqwl, /pvgen/<variant>/*.ko, the kernel's modules."""
+    """Write the archive: /init (a busybox sh script), /bin/pvqwl (when given), /pvgen/<variant>/*.ko, the kernel's
+    modules."""
     c = Cpio()
     for d in ("bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", MODULES_DIR):
         c.dir(d)
     c.chardev("dev/console", 5, 1)
     c.file("bin/busybox", busybox().read_bytes(), 0o755)
     c.symlink("bin/sh", "busybox")
-    c.file("bin/pvqwl", helper.read_bytes(), 0o755)
+    if helper is not None:
+        c.file("bin/pvqwl", helper.read_bytes(), 0o755)
     for variant, kos in modules.items():
         for ko in kos:
             c.file(f"{MODULES_DIR}/{variant}/{ko.name}", ko.read_bytes())

@@ -131,4 +131,6 @@ def micro_cmd(outs: int, variants: str, roundtrips: int, repeat: int, json_path:
         sys.exit(1)
 
 
-COMMANDS = [run_cmd, bench]
+from pvgen.vmm.linuxcmd import linux  # noqa: E402  (pvgen linux boot joins the `linux` group)
+
+COMMANDS = [run_cmd, bench, linux]
