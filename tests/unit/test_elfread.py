@@ -114,3 +114,21 @@ def test_corrupt_objects_raise_elferror_or_scan(objects, data, tmp_path):
         scan(path)
     except elfread.ElfError:
         pass
+
+
+def test_symbol_references_match_pyelftools(objects):
+    from pvgen.toolchain.objscan import symbol_references
+
+    for obj in objects:
+        want = {}
+        with open(obj, "rb") as f:
+            elf = ELFFile(f)
+            for s in elf.iter_sections():
+                if isinstance(s, RelocationSection) and ".debug" not in s.name:
+                    symtab = elf.get_section(s["sh_link"])
+                    for r in s.iter_relocations():
+                        name = symtab.get_symbol(r["r_info_sym"]).name
+                        if name:
+                            want[name] = want.get(name, 0) + 1
+        names = frozenset(want) | {"absent"}
+        assert dict(symbol_references(obj, names)) == want

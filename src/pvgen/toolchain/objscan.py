@@ -197,21 +197,20 @@ def source_lines(path: str | os.PathLike, hits: list[IoHit]) -> dict[IoHit, str]
     return out
 
 
-def symbol_references(path: Path, names: frozenset[str]) -> Counter:
+def symbol_references(path: str | os.PathLike, names: frozenset[str]) -> Counter:
     """Relocations against each of `names` in an ELF object, outside debug information: the places that call or take
     the address of those functions (each reference in the assembly is one relocation)."""
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.relocation import RelocationSection
+    from pvgen.toolchain import elfread
 
+    elf = elfread.read(path)
     out: Counter = Counter()
-    with open(path, "rb") as f:
-        elf = ELFFile(f)
-        for sec in elf.iter_sections():
-            if not isinstance(sec, RelocationSection) or ".debug" in sec.name:
-                continue
-            symtab = elf.get_section(sec["sh_link"])
-            for rel in sec.iter_relocations():
-                name = symtab.get_symbol(rel["r_info_sym"]).name
-                if name in names:
-                    out[name] += 1
+    for sec in elf.sections:
+        if sec.type not in (elfread.SHT_REL, elfread.SHT_RELA) or ".debug" in sec.name:
+            continue
+        if sec.link >= len(elf.sections):
+            raise elfread.ElfError(f"{path}: section {sec.index} ({sec.name}) links to missing section {sec.link}")
+        symbols = elf.symbols(elf.sections[sec.link])
+        for rel in elf.relocations(sec):
+            if rel.symbol < len(symbols) and symbols[rel.symbol].name in names:
+                out[symbols[rel.symbol].name] += 1
     return out
