@@ -95,3 +95,13 @@ def test_real_objects_give_the_same_hits_with_and_without_the_shortcuts(tmp_path
     assert total >= 2  # the two small objects hold one `in` each at least
     if len(objs) == 2:
         pytest.skip("checked the small objects only: no Kbuild corpus module built yet (`pvgen kbuild`)")
+
+
+def test_without_the_library_the_binding_decodes(monkeypatch, tmp_path, gcc):
+    monkeypatch.setattr(capstone_c, "_lib", False)
+    assert not isinstance(capstone_c.decoder(32), capstone_c.CDecoder)
+    obj = _real_objects(tmp_path)[-1]
+    monkeypatch.undo()
+    slow = scan(obj)
+    monkeypatch.setattr(capstone_c, "_lib", False)
+    assert scan(obj) == slow and [h.kind for h in slow] == ["in", "in"]
