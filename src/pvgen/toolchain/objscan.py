@@ -101,7 +101,14 @@ class _Decoders(dict):
 
 
 def _tags(elf, name: str, extra: int) -> list[tuple[tuple[int, int], bytes]]:
-    """((section index, offset), the `extra` bytes after the address) of each record of a tag section."""
+    """((section index, offset), the `extra` bytes after the address) of each record of a tag section.
+
+    elf is an elfread.ElfFile, or a pyelftools ELFFile (rewrite/verify.py reads its objects with pyelftools)."""
+    from pvgen.toolchain import elfread
+
+    if not isinstance(elf, elfread.ElfFile):
+        elf.stream.seek(0)
+        elf = elfread.ElfFile(elf.stream.read(), getattr(elf.stream, "name", "<object>"))
     sec = elf.section(name)
     if sec is None:
         return []
