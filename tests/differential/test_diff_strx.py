@@ -135,7 +135,7 @@ MUTATIONS = [
      32, Form("ins", 16, None), [("b", True, False)], {"edi": 0x5100, "ecx": 0x70002}, {}, 0x202),
     ("thunks_strx32.h", "\tpushfl\n", "\tpushfl\n",                                     # (control)
      16, Form("outs", 32, "gs"), [("l", False, True)], {"esi": 0x100}, {"gs": 0x12340}, 0x202),
-    ("thunks_strx32.h", "\tjnz 4f\n", "\tjmp 5f\n\tjnz 4f\n",                             # DF=1 ignored
+    ("thunks_strx.h", "\tjnz 4f\n", "\tjmp 5f\n\tjnz 4f\n",                               # DF=1 ignored
      16, Form("ins", 32, None), [("w", True, True)], {"edi": 0x100, "ecx": 4}, {"es": 0x20000}, 0x602),
     ("thunks_strx64.h", "\tmovq $0, XF64_RCX(%rsp)", "\tmovl $0, XF64_RCX(%rsp)",      # %rcx half kept
      64, Form("ins", 32, None), [("b", True, True)], {"rdi": 0x7_0000_0100, "rcx": 0x1_0000_0002}, {}, 0x202),
@@ -150,7 +150,8 @@ def test_oracle_catches_broken_strx_thunks(k: int, tmp_path: Path) -> None:
     src = (O.RUNTIME / inc).read_text()
     assert old in src, f"mutation {k} no longer applies to {inc}"
     thunks = O.THUNKS[bits]
-    shutil.copyfile(O.RUNTIME / thunks, tmp_path / thunks)
+    for f in [thunks, *(h.name for h in O.RUNTIME.glob("thunks_strx*.h"))]:
+        shutil.copyfile(O.RUNTIME / f, tmp_path / f)
     (tmp_path / inc).write_text(src.replace(old, new))  # `#include "..."` looks beside the including file first
     runtime = O.build_runtime(O.MODES[bits], tmp_path / thunks)
     if old == new:

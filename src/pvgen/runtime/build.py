@@ -149,9 +149,9 @@ def posted_out_cost(n: int = 100_000, threshold: int = 64, workdir: Path | None 
     raise PvgenError("callgrind output has no __pvio_outb_dx entry")
 
 
-KBUILD_SOURCES = ("batch.c", "models.c", "thunks64.S", "thunks_strx64.h", "arch_linux_glue.c", "pvio_arch.h",
-                  "pvio_protocol.h", "pvio_internal.h", "pvio_backend.h", "ioinsn.h", "arch_io.h", "arch_linux.h",
-                  "arch_free.h", "arch_host.h")
+KBUILD_SOURCES = ("batch.c", "models.c", "thunks64.S", "thunks_strx64.h", "thunks_strx.h", "arch_linux_glue.c",
+                  "pvio_arch.h", "pvio_protocol.h", "pvio_internal.h", "pvio_backend.h", "ioinsn.h", "arch_io.h",
+                  "arch_linux.h", "arch_free.h", "arch_host.h")
 
 
 def export_kbuild(dest: Path, module: str) -> Path:

@@ -17,23 +17,9 @@
 #define XF_ECX (XBUF + 12)
 #define XF_FL  (XBUF + 20)
 
-/* Copy %ebp elements between the buffer and \seg:(\ptr) (`load` then `store`), stepping \ptr by +-size. */
-.macro XCOPY size, ptr, load, store
-	xorl %ecx, %ecx
-	movl %ebp, %edx
-3:	\load
-	\store
-	addl $\size, %ecx
-	testl $DF_MASK, XF_FL(%esp)
-	jnz 4f
-	add $\size, \ptr
-	jmp 5f
-4:	sub $\size, \ptr
-5:	decl %edx
-	jnz 3b
-.endm
+#include "thunks_strx.h"
 
-.macro XSTR name, size, op, rep, fn, ptr, asz, seg, acc
+.macro XSTR name, size, op, rep, acc, fn, ptr, asz, seg
 PVIO_FUNC \name
 	pushfl
 	pushl %eax
@@ -62,7 +48,7 @@ PVIO_FUNC \name
 	movl %ebx, %ebp
 2:	subl %ebp, %ebx
 	.ifc \op,outs
-	XCOPY \size, \ptr, "mov %\seg:(\ptr), \acc", "mov \acc, (%esp,%ecx)"
+	XCOPY \size, \ptr, "mov %\seg:(\ptr), \acc", "mov \acc, (%esp,%ecx)", XF_FL(%esp)
 	.endif
 	movzwl XF_EDX(%esp), %eax	/* port: the caller's %dx */
 	movl $\size, %edx
@@ -75,7 +61,7 @@ PVIO_FUNC \name
 	leal 4(%esp), %esp
 	popl %es
 	.ifc \op,ins
-	XCOPY \size, \ptr, "mov (%esp,%ecx), \acc", "mov \acc, %es:(\ptr)"
+	XCOPY \size, \ptr, "mov (%esp,%ecx), \acc", "mov \acc, %es:(\ptr)", XF_FL(%esp)
 	.endif
 	testl %ebx, %ebx
 	jnz 1b
@@ -98,23 +84,13 @@ PVIO_FUNC \name
 PVIO_END \name
 .endm
 
-/* The six thunks {,rep_}\op{b,w,l}\tail of one address size and segment. */
-.macro XSTR_SET pfx, op, fn, ptr, asz, seg, tail
-XSTR \pfx\()\op\()b\tail,     1, \op, 0, \fn, \ptr, \asz, \seg, %al
-XSTR \pfx\()\op\()w\tail,     2, \op, 0, \fn, \ptr, \asz, \seg, %ax
-XSTR \pfx\()\op\()l\tail,     4, \op, 0, \fn, \ptr, \asz, \seg, %eax
-XSTR \pfx\()rep_\op\()b\tail, 1, \op, 1, \fn, \ptr, \asz, \seg, %al
-XSTR \pfx\()rep_\op\()w\tail, 2, \op, 1, \fn, \ptr, \asz, \seg, %ax
-XSTR \pfx\()rep_\op\()l\tail, 4, \op, 1, \fn, \ptr, \asz, \seg, %eax
-.endm
-
 /* Every form of one code size: the other address size (asz_other, registers di/si), and each source segment of
  * outs with both address sizes.  Names: asm/sites.py, string_tail. */
 .macro XSTR_ALL pfx, asz_own, own_di, own_si, asz_other, other_di, other_si
-XSTR_SET \pfx, ins,  pvio_ins,  \other_di, \asz_other, es, _a\asz_other
-XSTR_SET \pfx, outs, pvio_outs, \other_si, \asz_other, ds, _a\asz_other
+XSET XSTR, \pfx, ins,  _a\asz_other, pvio_ins,  \other_di, \asz_other, es
+XSET XSTR, \pfx, outs, _a\asz_other, pvio_outs, \other_si, \asz_other, ds
 .irp seg, es, cs, ss, fs, gs
-XSTR_SET \pfx, outs, pvio_outs, \other_si, \asz_other, \seg, _a\asz_other\()_\seg
-XSTR_SET \pfx, outs, pvio_outs, \own_si, \asz_own, \seg, _\seg
+XSET XSTR, \pfx, outs, _a\asz_other\()_\seg, pvio_outs, \other_si, \asz_other, \seg
+XSET XSTR, \pfx, outs, _\seg, pvio_outs, \own_si, \asz_own, \seg
 .endr
 .endm

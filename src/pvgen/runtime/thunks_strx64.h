@@ -14,22 +14,9 @@
 #define XF64_RCX (XBUF64 + 24)
 #define XF64_FL  (XBUF64 + 40)
 
-.macro XCOPY64 size, ptr, load, store
-	xorl %ecx, %ecx
-	movl %ebp, %edx
-3:	\load
-	\store
-	addl $\size, %ecx
-	testl $DF_MASK, XF64_FL(%rsp)
-	jnz 4f
-	add $\size, \ptr
-	jmp 5f
-4:	sub $\size, \ptr
-5:	decl %edx
-	jnz 3b
-.endm
+#include "thunks_strx.h"
 
-.macro XSTR64 name, size, op, rep, fn, ptr, seg, acc
+.macro XSTR64 name, size, op, rep, acc, fn, ptr, seg
 PVIO_FUNC \name
 	pushfq
 	pushq %rax
@@ -62,7 +49,7 @@ PVIO_FUNC \name
 	movq %rbx, %rbp
 2:	subq %rbp, %rbx
 	.ifc \op,outs
-	XCOPY64 \size, \ptr, "mov \seg(\ptr), \acc", "mov \acc, (%rsp,%rcx)"
+	XCOPY \size, \ptr, "mov \seg(\ptr), \acc", "mov \acc, (%rsp,%rcx)", XF64_FL(%rsp)
 	.endif
 	movq %rsp, %rdx			/* the buffer */
 	pushq %rdi
@@ -74,7 +61,7 @@ PVIO_FUNC \name
 	popq %rsi
 	popq %rdi
 	.ifc \op,ins
-	XCOPY64 \size, \ptr, "mov (%rsp,%rcx), \acc", "mov \acc, (\ptr)"
+	XCOPY \size, \ptr, "mov (%rsp,%rcx), \acc", "mov \acc, (\ptr)", XF64_FL(%rsp)
 	.endif
 	testq %rbx, %rbx
 	jnz 1b
@@ -93,19 +80,10 @@ PVIO_FUNC \name
 PVIO_END \name
 .endm
 
-/* The six thunks {,rep_}\op{b,w,l}\tail of one address size and segment (\seg: `%fs:`, `%gs:` or empty). */
-.macro XSTR64_SET op, fn, ptr, seg, tail
-XSTR64 __pvio_\op\()b\tail,     1, \op, 0, \fn, \ptr, \seg, %al
-XSTR64 __pvio_\op\()w\tail,     2, \op, 0, \fn, \ptr, \seg, %ax
-XSTR64 __pvio_\op\()l\tail,     4, \op, 0, \fn, \ptr, \seg, %eax
-XSTR64 __pvio_rep_\op\()b\tail, 1, \op, 1, \fn, \ptr, \seg, %al
-XSTR64 __pvio_rep_\op\()w\tail, 2, \op, 1, \fn, \ptr, \seg, %ax
-XSTR64 __pvio_rep_\op\()l\tail, 4, \op, 1, \fn, \ptr, \seg, %eax
-.endm
-
-XSTR64_SET ins,  pvio_ins,  %edi, , _a32
-XSTR64_SET outs, pvio_outs, %esi, , _a32
-XSTR64_SET outs, pvio_outs, %esi, %fs:, _a32_fs
-XSTR64_SET outs, pvio_outs, %esi, %gs:, _a32_gs
-XSTR64_SET outs, pvio_outs, %rsi, %fs:, _fs
-XSTR64_SET outs, pvio_outs, %rsi, %gs:, _gs
+/* \seg: `%fs:`, `%gs:` or empty (DS, whose base is 0). */
+XSET XSTR64, __pvio_, ins,  _a32,    pvio_ins,  %edi,
+XSET XSTR64, __pvio_, outs, _a32,    pvio_outs, %esi,
+XSET XSTR64, __pvio_, outs, _a32_fs, pvio_outs, %esi, %fs:
+XSET XSTR64, __pvio_, outs, _a32_gs, pvio_outs, %esi, %gs:
+XSET XSTR64, __pvio_, outs, _fs,     pvio_outs, %rsi, %fs:
+XSET XSTR64, __pvio_, outs, _gs,     pvio_outs, %rsi, %gs:
