@@ -183,6 +183,9 @@ def test_macro_register_argument_without_suffix_is_reported_not_rewritten() -> N
     ("code16", "\trep outsw %es:(%esi),(%dx)", "__pvio16_rep_outsw_a32_es"),
     ("code16gcc", "\taddr32 rep insl", "__pvio16_rep_insl_a32"),
     ("code16", "\tfs rep outsb", "__pvio16_rep_outsb_fs"),
+    ("code16", "\t.intel_syntax noprefix\n\tins WORD PTR es:[edi], dx", "__pvio16_insw_a32"),
+    ("code32", "\t.intel_syntax noprefix\n\touts dx, BYTE PTR fs:[si]", "__pvio32_outsb_a16_fs"),
+    ("code64", "\t.intel_syntax noprefix\n\trep outs dx, DWORD PTR gs:[esi]", "__pvio_rep_outsl_a32_gs"),
 ])
 def test_address_size_and_segment_forms(mode: str, src: str, thunk: str) -> None:
     r = rewrite_text(src + "\n", mode=mode)
