@@ -43,11 +43,17 @@ _STRING_REST = re.compile(r'[^"\\]*+(?:\\[\s\S][^"\\]*+)*+')  # a string's chara
 _LEXICAL = re.compile(r"[\"'#]|/\*")
 
 
-def _blank(s: str) -> str:
-    """Spaces for every character of s but newlines."""
+def _blank(s: str, fill: str = " ") -> str:
+    """`fill` for every character of s but newlines."""
     if "\n" not in s:
-        return " " * len(s)
-    return "\n".join(" " * len(part) for part in s.split("\n"))
+        return fill * len(s)
+    return "\n".join(fill * len(part) for part in s.split("\n"))
+
+
+def _blank_string(s: str) -> str:
+    """A string that spans lines, as data no statement reads: `_` for its characters (not spaces), so the statement
+    it stands in stays a statement: a bare `rep` before it prefixes it, not the instruction after it."""
+    return _blank(s, "_")
 
 
 def string_end(text: str, pos: int) -> int:
@@ -57,7 +63,7 @@ def string_end(text: str, pos: int) -> int:
 
 
 def blank_comments(text: str, state: int = CODE) -> tuple[str, int]:
-    """Return text with comments (and strings that span lines) replaced by spaces (same length, newlines kept),
+    """Return text with comments replaced by spaces and strings that span lines by `_` (same length, newlines kept),
     and the lexical state at its end (CODE, COMMENT: a `/*` left open, STRING: a `"` left open).
 
     `#` starts a comment to the end of the line (x86 GNU as, both syntaxes); `/* */` may span lines;
@@ -85,7 +91,7 @@ def blank_comments(text: str, state: int = CODE) -> tuple[str, int]:
     elif state == STRING:
         j = string_end(text, 0)
         last = i = n if j < 0 else j + 1
-        parts.append(_blank(text[:i]))
+        parts.append(_blank_string(text[:i]))
         state = STRING if j < 0 else CODE
     while state == CODE:
         m = _LEXICAL.search(text, i)
@@ -110,7 +116,7 @@ def blank_comments(text: str, state: int = CODE) -> tuple[str, int]:
             end = n if j < 0 else j + 2
             state = COMMENT if j < 0 else CODE
         parts.append(text[last:p])
-        parts.append(_blank(text[p:end]))
+        parts.append(_blank_string(text[p:end]) if c == '"' else _blank(text[p:end]))
         last = i = end
     parts.append(text[last:])
     return "".join(parts), state

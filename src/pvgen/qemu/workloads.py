@@ -45,9 +45,10 @@ class Workload:
             return [f"pvqwl mark {wl.MARK_PROBE_START}", self._insmod(variant), f"pvqwl mark {wl.MARK_PROBE_END}",
                     "ip link set eth0 up || echo PVGEN-ERROR link", f"pvqwl net eth0 {seed} {ops}",
                     "ip link set eth0 down"]
-        # disk: variant k works on the master of IDE channel k (ata<k+1>), a disk of its own
+        # disk: variant k works on the master of IDE channel k (ata<k+1>), a disk of its own; libata probes in the
+        # background and under TCG on a loaded host may take long: wait up to 120 s for its block device
         return [self._insmod(variant),
-                f"dev=''; for i in $(seq 200); do for b in /sys/block/sd*; do case $(readlink $b) in "
+                f"dev=''; for i in $(seq 1200); do for b in /sys/block/sd*; do case $(readlink $b) in "
                 f"*/ata{k + 1}/*) dev=/dev/${{b##*/}};; esac; done; [ -n \"$dev\" ] && break; sleep 0.1; done",
                 f"[ -n \"$dev\" ] && pvqwl disk $dev {seed} {ops} {blocks} || echo PVGEN-ERROR no disk on ata{k + 1}"]
 
