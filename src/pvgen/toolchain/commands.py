@@ -152,4 +152,6 @@ def bench_kbuild(json_path: Path | None, runs: int, targets: tuple[str, ...]) ->
         json_path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
-COMMANDS = [demo, kbuild, bench]
+from pvgen.toolchain.sweepcmd import sweep  # noqa: E402
+
+COMMANDS = [demo, kbuild, bench, sweep]
