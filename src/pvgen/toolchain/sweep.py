@@ -30,6 +30,7 @@ from pvgen.toolchain.sweepbuild import (TREE_DIRS, GroupBuild, SweepModule, buil
 # The brief's order: these directories first, then the rest, smallest modules first.
 PRIORITY = ("drivers/ata", "drivers/net", "drivers/char", "drivers/tty/serial", "drivers/scsi", "drivers/input",
             "sound/isa", "sound/pci", "drivers/watchdog", "drivers/hwmon")
+RESULT_VERSION = 1   # bumped when check() or the record's fields change (cached results are then redone)
 Progress = Callable[[str, int], None]   # (what is happening, modules finished since the last call)
 
 
@@ -143,9 +144,9 @@ def fingerprint() -> str:
     import pvgen
 
     root = Path(pvgen.__file__).parent
-    h = hashlib.sha256(_tool_fingerprint().encode())
+    h = hashlib.sha256(f"{_tool_fingerprint()} {RESULT_VERSION}".encode())
     files = sorted((root / "runtime").glob("*.[chS]")) + [root / "toolchain" / f for f in (
-        "launcher.py", "objcheck.py", "objscan.py", "corpus.py", "sweep.py", "sweepbuild.py", "kbuild.py")]
+        "launcher.py", "objcheck.py", "objscan.py", "corpus.py", "sweepbuild.py", "kbuild.py")]
     for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
