@@ -49,3 +49,9 @@ def test_the_check_fails_a_module_whose_io_was_not_rewritten(doc, kernel_headers
     rec = check(m, plain, plain, linux_source_dir())
     assert not rec["ok"] and rec["leftover"] == sum(m.io.values()) and rec["silent_leftovers"] == rec["leftover"]
     assert any("left outside the runtime" in p for p in rec["problems"])
+
+
+def test_a_second_run_reads_every_result_from_the_cache(doc):
+    again = run_sweep(SUBSET, None, 1, cached_only=True)
+    assert again["modules_not_built"] == 0 and all(r["cached"] for r in again["modules"])
+    assert [r["sites"] for r in again["modules"]] == [r["sites"] for r in doc["modules"]]

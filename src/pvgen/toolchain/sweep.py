@@ -267,8 +267,10 @@ def _records(tree: Path, mods: list[SweepModule], plain: GroupBuild, pv: GroupBu
 
 # ---- the sweep ----
 
-def run_sweep(only: list[str], limit: int | None, jobs: int, progress: Progress | None = None) -> dict:
-    """Discover, build and check; returns the JSON document (per-module results cached across runs)."""
+def run_sweep(only: list[str], limit: int | None, jobs: int, progress: Progress | None = None, *,
+              cached_only: bool = False) -> dict:
+    """Discover, build and check; returns the JSON document (per-module results cached across runs).
+    cached_only: report the modules with a current cached result, build nothing."""
     t0 = time.perf_counter()
     headers = headers_dir()
     tree = ensure_extracted(list(TREE_DIRS), quiet=True)
@@ -287,6 +289,9 @@ def run_sweep(only: list[str], limit: int | None, jobs: int, progress: Progress 
             records[m.id] = {**rec, "cached": True}
         else:
             todo.setdefault(m.dir, []).append((m, key))
+    not_built = sum(map(len, todo.values())) if cached_only else 0
+    if cached_only:
+        mods, todo = [m for m in mods if m.id in records], {}
     if progress:
         progress(f"{len(records)} cached, building {sum(map(len, todo.values()))} modules", len(records))
     with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
@@ -299,7 +304,8 @@ def run_sweep(only: list[str], limit: int | None, jobs: int, progress: Progress 
                 records[rec["module"]] = {**rec, "cached": False}
             if progress:
                 progress(f"built {futs[fut][0][0].dir}", len(futs[fut]))
-    return document([records[m.id] for m in mods], debian_total, found, time.perf_counter() - t0, only, limit)
+    doc = document([records[m.id] for m in mods], debian_total, found, time.perf_counter() - t0, only, limit)
+    return {**doc, "modules_not_built": not_built} if cached_only else doc
 
 
 def document(recs: list[dict], debian_total: int, found: int, seconds: float, only: list[str],

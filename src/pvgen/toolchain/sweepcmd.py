@@ -38,7 +38,9 @@ def sweep_table(doc: dict):
               help="Modules whose path matches (drivers/ata/pata_legacy, 'drivers/ata', 'sound/pci/*'); repeatable.")
 @click.option("--limit", type=click.IntRange(0), default=None, help="At most N modules (in sweep order).")
 @click.option("--no-table", is_flag=True, help="Print only the summary.")
-def sweep(json_path: Path | None, jobs: int | None, only: tuple[str, ...], limit: int | None, no_table: bool) -> None:
+@click.option("--cached-only", is_flag=True, help="Report the modules whose cached result is current; build nothing.")
+def sweep(json_path: Path | None, jobs: int | None, only: tuple[str, ...], limit: int | None, no_table: bool,
+          cached_only: bool) -> None:
     """Build every module of Debian's 6.1 configuration whose object holds port I/O, unmodified and with pvgen-as,
     and check each one as `pvgen kbuild` does (results cached per module; `*` in the table: cached)."""
     from rich.console import Console
@@ -54,7 +56,7 @@ def sweep(json_path: Path | None, jobs: int | None, only: tuple[str, ...], limit
         def progress(what: str, done: int) -> None:
             prog.update(task, description=what, advance=done)
 
-        doc = run_sweep(list(only), limit, jobs or os.cpu_count() or 1, progress)
+        doc = run_sweep(list(only), limit, jobs or os.cpu_count() or 1, progress, cached_only=cached_only)
     if json_path:
         json_path.write_text(json.dumps(doc, indent=1) + "\n")
     out = Console()
@@ -63,6 +65,7 @@ def sweep(json_path: Path | None, jobs: int | None, only: tuple[str, ...], limit
     out.print(f"{doc['modules_total']} modules (of {doc['modules_with_port_io']} selected with port I/O in Debian's "
               f"{doc['debian_modules']}): {doc['modules_ok']} ok, {doc['modules_failed_build']} failed to build, "
               f"{doc['silent_leftovers']} silent leftovers, {doc['kept_sites']} kept sites; sites "
-              f"{_kinds(doc['sites_by_kind'])}; {doc['seconds']:.0f} s", highlight=False)
+              f"{_kinds(doc['sites_by_kind'])}; {doc['seconds']:.0f} s"
+              + (f"; {doc['modules_not_built']} not built yet" if cached_only else ""), highlight=False)
     if doc["modules_ok"] != doc["modules_total"] or doc["silent_leftovers"]:
         sys.exit(1)
