@@ -182,4 +182,6 @@ def check_object(objects: tuple[str, ...], quiet: bool) -> None:
         sys.exit(1)
 
 
-COMMANDS = [demo, kbuild, bench, check_object]
+from pvgen.toolchain.sweepcmd import sweep  # noqa: E402
+
+COMMANDS = [demo, kbuild, bench, check_object, sweep]

@@ -71,19 +71,23 @@ def _redirected(target) -> frozenset[str]:
 
 
 def check_module(plain: BuildResult, pv: BuildResult, mod: Module) -> ModuleCheck:
-    plain_hits = scan(plain.modules[mod.name])
-    pv_ko = pv.modules[mod.name]
-    redirected = _redirected(plain.target)
-    plain_io = count_kinds(plain_hits)
+    return compare(plain.target.name, mod.name, plain.modules[mod.name], pv.modules[mod.name], _module_sites(pv, mod),
+                   _redirected(plain.target), _modpost_undefined(pv, mod), _objtool_warnings(pv, mod))
+
+
+def compare(target: str, module: str, plain_ko: Path, pv_ko: Path, recs: list[dict], redirected: frozenset[str],
+            modpost_undefined: list[str], objtool_warnings: list[str]) -> ModuleCheck:
+    """The check of one module: its unmodified .ko against its pvgen .ko and the site records of its objects
+    (`redirected`: the accessors whose references count as sites, rewrite/accessors.py)."""
+    plain_io = count_kinds(scan(plain_ko))
     if redirected:   # references to the redirected accessors count as sites of their own kind
-        plain_io[KIND] = sum(symbol_references(plain.modules[mod.name], redirected).values())
+        plain_io[KIND] = sum(symbol_references(plain_ko, redirected).values())
         plain_io = +plain_io
     pv_hits = scan(pv_ko)
-    recs = _module_sites(pv, mod)
     io_recs = [s for s in recs if s.get("kind") != "report-only"]
     return ModuleCheck(
-        target=plain.target.name,
-        module=mod.name,
+        target=target,
+        module=module,
         plain_io=plain_io,
         sites=Counter(s["kind"] for s in io_recs if s.get("rewritten")),
         not_rewritten=[s for s in io_recs if not s.get("rewritten")],
@@ -91,9 +95,9 @@ def check_module(plain: BuildResult, pv: BuildResult, mod: Module) -> ModuleChec
         leftover=[h for h in pv_hits if not is_runtime_symbol(h.symbol)],
         runtime_io=sum(1 for h in pv_hits if is_runtime_symbol(h.symbol)),
         undefined_pvio=sorted(set(n for n in undefined_symbols(pv_ko) if is_runtime_symbol(n))
-                              | set(_modpost_undefined(pv, mod))),
+                              | set(modpost_undefined)),
         accessor_left=sorted(redirected & set(undefined_symbols(pv_ko))),
-        objtool_warnings=_objtool_warnings(pv, mod),
+        objtool_warnings=objtool_warnings,
         ko=pv_ko,
     )
 

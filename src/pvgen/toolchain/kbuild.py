@@ -132,8 +132,13 @@ def iomap_kbuild_lines(mod: Module, tree: Path) -> list[str]:
     """The copy of lib/iomap.c in the module: exports disabled, every exported name prefixed (the preprocessor
     renames declarations, definitions and internal uses alike)."""
     stem = iomap_stem(mod)
+    return [f"{mod.name}-y := {stem}.o", iomap_cflags(stem, tree)]
+
+
+def iomap_cflags(stem: str, tree: Path) -> str:
+    """The Kbuild line that compiles an object `stem` from lib/iomap.c as the module's private copy."""
     renames = " ".join(f"-D{n}={PREFIX}{n}" for n in iomap_exports((tree / IOMAP_SOURCE).read_text()))
-    return [f"{mod.name}-y := {stem}.o", f"CFLAGS_{stem}.o += -D__DISABLE_EXPORTS {renames}"]
+    return f"CFLAGS_{stem}.o += -D__DISABLE_EXPORTS {renames}"
 
 
 def _driver_stem(mod: Module, variant: str) -> str:
