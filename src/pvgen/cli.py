@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
 
 import click
@@ -23,15 +25,52 @@ STAGE_COMMANDS = [
 ]
 
 
+def one_line(exc: BaseException) -> str:
+    """What the user reads for an error of a known kind: pvgen's own errors carry their context; an OSError names
+    its file, or standard output when that is what failed (disk full, the reader gone)."""
+    if not isinstance(exc, OSError):
+        return str(exc)
+    reason = exc.strerror or str(exc)
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason}"
+    if exc.errno == errno.EPIPE or _stdout_fails():
+        return f"cannot write to standard output: {reason}"
+    return reason
+
+
+def _stdout_fails() -> bool:
+    try:
+        os.write(1, b"")      # a zero-byte write reports a full device or a closed descriptor, writes nothing
+    except OSError:
+        return True
+    return False
+
+
+def fail(message: str) -> None:
+    """Print one line on stderr and exit 1. What is still buffered for stdout goes out first; when stdout itself is
+    broken, it is pointed at /dev/null, so the interpreter's last flush at exit does not fail again, loudly."""
+    try:
+        if sys.stdout is not None:         # None: stdout was closed when the interpreter started
+            sys.stdout.flush()
+    except OSError:
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.close(null)
+        except OSError:
+            pass
+    click.echo(f"pvgen: {message}", err=True)
+    sys.exit(1)
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except PvgenError as exc:
+        except (PvgenError, OSError) as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"pvgen: {exc}", err=True)
-            sys.exit(1)
+            fail(one_line(exc))
 
 
 @click.group(cls=_Group)
@@ -65,7 +104,22 @@ for _mod in STAGE_COMMANDS:
 
 
 def main() -> None:
-    cli(obj={})
+    try:
+        os.fstat(1)
+    except OSError:
+        fail("standard output is closed; redirect it to a file or to /dev/null")
+    try:
+        cli(obj={})
+    except SystemExit as done:
+        code = done.code
+    except OSError as exc:        # raised outside a command: writing --help or a usage error
+        fail(one_line(exc))
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError as exc:
+        fail(one_line(exc))
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -41,3 +41,11 @@ class EnvironmentMissing(PvgenError):
     def __init__(self, what: str, how_to_fix: str):
         self.what, self.how_to_fix = what, how_to_fix
         super().__init__(f"{what} is missing: {how_to_fix}")
+
+
+class SettingError(PvgenError):
+    """An environment variable pvgen reads holds an unusable value; names the variable, its value and why."""
+
+    def __init__(self, variable: str, value: str, problem: str):
+        self.variable, self.value, self.problem = variable, value, problem
+        super().__init__(f"{variable}={value}: {problem}")

@@ -81,7 +81,7 @@ def hand_rewrite(site: Site, bits: int) -> list[str]:
         return ["lea -128(%rsp), %rsp", *push, f"call {site.thunk}", f"lea {136 if imm else 128}(%rsp), %rsp"]
     if bits == 16:  # the pushed port leaves the 16-bit stack as pushl put it there: %sp only
         return [*push, f"calll {site.thunk.replace('__pvio_', '__pvio16_')}", *(["lea 4(%esp), %sp"] if imm else [])]
-    return [*push, f"call {site.thunk}", *(["lea 4(%esp), %esp"] if imm else [])]
+    return [*push, f"call {site.thunk.replace('__pvio_', '__pvio32_')}", *(["lea 4(%esp), %esp"] if imm else [])]
 
 
 PORTS = [0x20, 0x21, 0x40, 0x60, 0x64, 0x70, 0x71, 0x80, 0xED, 0x1F0, 0x1F7, 0x3F6, 0x3F8, 0x3FD, 0xCF8, 0xCFC,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import random
 import shutil
@@ -74,6 +75,10 @@ class Mode:
     def name(self) -> str:
         return f"x86-{self.bits}"
 
+    @property
+    def code_mode(self) -> str:
+        return f"code{self.bits}"
+
 
 def _regs(names: str) -> tuple[tuple[str, int], ...]:
     return tuple((n, getattr(X, f"UC_X86_REG_{n.upper()}")) for n in names.split())
@@ -101,8 +106,10 @@ def _run(cmd: list[str], cwd: Path) -> None:
 
 @functools.lru_cache(maxsize=None)
 def workdir() -> Path:
-    """One temporary directory per test process for runtime objects and per-sequence builds."""
+    """One temporary directory per test process for runtime objects and per-sequence builds, removed when the
+    process exits (a killed process leaves it: /tmp is the system's to clean)."""
     d = Path(tempfile.mkdtemp(prefix="pvgen-diff-"))
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
     return d
 
 

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import pvio_gen as G  # noqa: E402
 import pvio_oracle as O  # noqa: E402
 
+from pvgen.asm.sites import THUNK_PREFIX  # noqa: E402
 from pvgen.rewrite import rewrite_text  # noqa: E402
 
 # PVGEN_HYPOTHESIS_PROFILE=long (make test-long): 5000 + 5000 + 1000 + 500 rewriter cases (64/32/16-bit/.code16gcc)
@@ -38,7 +39,7 @@ def _check(bits: int, lines, seed: int, eflags: int, via_rewriter: bool, gcc16: 
     original = G.render(lines, bits, rewrite=False)
     if via_rewriter:
         result = rewrite_text(f"{mode.directive or f'.code{bits}'}\n{original}", mode="16gcc" if gcc16 else bits)
-        expected = [s.thunk.replace("__pvio_", "__pvio16_" if bits == 16 else "__pvio_") for _, s in lines if s]
+        expected = [s.thunk.replace("__pvio_", THUNK_PREFIX[mode.code_mode]) for _, s in lines if s]
         got = [s.thunk for s in result.sites if s.rewritten]
         assert got == expected, f"rewriter chose other thunks:\n{original}\n{result.sites}"
         rewritten = result.text.split("\n", 1)[1]

@@ -48,7 +48,7 @@ def _rewrite(lines: list[str]):
 @given(LINES)
 def test_lines_without_site_are_byte_identical(lines: list[str]) -> None:
     src, r = _rewrite(lines)
-    site_lines = {s.line for s in r.sites if s.rewritten}
+    site_lines = {s.asm_line for s in r.sites if s.rewritten}
     out_lines = r.text.split("\n")
     in_lines = src.split("\n")
     assert len(out_lines) == len(in_lines)

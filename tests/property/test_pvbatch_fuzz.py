@@ -143,9 +143,10 @@ def test_pvbatch_string_outside_ram_is_rejected():
 
 def test_pvbatch_valid_batch_replays_in_order_and_writes_results_back():
     mem, mon, bus, trace = machine()
-    mem.write(0x30000, bytes([1, 0, 2, 0, 3, 0]))
-    put(mem, [P.Entry(Op.OUT, BASE, 1, 9).encode(), P.Entry(Op.OUTS, BASE + 12, 2, 3, 0x30000).encode(),
-              P.Entry(Op.IN_DISCARD, BASE + 6, 1).encode(), P.Entry(Op.INS, BASE + 10, 1, 2, 0x30010).encode(),
+    # the strings' buffers lie past the area (0x10000..+AREA_SIZE): an INS into an area is rejected
+    mem.write(0x70000, bytes([1, 0, 2, 0, 3, 0]))
+    put(mem, [P.Entry(Op.OUT, BASE, 1, 9).encode(), P.Entry(Op.OUTS, BASE + 12, 2, 3, 0x70000).encode(),
+              P.Entry(Op.IN_DISCARD, BASE + 6, 1).encode(), P.Entry(Op.INS, BASE + 10, 1, 2, 0x70010).encode(),
               P.Entry(Op.IN, BASE + 0, 1).encode()])
     bus.write(P.CTRL_FLUSH, 4, 0)
     assert header(mem)["status"] == Status.OK and mon.stats.rejected == 0

@@ -150,9 +150,9 @@ def test_pvbatch_ins_uses_read_many_when_the_device_has_it():
     dev = _Bulk()
     bus.register(0x300, 2, dev)
     bus.write(P.CTRL_REGISTER, 4, AREA >> 12)       # re-register: the class table now covers the new device
-    flush(mem, bus, [P.Entry(Op.INS, 0x300, 2, 5, 0x30000), P.Entry(Op.IN, 0x300, 2)])
+    flush(mem, bus, [P.Entry(Op.INS, 0x300, 2, 5, 0x70000), P.Entry(Op.IN, 0x300, 2)])
     assert dev.calls == ["read_many", "io_read"]
-    assert struct.unpack("<5H", mem.read(0x30000, 10)) == (1, 2, 3, 4, 5)
+    assert struct.unpack("<5H", mem.read(0x70000, 10)) == (1, 2, 3, 4, 5)
 
 
 def test_pvbatch_a_doorbell_mask_needs_a_declared_doorbell_if():

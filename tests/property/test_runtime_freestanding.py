@@ -57,41 +57,45 @@ void hx_irq_restore(unsigned long f) { soft_mask = f; }
 unsigned long long hx_virt_to_phys(const void *p) { return (unsigned long)p - RAM_BASE; }
 #else
 #define CALL(name) "call " name
+#define TH(n) "__pvio32_" n   /* 32-bit code calls the 32-bit thunks (docs/runtime.md) */
 PVIO_BACKEND unsigned long pvio_arch_irq_save(void) { unsigned long o = soft_mask; soft_mask = 1; return o; }
 PVIO_BACKEND void pvio_arch_irq_restore(unsigned long f) { soft_mask = f; }
 pvio_u64 pvio_arch_virt_to_phys(const void *p) { return (unsigned long)p - RAM_BASE; }
 pvio_u32 pvio_arch_irq_lines(void) { return 0; }
 PVIO_BACKEND void pvio_arch_irq_notify(pvio_u32 lines) { (void)lines; }
 #endif
+#ifndef TH
+#define TH(n) "__pvio_" n            /* the 64-bit thunks */
+#endif
 
 static void t_out(pvio_u16 port, unsigned size, pvio_u32 v)
 {
-	if (size == 1) __asm__ __volatile__(CALL("__pvio_outb_dx") : : "d"(port), "a"(v) : "memory");
-	else if (size == 2) __asm__ __volatile__(CALL("__pvio_outw_dx") : : "d"(port), "a"(v) : "memory");
-	else __asm__ __volatile__(CALL("__pvio_outl_dx") : : "d"(port), "a"(v) : "memory");
+	if (size == 1) __asm__ __volatile__(CALL(TH("outb_dx")) : : "d"(port), "a"(v) : "memory");
+	else if (size == 2) __asm__ __volatile__(CALL(TH("outw_dx")) : : "d"(port), "a"(v) : "memory");
+	else __asm__ __volatile__(CALL(TH("outl_dx")) : : "d"(port), "a"(v) : "memory");
 }
 
 static pvio_u32 t_in(pvio_u16 port, unsigned size)
 {
 	pvio_u32 v = 0;
-	if (size == 1) __asm__ __volatile__(CALL("__pvio_inb_dx") : "+a"(v) : "d"(port) : "memory");
-	else if (size == 2) __asm__ __volatile__(CALL("__pvio_inw_dx") : "+a"(v) : "d"(port) : "memory");
-	else __asm__ __volatile__(CALL("__pvio_inl_dx") : "+a"(v) : "d"(port) : "memory");
+	if (size == 1) __asm__ __volatile__(CALL(TH("inb_dx")) : "+a"(v) : "d"(port) : "memory");
+	else if (size == 2) __asm__ __volatile__(CALL(TH("inw_dx")) : "+a"(v) : "d"(port) : "memory");
+	else __asm__ __volatile__(CALL(TH("inl_dx")) : "+a"(v) : "d"(port) : "memory");
 	return v;
 }
 
 static void t_outs(pvio_u16 port, unsigned size, const void *s, unsigned long n)
 {
-	if (size == 1) __asm__ __volatile__(CALL("__pvio_rep_outsb") : "+S"(s), "+c"(n) : "d"(port) : "memory");
-	else if (size == 2) __asm__ __volatile__(CALL("__pvio_rep_outsw") : "+S"(s), "+c"(n) : "d"(port) : "memory");
-	else __asm__ __volatile__(CALL("__pvio_rep_outsl") : "+S"(s), "+c"(n) : "d"(port) : "memory");
+	if (size == 1) __asm__ __volatile__(CALL(TH("rep_outsb")) : "+S"(s), "+c"(n) : "d"(port) : "memory");
+	else if (size == 2) __asm__ __volatile__(CALL(TH("rep_outsw")) : "+S"(s), "+c"(n) : "d"(port) : "memory");
+	else __asm__ __volatile__(CALL(TH("rep_outsl")) : "+S"(s), "+c"(n) : "d"(port) : "memory");
 }
 
 static void t_ins(pvio_u16 port, unsigned size, void *d, unsigned long n)
 {
-	if (size == 1) __asm__ __volatile__(CALL("__pvio_rep_insb") : "+D"(d), "+c"(n) : "d"(port) : "memory");
-	else if (size == 2) __asm__ __volatile__(CALL("__pvio_rep_insw") : "+D"(d), "+c"(n) : "d"(port) : "memory");
-	else __asm__ __volatile__(CALL("__pvio_rep_insl") : "+D"(d), "+c"(n) : "d"(port) : "memory");
+	if (size == 1) __asm__ __volatile__(CALL(TH("rep_insb")) : "+D"(d), "+c"(n) : "d"(port) : "memory");
+	else if (size == 2) __asm__ __volatile__(CALL(TH("rep_insw")) : "+D"(d), "+c"(n) : "d"(port) : "memory");
+	else __asm__ __volatile__(CALL(TH("rep_insl")) : "+D"(d), "+c"(n) : "d"(port) : "memory");
 }
 
 void drive(void)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pvgen.asm.lexer import blank_comments, split_statements
+from pvgen.asm.lexer import COMMENT, STRING, blank_comments, split_statements
 from pvgen.asm.operands import OperandSyntaxError, parse_operands
 
 
@@ -19,8 +19,18 @@ def test_blank_comments_keeps_length_and_newlines() -> None:
 def test_block_comment_left_open() -> None:
     code, open_ = blank_comments("inb %dx /* start\n")
     assert open_ and code.startswith("inb %dx")
-    code, open_ = blank_comments("end */ hlt", in_comment=True)
+    code, open_ = blank_comments("end */ hlt", COMMENT)
     assert not open_ and code.strip() == "hlt"
+
+
+def test_string_spanning_lines_is_data() -> None:
+    """GNU as reads a string up to its closing quote across newlines (or to the end of the file)."""
+    code, state = blank_comments('.ascii "abc\ninb %dx,%al\n')
+    assert state == STRING and "inb" not in code and code.startswith(".ascii") and code.count("\n") == 2
+    code, state = blank_comments('inb %dx,%al" ; outb %al,$0x80 # c\n', STRING)
+    assert not state and "inb" not in code and code.split(";")[1].strip() == "outb %al,$0x80"
+    code, state = blank_comments('.ascii "a\\"b"; \'"; .ascii "x\\\nstill" ; hlt\n')
+    assert not state and '"a\\"b"' in code and "still" not in code and code.rstrip().endswith("hlt")
 
 
 def test_split_on_semicolons_outside_strings() -> None:

@@ -81,7 +81,7 @@ def test_rewrite_to_stdout(tmp_path: Path) -> None:
     src = tmp_path / "d.s"
     src.write_text("\thlt\n")
     res = run("rewrite", str(src), "--quiet", "--mode", "code32")
-    assert res.exit_code == 0 and res.stdout == "\tcall __pvio_hlt\n"
+    assert res.exit_code == 0 and res.stdout == "\tcall __pvio32_hlt\n"
 
 
 def test_not_rewritten_site_is_warned(tmp_path: Path) -> None:
@@ -148,3 +148,39 @@ def test_strict_fails_on_a_site_left_unchanged(tmp_path: Path) -> None:
     src = tmp_path / "d.s"
     src.write_text("\thlt\n\toutsb %fs:(%rsi),(%dx)\n")
     one_line_error(run("rewrite", str(src), "--strict", "-o", str(tmp_path / "o.s")), f"{src}:2:", "segment")
+
+
+# 32-bit gcc output: `pushl` and stack arguments, which `as --64` rejects line after line
+CODE32 = "\t.text\n\t.globl f\nf:\n" + "\tpushl %ebx\n\tmovl 8(%esp), %eax\n\tpopl %ebx\n" * 6 + \
+    "\tinb %dx, %al\n\tret\n"
+
+
+@pytest.mark.parametrize("spelling", [["--32"], ["--bits", "32"], ["--mode", "code32"]])
+def test_one_spelling_of_the_code_size_across_commands(tmp_path: Path, spelling) -> None:
+    src = tmp_path / "c.s"
+    src.write_text(CODE32)
+    assert run("rewrite", *spelling, "--quiet", str(src)).stdout.count("call __pvio32_inb_dx") == 1
+    res = run("verify", *spelling, str(src))
+    assert res.exit_code == 0 and "OK (32-bit)" in res.stdout, res.stderr
+    one_line_error(run("verify", *spelling, "--16", str(src)), "contradictory code sizes")
+
+
+def test_32bit_code_in_a_64bit_run_gets_one_hint(tmp_path: Path) -> None:
+    src = tmp_path / "c.s"
+    src.write_text(CODE32)
+    one_line_error(run("verify", str(src)), f"{src}:4: Error: invalid instruction suffix", "(and 11 more)",
+                   "is 32-bit code; verify it with --32")
+
+
+def test_pvgen_as_gives_32bit_code_in_a_64bit_run_one_hint(tmp_path: Path) -> None:
+    from pvgen.toolchain.kbuild import pvgen_as_path
+
+    src = tmp_path / "c.s"
+    src.write_text(CODE32)
+    r = subprocess.run([str(pvgen_as_path()), "--64", "-o", str(tmp_path / "c.o"), str(src)], capture_output=True,
+                       text=True)
+    assert r.returncode != 0 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "(and 11 more): this is 32-bit code; assemble it with --32" in r.stderr
+    r = subprocess.run([str(pvgen_as_path()), "--32", "-o", str(tmp_path / "c.o"), str(src)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr

@@ -57,8 +57,8 @@ def test_real_as_skips_the_wrappers_own_directory(tmp_path, monkeypatch):
     monkeypatch.delenv("PVGEN_REAL_AS", raising=False)
     monkeypatch.setenv("PATH", os.pathsep.join([str(wrapper_dir), str(other)]))
     assert find_real_as(str(wrapper_dir / "as")) == str(real)
-    monkeypatch.setenv("PVGEN_REAL_AS", "/opt/as")
-    assert find_real_as(str(wrapper_dir / "as")) == "/opt/as"
+    monkeypatch.setenv("PVGEN_REAL_AS", "/bin/true")          # an existing program: the override wins
+    assert find_real_as(str(wrapper_dir / "as")) == "/bin/true"
 
 
 def test_real_as_skips_links_to_pvgen_as(tmp_path, monkeypatch):

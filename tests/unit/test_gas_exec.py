@@ -166,4 +166,4 @@ def test_32_bit_mode_follows_the_command_line(tmp_path):
     r = pvgen_as(["--32", "-o", str(out), str(src)])
     assert r.returncode == 0, r.stderr
     assert scan(out) == []
-    assert {"__pvio_inb_dx", "__pvio_rep_outsw"} <= set(undefined_symbols(out))
+    assert {"__pvio32_inb_dx", "__pvio32_rep_outsw"} <= set(undefined_symbols(out))

@@ -72,15 +72,17 @@ def E(op: Op, port: int, size: int, value: int, gpa: int = 0) -> bytes:
 
 
 BIG_RAM = 4 << 20
-# (an entry that passes, then the same op, port and size failing one check): the memo must not let it through
+# (an entry that passes, then the same op, port and size failing one check): the memo must not let it through;
+# string buffers lie past the area (AREA..+AREA_SIZE)
 MEMO_CASES = [
     (E(Op.OUT, BASE, 1, 0xFF), E(Op.OUT, BASE, 1, 0x100)),                          # wider than its size
     (E(Op.OUT, BASE, 2, 0xFFFF), E(Op.OUT, BASE, 2, 0x10000)),
-    (E(Op.OUTS, BASE + 12, 1, 4, 0x20000), E(Op.OUTS, BASE + 12, 1, 0, 0x20000)),   # empty string
-    (E(Op.OUTS, BASE + 12, 2, 4, 0x20000), E(Op.OUTS, BASE + 12, 2, 4, BIG_RAM - 4)),   # past the end of RAM
-    (E(Op.INS, BASE + 8, 4, 4, 0x20000), E(Op.INS, BASE + 8, 4, (1 << 18) + 1, 0)),  # over MAX_STRING_BYTES
-    (E(Op.OUTS, BASE + 12, 2, 4, 0x20000), E(Op.OUTS, BASE + 12, 2, (1 << 19) + 1, 0)),
-    (E(Op.INS, BASE + 8, 1, 1, 0x20000), E(Op.INS, BASE + 8, 1, 1, (1 << 64) - 1)),
+    (E(Op.OUTS, BASE + 12, 1, 4, 0x70000), E(Op.OUTS, BASE + 12, 1, 0, 0x70000)),   # empty string
+    (E(Op.OUTS, BASE + 12, 2, 4, 0x70000), E(Op.OUTS, BASE + 12, 2, 4, BIG_RAM - 4)),   # past the end of RAM
+    (E(Op.INS, BASE + 8, 4, 4, 0x70000), E(Op.INS, BASE + 8, 4, (1 << 18) + 1, 0)),  # over MAX_STRING_BYTES
+    (E(Op.OUTS, BASE + 12, 2, 4, 0x70000), E(Op.OUTS, BASE + 12, 2, (1 << 19) + 1, 0)),
+    (E(Op.INS, BASE + 8, 1, 1, 0x70000), E(Op.INS, BASE + 8, 1, 1, (1 << 64) - 1)),
+    (E(Op.INS, BASE + 8, 1, 1, 0x70000), E(Op.INS, BASE + 8, 1, 1, AREA + 0x100)),    # into the batch area
 ]
 
 

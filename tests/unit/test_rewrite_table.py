@@ -31,7 +31,7 @@ CASES = [
     ("code64", "\toutw %ax,%dx", "\t" + c64("__pvio_outw_dx")),
     ("code64", "\toutl %eax,%dx", "\t" + c64("__pvio_outl_dx")),
     ("code64", "\tout %eax,$0xcf", "\t" + c64("__pvio_outl_imm", "$0xcf")),
-    ("code64", "\toutb $PORT+1", "\t" + c64("__pvio_outb_imm", "$((PORT+1)&0xff)")),
+    ("code64", "\toutb $PORT+1", "\t" + c64("__pvio_outb_imm", "$(PORT+1)")),  # the thunk reads the low byte
     ("code64", "\toutb %al,$-1", "\t" + c64("__pvio_outb_imm", "$0xff")),
     ("code64", "\tinb $-128,%al", "\t" + c64("__pvio_inb_imm", "$0x80")),
     ("code64", "\tINB %DX,%AL", "\t" + c64("__pvio_inb_dx")),
@@ -57,11 +57,11 @@ CASES = [
     ("code64", "\t/* x; inb */ inb %dx,%al", "\t/* x; inb */ " + c64("__pvio_inb_dx")),
     ("code64", "\trep\n\tinsb", "\t" + c64("__pvio_rep_insb") + "\n"),
     # i386: no red zone step; the caller pops the pushed port (the _imm thunks end with a plain ret)
-    ("code32", "\tinb $0x60,%al", "\tpushl $0x60; call __pvio_inb_imm; lea 4(%esp),%esp"),
-    ("code32", "\toutw %ax,(%dx)", "\tcall __pvio_outw_dx"),
-    ("code32", "\trep insl (%dx),%es:(%edi)", "\tcall __pvio_rep_insl"),
-    ("code32", "\toutsb %ds:(%esi),(%dx)", "\tcall __pvio_outsb"),
-    ("code32", "\thlt", "\tcall __pvio_hlt"),
+    ("code32", "\tinb $0x60,%al", "\tpushl $0x60; call __pvio32_inb_imm; lea 4(%esp),%esp"),
+    ("code32", "\toutw %ax,(%dx)", "\tcall __pvio32_outw_dx"),
+    ("code32", "\trep insl (%dx),%es:(%edi)", "\tcall __pvio32_rep_insl"),
+    ("code32", "\toutsb %ds:(%esi),(%dx)", "\tcall __pvio32_outsb"),
+    ("code32", "\thlt", "\tcall __pvio32_hlt"),
     # 16-bit: __pvio16_ thunks, 32-bit near call and 32-bit pushed port in both .code16 and .code16gcc
     # (the caller pops the port off the 16-bit stack: %sp only, modulo 64 KiB, as pushl and retl move it)
     ("code16", "\tinb $0x60,%al", "\tpushl $0x60; calll __pvio16_inb_imm; lea 4(%esp),%sp"),
@@ -84,7 +84,7 @@ INTEL_CASES = [
     ("code64", "\tinsd", "\t" + ATT + c64("__pvio_insl") + BACK),
     ("code64", "\touts dx, DWORD PTR [rsi]", "\t" + ATT + c64("__pvio_outsl") + BACK),
     ("code64", "\tins BYTE PTR es:[rdi], dx", "\t" + ATT + c64("__pvio_insb") + BACK),
-    ("code32", "\tout 0x80, al", "\t" + ATT + "pushl $(0x80); call __pvio_outb_imm; lea 4(%esp),%esp" + BACK),
+    ("code32", "\tout 0x80, al", "\t" + ATT + "pushl $(0x80); call __pvio32_outb_imm; lea 4(%esp),%esp" + BACK),
 ]
 
 
@@ -114,7 +114,8 @@ def test_code_mode_directives_switch_mode() -> None:
     src = "\t.code32\n\thlt\n\t.code16gcc\n\thlt\n\t.code16\n\thlt\n\t.code64\n\thlt\n"
     r = rewrite_text(src)
     assert [s.code_mode for s in r.sites] == ["code32", "code16gcc", "code16", "code64"]
-    assert [s.thunk for s in r.sites] == ["__pvio_hlt", "__pvio16_hlt", "__pvio16_hlt", "__pvio_hlt"]
+    # each code size calls thunks built for it, also inside a 64-bit object (32-bit code called __pvio_hlt once)
+    assert [s.thunk for s in r.sites] == ["__pvio32_hlt", "__pvio16_hlt", "__pvio16_hlt", "__pvio_hlt"]
 
 
 @pytest.mark.parametrize("src", [

@@ -14,6 +14,7 @@ from elftools.elf.elffile import ELFFile
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "differential"))
 import pvio_gen as G  # noqa: E402
 import pvio_oracle as O  # noqa: E402
+from pvgen.asm.sites import THUNK_PREFIX  # noqa: E402
 
 from pvgen.rewrite import rewrite_text  # noqa: E402
 
@@ -45,7 +46,7 @@ def test_objects_define_the_whole_abi_as_sized_functions(bits: int) -> None:
     thunks, direct = O.build_runtime(O.MODES[bits])
     syms = _symbols(thunks)
     for s in G.site_spellings(bits):
-        typ, _, size = syms[s.thunk.replace("__pvio_", "__pvio16_" if bits == 16 else "__pvio_")]
+        typ, _, size = syms[s.thunk.replace("__pvio_", THUNK_PREFIX[O.MODES[bits].code_mode])]
         assert typ == "STT_FUNC" and size > 0, s.thunk
     for fn in ("pvio_in", "pvio_out", "pvio_ins", "pvio_outs", "pvio_hlt"):
         assert _symbols(direct)[fn][0] == "STT_FUNC"

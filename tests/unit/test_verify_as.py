@@ -113,7 +113,7 @@ BASE32 = "\t.code32\n\t.text\nf:\tinl $0x71,%eax\n\toutb %al,%dx\n\tret\n"
 
 
 def test_32bit_imm_site_must_pop_its_port() -> None:
-    assert _pair(BASE32, "@@", 32).replaced == {"__pvio_inl_imm": 1, "__pvio_outb_dx": 1}
+    assert _pair(BASE32, "@@", 32).replaced == {"__pvio32_inl_imm": 1, "__pvio32_outb_dx": 1}
     with pytest.raises(Mismatch, match="call sequence"):
         _pair(BASE32, rewrite_text(BASE32, "t.s", mode="code32").text.replace("; lea 4(%esp),%esp", "; nop"), 32)
 
@@ -191,3 +191,43 @@ def test_symbolic_and_negative_immediate_ports_push_the_8bit_port() -> None:
            "\t.irp p, 0x60, 0x64\n\tinb $\\p,%al\n\t.endr\n\tret\n")
     rep, res = verify_text(src, "p.s")  # verify checks each pushed value against the decoded imm8
     assert rep.replaced == {"__pvio_outb_imm": 2, "__pvio_inb_imm": 4}
+
+
+def test_io_from_a_macro_argument_fails_verify_next_to_other_macro_sites() -> None:
+    # verify once counted kept I/O only in files without macro or .rept sites: this passed
+    src = (".macro X op\n\t\\op %dx,%al\n.endm\n.macro RD port\n\tinb \\port,%al\n.endm\n\t.text\n"
+           "f:\tX inb\n\tRD %dx\n.rept 2\n\toutb %al,$0x80\n.endr\n\tret\n")
+    with pytest.raises(Mismatch, match=r"^m\.s:8: error: port I/O `in al, dx` left in the object"):
+        verify_text(src, "m.s")
+    rep, _ = verify_text(src.replace("\tX inb\n", "\tnop\n"), "m.s")
+    assert rep.replaced == {"__pvio_inb_dx": 1, "__pvio_outb_imm": 2}
+
+
+R16 = """\t.code16
+\t.text
+\t.globl start
+start:\tmovw $0x3f8, %dx
+\tinb %dx, %al
+\tcall ext16
+\tmovw $table, %si
+\tljmpw $0, $start2
+start2:\toutb %al, $0x80
+\tjmp ext16
+\t.data
+table:\t.word start, start2
+\t.byte 1, 2
+"""
+
+
+def test_2byte_relocations_are_read_at_their_width() -> None:
+    # R_386_PC16 (call/jmp ext16), R_386_16 (movw $table, ljmpw, .word): their addends are 2 bytes wide
+    rep, _ = verify_text(R16, "r.s")
+    assert rep.bits == 16 and rep.replaced_total == 2
+    rep, _ = verify_text("\t.text\nf:\tinb %dx,%al\n\tljmpw $0x10, $g\ng:\toutb %al,$0x80\n\tret\n", "l.s", 32)
+    assert rep.replaced_total == 2
+    result = rewrite_text(R16, "r.s", mode="code16")
+    with tempfile.TemporaryDirectory() as tmp:
+        o = assemble(R16, ["--32"], tmp, "original", "r.s")
+        r = assemble(result.text.replace(".word start, start2", ".word start2, start2"), ["--32"], tmp, "bad", "r.s")
+        with pytest.raises(Mismatch, match="relocation"):
+            verify_objects(o, r, result, "r.s", 16)

@@ -8,6 +8,40 @@ from pvgen.asm.operands import Operand
 from pvgen.asm.table import ACCUMULATORS, SEGMENT_PREFIXES, WIDTH_SUFFIX, IoForm
 
 CODE_MODES = ("code16", "code16gcc", "code32", "code64")
+
+# The object check (docs/toolchain.md) assembles a second, tagged copy of the rewritten text: each kept site is
+# preceded by a numeric local label no compiler writes, and its address is recorded in a non-allocated section.
+# The code bytes are those of the real object; the tags say which I/O instructions are kept sites, also when a
+# macro or .rept expands them several times.
+TAG_LABEL = "91827364"
+KEPT_SECTION = ".pvgen.kept"
+
+
+def kept_tag(statement: str) -> str:
+    """The tagged form of a kept statement (one line, whatever lines the statement spans)."""
+    return (f"{TAG_LABEL}: {' '.join(statement.split())} ; .pushsection {KEPT_SECTION},\"\",@progbits; "
+            f".dc.a {TAG_LABEL}b; .popsection")
+
+
+# A mode tag, after each `.codeNN` and section switch of the tagged copy: the address where the mode (re)starts,
+# then 8 bytes whose encoding tells the code size, whatever the syntax (`call` takes a rel16 in 16-bit code,
+# `jecxz` an address-size prefix in 16- and 64-bit code):
+#   16: e8 r16 67 e3 r8 cc   32: e8 r32 e3 r8 cc   64: e8 r32 67 e3 r8   .code16gcc: 66 e8 r32 67 e3
+MODE_SECTION = ".pvgen.mode"
+MODE_TAG = (f"; {TAG_LABEL}: .pushsection {MODE_SECTION},\"\",@progbits; .dc.a {TAG_LABEL}b; "
+            f"{TAG_LABEL}5: call {TAG_LABEL}5b; jecxz {TAG_LABEL}5b; .balign 4,0xcc; .popsection")
+
+
+def mode_of_tag(code: bytes) -> int:
+    """The code size (16, 32, 64) a mode tag's 8 bytes were assembled in."""
+    if code[0] == 0x66 or code[3] == 0x67:  # .code16gcc makes the call 32-bit (66 e8)
+        return 16
+    return 32 if code[5] == 0xE3 else 64
+
+
+# Each code mode calls thunks built for it (runtime/thunks{16,32,64}.S): `.code32` code in a 64-bit object must not
+# call a 64-bit thunk. .code16 and .code16gcc share one set (docs/thunk-abi.md).
+THUNK_PREFIX = {"code64": "__pvio_", "code32": "__pvio32_", "code16": "__pvio16_", "code16gcc": "__pvio16_"}
 # The string registers per code mode (address size): destination, source.
 STRING_REGS = {"code64": ("rdi", "rsi"), "code32": ("edi", "esi"), "code16": ("di", "si"), "code16gcc": ("di", "si")}
 
@@ -28,6 +62,7 @@ class Site:
     reason: str | None = None  # why a site is not rewritten (report-only category, or the limitation)
     syntax: str = "att"
     in_macro: bool = False  # inside a .macro, .rept, .irp, .irpc or .if body (assembled 0..n times)
+    asm_line: int = 0  # the line in the assembly input itself (`line` may follow a `# N "file"` marker or .loc)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -48,7 +83,7 @@ class IoInstr:
         return f"rep-{self.op}" if self.rep else self.op
 
     def thunk(self, code_mode: str) -> str:
-        prefix = "__pvio16_" if code_mode.startswith("code16") else "__pvio_"
+        prefix = THUNK_PREFIX[code_mode]
         if self.op == "hlt":
             return prefix + "hlt"
         sfx = WIDTH_SUFFIX[self.width]  # type: ignore[index]

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from pvgen.bench import workload as wl
-from pvgen.bench.diskbench import DiskHost
+from pvgen.bench.diskbench import DiskHost, open_image
 from pvgen.bench.kits import KITS
 from pvgen.bench.machine import run_guest
 from pvgen.bench.netbench import NetHost
@@ -21,7 +21,10 @@ from pvgen.bench.report import failures, print_report, write_json
 from pvgen.bench.results import VariantResult, merge_rounds
 from pvgen.bench.runner import run_variant
 from pvgen.bench.variants import select
+from pvgen.cache import sweep_stale
+from pvgen.devices.diskimage import DiskImage
 from pvgen.errors import PvgenError
+from pvgen.outputs import OutputPath
 
 DEFAULT_OPS = {"net": 200, "disk": 64}   # all five variants in about a minute each here (docs/bench.md)
 DEFAULT_PV_BATCH = 1   # issue 5: "one doorbell per request"; --pv-batch B queues B requests per doorbell
@@ -29,10 +32,12 @@ DEFAULT_PV_BATCH = 1   # issue 5: "one doorbell per request"; --pv-batch B queue
 
 def run_bench(workload: str, ops: int, variants: str | None, seed: int, pv_batch: int,
               console: Console | None = None, count_ports: bool = False,
-              pv_irq: bool = False, audit: bool = False, rounds: int = 1) -> dict[str, VariantResult]:
+              pv_irq: bool = False, audit: bool = False, rounds: int = 1,
+              image: str | None = None) -> dict[str, VariantResult]:
     """Every selected variant on the same workload and seed, a fresh peer or disk image for each run; with several
     rounds the variants are interleaved (each round starts one variant later) and each phase is the median round
-    (results.merge_rounds)."""
+    (results.merge_rounds).  `image`: the disk on this file (diskbench.open_image), locked for the whole run and
+    reset to the initial image before each variant."""
     if workload == "disk" and ops < 4:
         raise PvgenError("disk needs --ops >= 4 (four quarters: seq write, seq read, random write, random read)")
     if ops < 1 or ops > 1_000_000:
@@ -41,7 +46,22 @@ def run_bench(workload: str, ops: int, variants: str | None, seed: int, pv_batch
         raise PvgenError(f"--pv-batch {pv_batch} is outside 1..256")
     if not 1 <= rounds <= 99:
         raise PvgenError(f"--rounds {rounds} is outside 1..99")
+    if image is not None and workload != "disk":
+        raise PvgenError("--image is a disk option")
     chosen = select(variants)
+    sweep_stale()          # work directories a killed bench left behind; checks $PVGEN_CACHE before any variant
+    disk_file = open_image(image) if image is not None else None
+    try:
+        return _run_rounds(workload, ops, chosen, seed, pv_batch, console, count_ports, pv_irq, audit, rounds,
+                           disk_file)
+    finally:
+        if disk_file is not None:
+            disk_file.close()
+
+
+def _run_rounds(workload: str, ops: int, chosen: list, seed: int, pv_batch: int, console: Console | None,
+                count_ports: bool, pv_irq: bool, audit: bool, rounds: int,
+                disk_file: DiskImage | None) -> dict[str, VariantResult]:
     params = wl.Params(workload, ops, seed=seed, batch=pv_batch, extra={"pv_irq": pv_irq, "run_audit": audit})
     console = console or Console(stderr=True)
     runs: dict[str, list[VariantResult]] = {v.name: [] for v in chosen}
@@ -57,7 +77,7 @@ def run_bench(workload: str, ops: int, variants: str | None, seed: int, pv_batch
                     continue          # failed or unavailable: no point in another round
                 progress.update(task, description=f"bench {workload} --ops {ops}: {v.name}"
                                 + (f" (round {r + 1}/{rounds})" if rounds > 1 else ""))
-                host = NetHost(seed, ops) if workload == "net" else DiskHost(seed, ops)
+                host = NetHost(seed, ops) if workload == "net" else DiskHost(seed, ops, file=disk_file)
                 done.append(run_variant(v, KITS[v.driver], run_guest, params, host, count_ports))
                 progress.advance(task)
     return {name: merge_rounds(rs) for name, rs in runs.items()}
@@ -83,8 +103,8 @@ def _command(workload: str) -> click.Command:
     @click.option("--seed", type=int, default=1, show_default=True, help="workload seed (frames, blocks, data)")
     @click.option("--pv-batch", type=int, default=DEFAULT_PV_BATCH, show_default=True,
                   help="pv-ideal: requests per doorbell (1 = one doorbell per request)")
-    @click.option("--json", "json_path", required=True, type=click.Path(dir_okay=False), help="write the JSON here")
-    @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="write a PNG plot here")
+    @click.option("--json", "json_path", required=True, type=OutputPath(), help="write the JSON here")
+    @click.option("--plot", "plot_path", type=OutputPath(), help="write a PNG plot here")
     @click.option("--pv-irq", is_flag=True, help="pv-ideal: completion by interrupt instead of polling `used`")
     @click.option("--ports", is_flag=True, help="also count I/O exits by port (small per-exit cost; diagnosis)")
     @click.option("--rounds", type=int, default=1, show_default=True,
@@ -95,27 +115,36 @@ def _command(workload: str) -> click.Command:
                        "checked against the device (a mismatch fails the variant); exit counts then are not the "
                        "product's")
     def cmd(ops: int, variants: str, seed: int, pv_batch: int, pv_irq: bool, json_path: str,
-            plot_path: str | None, ports: bool, audit: bool, rounds: int) -> None:
+            plot_path: str | None, ports: bool, audit: bool, rounds: int, image: str | None = None) -> None:
         results = run_bench(workload, ops, variants or None, seed, pv_batch, count_ports=ports, pv_irq=pv_irq,
-                            audit=audit, rounds=rounds)
-        out = Console()
-        if not out.is_terminal:
-            out = Console(width=140)
-        print_report(results, workload, out)
+                            audit=audit, rounds=rounds, image=image)
+        # The files first: a table that cannot be printed (stdout full or gone) must not lose what was measured.
         write_json(json_path, results, workload, {"ops": ops, "seed": seed, "pv_batch": pv_batch, "pv_irq": pv_irq,
                                                        "ports": ports, "audit": audit, "rounds": rounds,
-                                                       "environment": environment()})
+                                                       "image": image, "environment": environment()})
         if plot_path:
             from pvgen.bench.plot import plot
 
             plot(results, workload, plot_path)
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=140)
+        print_report(results, workload, out)
         if failures(results):
             sys.exit(1)
         if not any(r.status == "ok" for r in results.values()):
             click.echo("pvgen: no variant could run (see the reasons in the table)", err=True)
             sys.exit(2)
 
+    if workload == "disk":
+        cmd = click.option("--image", type=click.Path(dir_okay=False), default=None, help=IMAGE_HELP)(cmd)
     return cmd
+
+
+IMAGE_HELP = ("the disk on this raw image file instead of in memory, locked while the bench runs: created at 64 MiB "
+              "if missing or empty, else a regular file of at least 64 MiB whose first 64 MiB are OVERWRITTEN with "
+              "the initial image before each variant; afterwards it holds the last variant's final image "
+              "(docs/devices.md, durability)")
 
 
 @click.group("bench")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
+import stat
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pvgen.bench import workload as wl
 from pvgen.bench.runner import GuestRun
+from pvgen.devices.diskimage import SECTOR_SIZE, DiskBackend, DiskImage, MemoryDisk
+from pvgen.errors import PvgenError
 
 
 @functools.lru_cache(maxsize=2)
@@ -19,40 +20,65 @@ def _initial(seed: int, size: int) -> bytes:
 
 @dataclass
 class DiskHost:
-    """One variant's disk: a fresh image with the seed's initial content (as a bytearray and, for models that need a
-    file, as an image file); after the run the image must equal the reference model byte for byte."""
+    """One variant's disk with the seed's initial content: a fresh bytearray, or (`file`, `--image`) the image file
+    reset to that content; after the run the image must equal the reference model byte for byte."""
 
     seed: int
     ops: int
     size: int = wl.DEFAULT_IMAGE
     workload: str = "disk"
-    image: bytearray = field(init=False)
-    path: Path | None = None
+    file: DiskImage | None = None
+    image: bytearray | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.image = bytearray(_initial(self.seed, self.size))
+        if self.file is None:
+            self.image = bytearray(_initial(self.seed, self.size))
+        else:
+            if self.file.sectors * SECTOR_SIZE != self.size:
+                raise PvgenError(f"disk image {self.file.path} has {self.file.sectors} sectors, the disk needs "
+                                 f"{self.size // SECTOR_SIZE}")
+            self.file.write(0, _initial(self.seed, self.size))
 
     @property
     def blocks(self) -> int:
         return self.size // wl.BLOCK
 
-    def image_file(self, directory: str | None = None) -> Path:
-        """Write the initial image to a file (for device models backed by a file); verify() then reads it back."""
-        fd, name = tempfile.mkstemp(prefix="pvgen-disk-", suffix=".img", dir=directory)
-        with os.fdopen(fd, "wb") as f:
-            f.write(self.image)
-        self.path = Path(name)
-        return self.path
+    def ata_backend(self) -> DiskBackend:
+        """The ATA model's storage: the image file, or the bytearray (in place, so verify() reads what it holds)."""
+        return self.file if self.file is not None else MemoryDisk(self.size // SECTOR_SIZE, self.image)
+
+    def ring_disk(self):
+        """pv-ideal's storage, the same bytes as the ATA model's."""
+        from pvgen.devices import pvring
+
+        return pvring.BytesDisk(self.image) if self.file is None else pvring.SectorDisk(self.file)
 
     def final_image(self) -> bytes:
-        if self.path is not None:
-            data = self.path.read_bytes()
-            self.path.unlink(missing_ok=True)
-            return data
-        return bytes(self.image)
+        return self.file.read(0, self.size // SECTOR_SIZE) if self.file is not None else bytes(self.image)
 
     def verify(self, run: GuestRun) -> list[str]:
         return verify_disk(self.seed, self.ops, _initial(self.seed, self.size), self.final_image(), run.console)
+
+
+def open_image(path: str | os.PathLike, size: int = wl.DEFAULT_IMAGE) -> DiskImage:
+    """`--image FILE`: the disk on a file, locked for the whole run (DiskImage).  The rule: a missing or empty
+    file is created at the disk's size (sparse); a regular file of at least that size is taken, and its first
+    `size` bytes are the disk (the rest is never touched); anything else is refused.  Each variant then starts
+    from the seed's initial image written over those bytes (DiskHost), so after the run the file holds the final
+    image of the last variant that ran."""
+    p = os.fspath(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise PvgenError(f"--image {p}: {e.strerror}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise PvgenError(f"--image {p} is not a regular file (a raw image file is needed; a missing one is created)")
+    if st is not None and 0 < st.st_size < size:
+        raise PvgenError(f"--image {p} is {st.st_size} bytes, smaller than the {size >> 20} MiB disk (give a "
+                         f"missing or empty file, created at that size, or one of at least {size} bytes)")
+    return DiskImage(p, create_sectors=size // SECTOR_SIZE, sectors=size // SECTOR_SIZE)
 
 
 def verify_disk(seed: int, ops: int, initial: bytes, final: bytes, console: str) -> list[str]:

@@ -38,7 +38,7 @@ class PvIdealKit:
         if params.workload == "net":
             factory = lambda mem, irq: pvring.PvRing(mem, net=host.peer, irq=irq, mac=wl.GUEST_MAC)  # noqa: E731
         else:
-            disk = pvring.BytesDisk(host.image)
+            disk = host.ring_disk()
             factory = lambda mem, irq: pvring.PvRing(mem, disk=disk, irq=irq)  # noqa: E731
         cmd = params.cmdline() + f" pvring={self.base:#x}"
         if params.extra.get("pv_irq"):

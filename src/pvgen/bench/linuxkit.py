@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -13,6 +12,7 @@ from typing import Callable
 from pvgen.bench import workload as wl
 from pvgen.bench.runner import GuestSpec, Unavailable
 from pvgen.bench.variants import Variant
+from pvgen.cache import workdir
 from pvgen.errors import PvgenError
 
 
@@ -117,13 +117,12 @@ def _attach_net(m, host, nic_box: dict, posted_tx: bool = True, wrapped: bool = 
 
 def _attach_disk(m, host, box: dict) -> None:
     """The primary ATA channel (0x1F0/0x3F6, IRQ 14) over the host's in-memory image, and a PCI host bridge with a
-    PIIX3 IDE function in legacy mode for a PCI probe. The image is the DiskHost's bytearray (as pv-ideal's), so
-    every variant pays the same host storage cost and the final image is checked in place."""
+    PIIX3 IDE function in legacy mode for a PCI probe. The storage is the DiskHost's (its bytearray, or the
+    `--image` file), as pv-ideal's, so every variant pays the same host storage cost and the final image is checked
+    where the device wrote it."""
     from pvgen.devices import ata, pci
-    from pvgen.devices.diskimage import SECTOR_SIZE, MemoryDisk
 
-    disk = ata.AtaDisk(MemoryDisk(len(host.image) // SECTOR_SIZE, host.image),
-                       irq=lambda level: m.set_irq(ata.ATA_PRIMARY_IRQ, level))
+    disk = ata.AtaDisk(host.ata_backend(), irq=lambda level: m.set_irq(ata.ATA_PRIMARY_IRQ, level))
     ata.attach_primary(m.ports, disk)
     pcihost = pci.PciHost()
     pcihost.add(0, 0, pci.host_bridge())
@@ -155,20 +154,21 @@ class LinuxKit:
         if workload not in lxbuild.SETS:
             raise Unavailable(f"the Linux driver environment has no {workload!r} driver set yet "
                               f"(it has {', '.join(lxbuild.SETS)})")
-        tmp = gbuild.cache_dir() / f"bench-linux-{key}.{os.getpid()}.elf"
-        try:
-            if variant.objects == "unmodified":
-                lxbuild.link(workload, tmp)
-            else:
-                _link_generated(workload, tmp, audit)
-        except Unavailable:
-            raise
-        except PvgenError as exc:
-            raise Unavailable(f"Linux {workload} image for {variant.name}: {exc}") from None
-        # named by content: a concurrent run (another checkout sharing the cache) never replaces the image this
-        # run boots, and identical builds share one file
-        out = tmp.with_name(f"bench-linux-{key}-{hashlib.sha256(tmp.read_bytes()).hexdigest()[:16]}.elf")
-        os.replace(tmp, out)
+        with workdir("bench-") as wd:
+            tmp = wd / f"bench-linux-{key}.elf"
+            try:
+                if variant.objects == "unmodified":
+                    lxbuild.link(workload, tmp)
+                else:
+                    _link_generated(workload, tmp, audit)
+            except Unavailable:
+                raise
+            except PvgenError as exc:
+                raise Unavailable(f"Linux {workload} image for {variant.name}: {exc}") from None
+            # named by content: a concurrent run (another checkout sharing the cache) never replaces the image this
+            # run boots, and identical builds share one file
+            out = gbuild.cache_dir() / f"bench-linux-{key}-{hashlib.sha256(tmp.read_bytes()).hexdigest()[:16]}.elf"
+            os.replace(tmp, out)
         self._images[key] = out
         return out
 
@@ -197,7 +197,7 @@ def _link_generated(workload: str, out: Path, audit: bool = False) -> Path:
         from pvgen.toolchain import kbuild as tk
     except ImportError as exc:
         raise Unavailable(f"rewriting toolchain/runtime: {exc}") from None
-    with tempfile.TemporaryDirectory(prefix="pvgen-bench-") as tmp:
+    with workdir("bench-") as tmp:
         runtime = rt_build.build("x86_64", "batch", Path(tmp) / "pvio-x86_64-batch.o",
                                  extra_cflags=("-DPVIO_AUDIT",) if audit else ())
         boot = gbuild.compile_source(wl.GUEST_DIR / "pvio_boot.c", list(gbuild.CFLAGS),

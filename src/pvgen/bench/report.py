@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from pvgen.bench.results import REFERENCES, Phase, VariantResult, ratios
 
@@ -79,39 +79,43 @@ def failures(results: dict[str, VariantResult]) -> list[str]:
 def print_report(results: dict[str, VariantResult], workload: str, console: Console | None = None,
                  top_ports: int = 6) -> None:
     console = console or Console()
+
+    def say(line: str, style: str | None = None) -> None:
+        """One line of free text: reasons and checks quote compilers and devices, whose `[...]` is not markup."""
+        console.print(line, style=style, markup=False)
+
     console.print(table(results, workload))
-    console.print("exits, io_exits: KVM statistics; run io: KVM_RUN returns with reason IO; ×orig/×coal/×pv-ideal: "
-                  "ops/s of the variant over the reference's (exit ratios are in the JSON)", style="dim")
+    say("exits, io_exits: KVM statistics; run io: KVM_RUN returns with reason IO; ×orig/×coal/×pv-ideal: "
+        "ops/s of the variant over the reference's (exit ratios are in the JSON)", style="dim")
     for name, r in results.items():
         if r.status == "unavailable":
-            console.print(f"[dim]{name}: unavailable: {r.reason}[/dim]")
+            say(f"{name}: unavailable: {r.reason}", style="dim")
     for name, r in results.items():
         for line in r.checks:
             if line.startswith("FAIL"):
-                console.print(f"[red]{name}: {escape(line)}[/red]")
+                say(f"{name}: {line}", style="red")
     for name, r in results.items():    # what the in-guest models served, and (--audit) what was checked
         m, a = r.info.get("models"), r.info.get("audit")
         if m:
-            console.print(f"{name}: in-guest models: {m['served_in']} reads and {m['served_out']} writes served, "
-                          f"{m['irq_marks']} interrupts raised in the guest, {m['mismatches']} contradicted")
+            say(f"{name}: in-guest models: {m['served_in']} reads and {m['served_out']} writes served, "
+                f"{m['irq_marks']} interrupts raised in the guest, {m['mismatches']} contradicted")
         if a:
-            console.print(f"{name}: audit: {a['served']} values served without an exit checked against the device, "
-                          f"{a['mismatches']} mismatches")
+            say(f"{name}: audit: {a['served']} values served without an exit checked against the device, "
+                f"{a['mismatches']} mismatches")
     for name, r in results.items():    # --rounds: the median round of each phase, and what the rounds measured
         per_round = r.info.get("rounds")
         if per_round:
             spread = ", ".join(f"{ph} " + "/".join(f"{rd.get(ph, 0):,.0f}" for rd in per_round)
                                for ph in per_round[0] if ph != "probe")
-            console.print(f"{name}: median of {len(per_round)} interleaved rounds; ops/s by round: {spread}",
-                          style="dim")
+            say(f"{name}: median of {len(per_round)} interleaved rounds; ops/s by round: {spread}", style="dim")
     for name, r in results.items():
         for p in r.phases:
             if p.wall_s > 0 and (p.guest_delay_ns > 0 or p.monitor_ns > 0):   # where the time per operation goes
                 pct = lambda ns: f"{ns / 1e7 / p.wall_s:.0f}%"   # noqa: E731
-                console.print(f"{name} {p.name}: {p.wall_us_per_op:,.1f} µs/op: monitor's exit handling (Python) "
-                              f"{p.monitor_us_per_op:,.1f} ({pct(p.monitor_ns)}), in KVM_RUN "
-                              f"{p.wall_us_per_op - p.monitor_us_per_op:,.1f} of which driver delays (guest "
-                              f"busy-wait) {p.guest_delay_us_per_op:,.1f} ({pct(p.guest_delay_ns)})")
+                say(f"{name} {p.name}: {p.wall_us_per_op:,.1f} µs/op: monitor's exit handling (Python) "
+                    f"{p.monitor_us_per_op:,.1f} ({pct(p.monitor_ns)}), in KVM_RUN "
+                    f"{p.wall_us_per_op - p.monitor_us_per_op:,.1f} of which driver delays (guest "
+                    f"busy-wait) {p.guest_delay_us_per_op:,.1f} ({pct(p.guest_delay_ns)})")
             if not any(k.startswith("io ") for k in p.breakdown):
                 continue          # the port counters were off (--ports)
             other = sorted(((n, k) for k, n in p.stats.items()
@@ -119,14 +123,14 @@ def print_report(results: dict[str, VariantResult], workload: str, console: Cons
                            reverse=True)
             if other:
                 per = ", ".join(f"{k} {n / p.ops:.2f}/op" for n, k in other[:top_ports])
-                console.print(f"{name} {p.name}: other KVM statistics: {per}")
+                say(f"{name} {p.name}: other KVM statistics: {per}")
             for prefix, what in (("io ", "I/O exits by port"), ("flush ", "pvbatch flushes by trigger")):
                 top = sorted(((n, k) for k, n in p.breakdown.items() if k.startswith(prefix)), reverse=True)
                 if top:
                     per = ", ".join(f"{k[len(prefix):]} {n / p.ops:.2f}/op" for n, k in top[:top_ports])
-                    console.print(f"{name} {p.name}: {what}: {per}")
+                    say(f"{name} {p.name}: {what}: {per}")
     for line in failures(results):
-        console.print(f"[bold red]failed[/bold red] {line}")
+        console.print(Text.assemble(("failed", "bold red"), " ", line))
 
 
 def _phase_json(p: Phase) -> dict:
@@ -163,4 +167,6 @@ def to_json(results: dict[str, VariantResult], workload: str, params: dict | Non
 
 
 def write_json(path: str | Path, results: dict[str, VariantResult], workload: str, params: dict | None = None) -> None:
-    Path(path).write_text(json.dumps(to_json(results, workload, params), indent=2, sort_keys=False) + "\n")
+    from pvgen.outputs import write_output
+
+    write_output(path, json.dumps(to_json(results, workload, params), indent=2, sort_keys=False) + "\n")

@@ -9,6 +9,7 @@ batch is rejected, counted and recorded; it never raises out of io_write and nev
 
 from __future__ import annotations
 
+import array
 import struct
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -40,6 +41,13 @@ _SERVED_OFF_MASK = (1 << P.SERVED_OFF_BITS) - 1
 _ST_READ, _ST_WRITE = P.EngineState.READ, P.EngineState.WRITE
 _MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
 _UNRESOLVED = object()
+_CODES = {1: "B", 2: "H", 4: "I"}          # native = little-endian on x86: a string's elements as a memoryview
+
+
+def _pack(vals: list[int], size: int) -> bytes:
+    """Values read from a device (masked to their size) as the little-endian bytes a string moves."""
+    mask = _MASKS[size]
+    return array.array(_CODES[size], [v & mask for v in vals]).tobytes()
 
 
 class GuestMemory(Protocol):
@@ -106,6 +114,7 @@ class PvBatch:
         # receive pacer) delivers there, after the whole batch, never between two of its entries (an event inside
         # the batch would put the device's history at odds with values the guest was served from its shadows)
         self.after_replay: list = []
+        self._flushing = False      # a flush is in progress: a device callback must not flush or register again
 
     @classmethod
     def attach(cls, bus: PortBus, mem: GuestMemory) -> "PvBatch":
@@ -124,6 +133,11 @@ class PvBatch:
         try:
             if size != 4:
                 raise ProtocolError(f"control port {P.CTRL_BASE + offset:#x} written with size {size}, expected 4")
+            if self._flushing:
+                # a device callback re-entered the monitor: a nested flush would replay the batch being replayed
+                # (recursively), a registration would publish tables under it
+                raise ProtocolError(f"control port {P.CTRL_BASE + offset:#x} written during a replay (a device "
+                                    "callback re-entered the monitor): refused")
             if offset == P.CTRL_REGISTER - P.CTRL_BASE:
                 self.register(value << 12)
             elif offset == P.CTRL_FLUSH - P.CTRL_BASE:
@@ -278,7 +292,13 @@ class PvBatch:
         """Validate and replay the batch of area `slot` (one exit)."""
         if not 0 <= slot < len(self.areas):
             raise ProtocolError(f"flush of unknown area slot {slot} ({len(self.areas)} registered)")
-        area = self.areas[slot]
+        self._flushing = True
+        try:
+            self._flush(self.areas[slot], slot)
+        finally:
+            self._flushing = False
+
+    def _flush(self, area: _Area, slot: int) -> None:
         self.stats.flushes += 1
         try:
             entries, touched = self._validate(area, slot)
@@ -392,6 +412,10 @@ class PvBatch:
                 ent = self._check_model_entry(area, i, port, size, op, value, gpa, routes)
                 if ent[1] is not None:
                     touched.add(id(ent[1]))
+                    string_bytes += value * size        # a served run moves data like a string: same budget
+                    if string_bytes > MAX_BATCH_STRING_BYTES:
+                        raise BatchRejected(Status.BAD_ADDRESS, f"entry {i}: batch moves more than "
+                                            f"{MAX_BATCH_STRING_BYTES} string bytes")
                 append(ent)
                 continue
             # An (op, port, size) that passed every check before: only the value (and a string's range) is left.
@@ -401,7 +425,7 @@ class PvBatch:
                     touched.add(hit[3])
                     append((op, hit[0], hit[1], size, value, gpa, port))
                     continue
-                if value and gpa + value * size <= ram:
+                if value and gpa + value * size <= ram and (op != _INS or not self._in_area(gpa, value * size)):
                     string_bytes += value * size
                     if string_bytes > MAX_BATCH_STRING_BYTES:
                         raise BatchRejected(Status.BAD_ADDRESS, f"entry {i}: batch moves more than "
@@ -415,6 +439,9 @@ class PvBatch:
                     P.check_entry(i, port, size, op, value, gpa, ram)   # raises with the reason
             else:
                 P.check_entry(i, port, size, op, value, gpa, ram)       # unknown op, or a string's range
+                if op == _INS and self._in_area(gpa, value * size):
+                    raise BatchRejected(Status.BAD_ADDRESS, f"entry {i}: INS into a batch area ({value * size:#x} "
+                                        f"bytes at GPA {gpa:#x}): the monitor writes there during the replay")
                 string_bytes += value * size
             route = self._route(routes, i, port, size)
             if string_bytes > MAX_BATCH_STRING_BYTES:
@@ -428,6 +455,10 @@ class PvBatch:
             vmax = P.MAX_STRING_BYTES // size if string else (1 << 8 * size) - 1 if op == _OUT else 0xFFFFFFFF
             checked[port << 16 | size << 8 | op] = (dev, route[1], vmax, id(dev), string)
         return out, touched
+
+    def _in_area(self, gpa: int, n: int) -> bool:
+        """Whether gpa..+n overlaps a registered area (an INS there would race the monitor's own writes to it)."""
+        return any(gpa < a.gpa + P.AREA_SIZE and a.gpa < gpa + n for a in self.areas)
 
     def _check_model_entry(self, area: _Area, i: int, port: int, size: int, op: int, value: int, gpa: int,
                            routes) -> tuple:
@@ -502,7 +533,8 @@ class PvBatch:
         read_many = getattr(dev, "read_many", None)
         if read_many is not None:
             return bytes(read_many(off, size, count)[: count * size])
-        return b"".join((dev.io_read(off, size) & _MASKS[size]).to_bytes(size, "little") for _ in range(count))
+        read = dev.io_read
+        return _pack([read(off, size) for _ in range(count)], size)
 
     @staticmethod
     def _write_run(dev, off: int, size: int, data: bytes, eng) -> None:
@@ -514,8 +546,9 @@ class PvBatch:
         if write_many is not None:
             write_many(off, size, data)
             return
-        for k in range(0, len(data), size):
-            dev.io_write(off, size, int.from_bytes(data[k:k + size], "little"))
+        write = dev.io_write
+        for v in memoryview(data).cast(_CODES[size]):     # one call per element (8 Mi at most: docs/protocol.md)
+            write(off, size, v)
 
     def _replay(self, area: _Area, entries: list[tuple], audit: AuditBatch | None = None) -> tuple[int, int] | None:
         """Run the entries in order; returns (port, size) if the last FIFO-class read was an IN, for the refill.
@@ -554,28 +587,29 @@ class PvBatch:
                 if read_many is not None:
                     self._write(gpa, read_many(off, size, value)[: value * size])
                 else:
-                    vals = self._read_many(port, size, value)
-                    self._write(gpa, struct.pack(f"<{len(vals)}{'?BH?I'[size]}", *vals))   # values are masked
+                    self._write(gpa, self._read_many(port, size, value))
             if port in fifo_ports:
                 # Prefetch after a single read only: an INS took exactly what the guest asked for, and the device's
                 # "current block" after it may be one the guest has not started (docs/protocol.md).
                 fifo = (port, size) if op == _IN else None
         return fifo
 
-    def _read_many(self, port: int, size: int, n: int) -> list[int]:
-        """n reads of port, in bulk through the device's fifo_read while it hands values."""
-        vals: list[int] = []
+    def _read_many(self, port: int, size: int, n: int) -> bytes:
+        """n reads of port: in bulk through the device's fifo_read while it hands values, then one io_read each."""
         hit = self._owner(port)
-        fifo_read = getattr(hit[0], "fifo_read", None) if hit else None
-        while len(vals) < n:
-            got = fifo_read(hit[1], size, n - len(vals)) if fifo_read else []
+        if hit is None:     # moved away during this batch: what the bus reads there
+            return _pack([self.bus.read(port, size) for _ in range(n)], size)
+        dev, off = hit
+        vals: list[int] = []
+        fifo_read = getattr(dev, "fifo_read", None)
+        while fifo_read is not None and len(vals) < n:
+            got = fifo_read(off, size, n - len(vals))
             if not got:
-                fifo_read = None
-                vals.append(self.bus.read(port, size))
-            else:
-                mask = (1 << (8 * size)) - 1
-                vals += [v & mask for v in got[: n - len(vals)]]
-        return vals
+                break
+            vals += got[: n - len(vals)]
+        read = dev.io_read
+        vals += [read(off, size) for _ in range(n - len(vals))]
+        return _pack(vals, size)
 
     def _fifo_giveback(self, area: _Area) -> None:
         """Before the replay: the values of the last refill the guest did not read go back to a device that takes

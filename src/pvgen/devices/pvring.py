@@ -259,6 +259,24 @@ class BytesDisk:
 
 
 @dataclass
+class SectorDisk:
+    """A disk backend over an ATA model's storage (read(lba, count) / write(lba, data) in 512-byte sectors: the
+    bench's image file, diskimage.DiskImage); requests are whole 4 KiB blocks, so offsets are sector-aligned."""
+
+    backend: object
+
+    @property
+    def size(self) -> int:
+        return self.backend.sectors * 512
+
+    def read(self, offset: int, n: int) -> bytes:
+        return self.backend.read(offset // 512, n // 512)
+
+    def write(self, offset: int, data: bytes) -> None:
+        self.backend.write(offset // 512, data)
+
+
+@dataclass
 class ListPeer:
     """A net backend that records what the guest sends and hands out queued frames."""
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
+from pvgen.cache import cache_root
 from pvgen.errors import EnvironmentMissing, PvgenError
 
 HERE = Path(__file__).resolve().parent
@@ -30,8 +30,7 @@ class GuestBuildError(PvgenError):
 
 
 def cache_dir() -> Path:
-    base = Path(os.environ.get("PVGEN_CACHE") or Path.home() / ".cache" / "pvgen")
-    d = base / "guest"
+    d = cache_root() / "guest"
     d.mkdir(parents=True, exist_ok=True)
     return d
 

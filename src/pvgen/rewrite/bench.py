@@ -71,13 +71,55 @@ def generate(lines: int) -> str:
     return "".join(parts)
 
 
+def generate_bytes(size: int) -> str:
+    """generate() sized in bytes (about 16.5 bytes per line)."""
+    return generate(max(1, size * 10 // 165))
+
+
+# Inputs that were quadratic once (docs/rewriter.md, linear time): each generator makes about `size` bytes.
+PATHOLOGICAL = {
+    # 10 000 lines of a bare `rep` took 110 s: each line re-lexed the growing unit it prefixes
+    "bare-rep-lines": lambda size: "\trep\n" * (size // 5) + "\tinsb\n",
+    # one line of 400 000 `nop;` took 126 s and 3 GB: newlines were counted from the line start per statement
+    "one-line-of-nops": lambda size: "nop; " * (size // 5) + "inb %dx,%al\n",
+    # `rep; rep; ...` on one line
+    "one-line-of-reps": lambda size: "rep; " * (size // 5) + "insb\n",
+    # one line of sites: every statement is a site (the rewrite's own work per site, not a scan)
+    "one-line-of-sites": lambda size: "inb %dx,%al; " * (size // 13) + "\n",
+    # a string left open: data to the end of the file, sites in it are not code
+    "open-string": lambda size: '\t.ascii "left open\n' + generate_bytes(size).replace('"', "'"),
+    # a comment left open
+    "open-comment": lambda size: "/* left open\n" + generate_bytes(size),
+    # compiler-shaped code (one site per 50 lines)
+    "compiler-shaped": generate_bytes,
+}
+
+
+def bench_pathological(size: int, runs: int, workdir: str, only: list[str] | None = None) -> list[dict]:
+    """bench_rewrite on each PATHOLOGICAL input of about `size` bytes (written to workdir, removed after)."""
+    figs = []
+    for name, make in PATHOLOGICAL.items():
+        if only and name not in only:
+            continue
+        path = os.path.join(workdir, f"{name}.s")
+        Path(path).write_text(make(size))
+        try:
+            # GNU as gives up on a string left open past its input buffer (an error, not data to the end)
+            fig = bench_rewrite(path, runs=runs, process=False, as_may_fail=name == "open-string")
+        finally:
+            os.unlink(path)
+        fig["input"] = name
+        figs.append(fig)
+    return figs
+
+
 def _children_cpu() -> float:
     u = resource.getrusage(resource.RUSAGE_CHILDREN)
     return u.ru_utime + u.ru_stime
 
 
-def _as_seconds(path: str, as_flags: list[str]) -> tuple[float, float]:
-    """Wall and CPU (user + system) seconds of one `as` run."""
+def _as_seconds(path: str, as_flags: list[str], may_fail: bool = False) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one `as` run (may_fail: an input `as` rejects, timed all the same)."""
     with tempfile.TemporaryDirectory() as tmp:
         c0 = _children_cpu()
         t0 = time.perf_counter()
@@ -85,7 +127,7 @@ def _as_seconds(path: str, as_flags: list[str]) -> tuple[float, float]:
                               capture_output=True, text=True)
         dt = time.perf_counter() - t0
         cpu = _children_cpu() - c0
-    if proc.returncode != 0:
+    if proc.returncode != 0 and not may_fail:
         first = (proc.stderr.strip().splitlines() or ["?"])[-1]
         raise PvgenError(f"{path}: GNU as failed: {first}")
     return dt, cpu
@@ -111,13 +153,15 @@ def _process_seconds(path: str, out: str) -> float:
     return dt
 
 
-def bench_rewrite(path: str, runs: int = 5, as_flags: list[str] | None = None) -> dict:
+def bench_rewrite(path: str, runs: int = 5, as_flags: list[str] | None = None, process: bool = True,
+                  as_may_fail: bool = False) -> dict:
     """Median rewrite and `as` seconds over `runs` runs (the rewrite includes reading and writing the file).
 
     Wall seconds and CPU seconds (user + system; less disturbed by other load on a shared machine) are both
     reported, the rewrite's from this process, `as`'s from its child rusage.
     `rewrite_seconds` is measured in this process; `rewrite_process_seconds` is a fresh Python process that
-    imports pvgen and rewrites the file once (start-up included), as `pvgen-as` does per file."""
+    imports pvgen and rewrites the file once (start-up included), as `pvgen-as` does per file (not measured with
+    process=False)."""
     from shutil import which
 
     from pvgen.rewrite.commands import read_source
@@ -136,12 +180,14 @@ def bench_rewrite(path: str, runs: int = 5, as_flags: list[str] | None = None) -
             out.write_bytes(result.text.encode("utf-8", errors="surrogateescape"))
             rw.append(time.perf_counter() - t0)
             rw_cpu.append(time.process_time() - c0)
-            wall, cpu = _as_seconds(path, as_flags)
+            wall, cpu = _as_seconds(path, as_flags, as_may_fail)
             asm.append(wall)
             as_cpu.append(cpu)
-            proc.append(_process_seconds(path, str(out)))
+            if process:
+                proc.append(_process_seconds(path, str(out)))
     assert result is not None
-    r, a, p = statistics.median(rw), statistics.median(asm), statistics.median(proc)
+    r, a = statistics.median(rw), statistics.median(asm)
+    p = statistics.median(proc) if proc else None
     return {
         "file": path,
         "lines": text.count("\n"),
@@ -156,7 +202,7 @@ def bench_rewrite(path: str, runs: int = 5, as_flags: list[str] | None = None) -
         "as_cpu_seconds": statistics.median(as_cpu),
         "cpu_ratio": statistics.median(rw_cpu) / statistics.median(as_cpu) if statistics.median(as_cpu) else None,
         "rewrite_process_seconds": p,
-        "process_ratio": p / a if a else None,
+        "process_ratio": p / a if a and p is not None else None,
         "goal_ratio": 0.5,
         "rewrite_seconds_all": rw,
         "as_seconds_all": asm,

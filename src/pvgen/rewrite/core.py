@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from pvgen.asm.lexer import Statement, blank_comments, split_statements
+from pvgen.asm.lexer import CODE, STRING, Statement, blank_comments, parse_statement, skeleton, statements_at, \
+    string_end
+from pvgen.asm.linemap import LineMap
 from pvgen.asm.operands import OperandSyntaxError, parse_operands
-from pvgen.asm.sites import CODE_MODES, Malformed, NotRewritable, Site, classify_io
+from pvgen.asm.sites import CODE_MODES, Malformed, NotRewritable, Site, classify_io, kept_tag
 from pvgen.asm.table import FOREIGN_DIRECTIVES, FOREIGN_MNEMONICS, IO_FORMS, MOV_MNEMONICS, PREFIXES, \
     REPORT_ONLY, SPECIAL_REG_PREFIXES
 from pvgen.errors import AsmSyntaxError, RewriteError
 from pvgen.rewrite.emit import call_sequence
-from pvgen.rewrite.scan import CONDITIONALS, candidates, may_have_sites  # noqa: F401 (re-exported)
+from pvgen.rewrite.scan import CONDITIONALS, Candidates, candidates, may_have_sites, prefix_run  # noqa: F401
 
 
 _MODE_ALIASES = {None: "code64", 64: "code64", 32: "code32", 16: "code16", "64": "code64", "32": "code32",
@@ -47,21 +49,31 @@ class RewriteResult:
 
 
 class _Rewriter:
-    def __init__(self, path: str, mode: str):
+    def __init__(self, path: str, mode: str, tag_kept: bool = False):
         self.path = path
+        self.tag_kept = tag_kept
         self.mode = mode
         self.syntax = "att"
         self.macro_depth = 0
         self.sites: list[Site] = []
 
     # -- one unit (one or more whole lines) --------------------------------------------------------
-    def unit(self, code: str, first_line: int) -> list[tuple[int, int, str]]:
-        """Record the sites of one unit (comments already blanked); return its replacements (start, end, text)."""
-        stmts = split_statements(code)
+    def unit(self, code: str, first_line: int, offsets, pending: list[Statement] | None = None) \
+            -> list[tuple[int, int, str]]:
+        """Record the sites of one unit (comments blanked); return its replacements (start, end, text).
+
+        Only the statements holding a candidate offset (scan.candidates, relative to the unit) are parsed; the
+        others hold nothing of interest, but one between a prefix-only statement and an instruction ends the
+        prefix's reach, as in the old full split. Line numbers are counted incrementally: linear time."""
         repl: list[tuple[int, int, str]] = []
-        pending: list[Statement] = []
-        for st in stmts:
-            line = first_line + code.count("\n", 0, st.body_start)
+        pending = pending or []  # prefix-only statements (a run of bare-prefix lines: one Statement)
+        skel = skeleton(code)
+        line, counted = first_line, 0  # line is the line number of offset `counted`
+        for st in statements_at(code, skel, offsets):
+            line += code.count("\n", counted, st.body_start)
+            counted = st.body_start
+            if pending and skel[pending[-1].end : st.start].strip(" \t\r\n;"):
+                pending = []  # another statement came between
             if st.prefix_only:
                 pending.append(st)
                 continue
@@ -124,7 +136,7 @@ class _Rewriter:
                 kind = form.op if not any(p.startswith("rep") for p in prefixes) else f"rep-{form.op}"
                 self.sites.append(Site(kind=kind, width=form.width, port_form=None, rewritten=False,
                                        reason=str(exc), **common))
-                return None
+                return kept_tag(text) if self.tag_kept else None
             self.sites.append(Site(kind=io.kind, width=io.width, port_form=io.port_form, rewritten=True,
                                    thunk=io.thunk(self.mode), **common))
             return call_sequence(io, self.mode, self.syntax)
@@ -152,97 +164,214 @@ _new_site = object.__new__
 _OPENERS = frozenset([".macro", ".rept", ".irp", ".irpc"] + ["." + c for c in CONDITIONALS])
 
 
-def _ends_in_prefix(code: str) -> bool:
-    """Whether the last statement of `code` is only prefixes (`rep`, `rep;`, `1: lock`)."""
+def _last_is_prefix(code: str) -> bool | None:
+    """Whether the last statement of `code` (comments blanked) is only prefixes (`rep`, `rep;`, `1: lock`);
+    None when it holds no statement (blank, or a comment). Only the last statement is parsed."""
     tail = code.rstrip(" \t\r\n;")
-    word = tail[tail.rfind("\n") + 1 :].rsplit(None, 1)[-1:] if tail else []
-    if not word or word[0].rpartition(";")[2].rpartition(":")[2].lower() not in PREFIXES:
+    if not tail:
+        return None
+    word = tail.rsplit(None, 1)[-1]
+    if word.rpartition(";")[2].rpartition(":")[2].lower() not in PREFIXES:
         return False
-    stmts = split_statements(code)
-    return bool(stmts) and stmts[-1].prefix_only
+    skel = skeleton(tail)
+    st = parse_statement(tail, max(skel.rfind(";"), skel.rfind("\n")) + 1, len(tail))
+    return st is not None and st.prefix_only
 
 
-def rewrite_text(text: str, path: str = "<input>", *, mode=None) -> RewriteResult:
+_SPLIT_CHUNK = 1 << 16  # a chunk of a prefix run larger than this is checked only when it repeats a statement
+
+
+def _first_separator(s: str) -> int:
+    a, b = s.find(";"), s.find("\n")
+    return b if a < 0 else a if b < 0 else min(a, b)
+
+
+def _prefix_run(text: str, low: str, ustart: int) -> tuple[int, list[Statement]] | None:
+    """When the statements from ustart on hold only bare prefixes (scan.prefix_run): the end of the run (after a
+    separator) and the run as one prefix-only Statement (offsets relative to ustart; its prefixes each once, in
+    the order they first appear, which classify_io reads as the full list); else None. `low` is the lower-cased
+    text. Chunks that double in size (and halve near the run's end), cut at a separator, are checked with str
+    methods (a chunk that repeats the first line, or a set of words), and the regex finishes the last few hundred
+    characters: linear, and fast on 10 000 lines of `rep`."""
+    starts, run = prefix_run()
+    n = len(low)
+    if starts.match(low, ustart) is None or run.match(low, ustart, min(n, ustart + 256)).end() == ustart:
+        return None  # the first statement is not only prefixes (`rep insw`, `inb %dx,%al`)
+    end, size = ustart, 256
+    words: dict[str, None] = {}
+    while end < n:
+        cut = n if end + size >= n else max(low.rfind("\n", end, end + size), low.rfind(";", end, end + size)) + 1
+        chunk = low[end:cut]
+        got = None
+        if cut > end and "#" not in chunk and "\f" not in chunk and "\v" not in chunk:
+            first = _first_separator(chunk) + 1
+            if 0 < first < len(chunk) and chunk.count(chunk[:first]) * first == len(chunk):
+                got = chunk[:first].replace(";", " ").split()  # the chunk repeats its first statement
+            elif len(chunk) <= _SPLIT_CHUNK:
+                got = chunk.replace(";", " ").split()
+        if got is not None and PREFIXES.issuperset(got):
+            words.update(dict.fromkeys(got))
+            end, size = cut, size * 2
+        elif size > 256:
+            size //= 2  # the run ends in this chunk (or it is too varied to split whole): narrow down
+        else:
+            break
+    stop = run.match(low, end).end()
+    if stop == ustart:
+        return None
+    tail, _ = blank_comments(text[end:stop])
+    words.update(dict.fromkeys(tail.lower().replace(";", " ").split()))
+    head = low[ustart:stop]
+    first = len(head) - len(head.lstrip(" \t\r\n;"))
+    last = (end - ustart) + len(tail.rstrip(" \t\r\n;")) if tail.strip(" \t\r\n;") else \
+        len(head[: end - ustart].rstrip(" \t\r\n;"))
+    return stop, [Statement(start=first, body_start=first, end=last, prefixes=list(words), prefix_starts=[first])]
+
+
+def _extent(text: str, ustart: int, uend: int, state: int) -> tuple[int, str, int]:
+    """The unit starting at ustart: its line (to uend) and, when it ends in a bare prefix, the following lines up
+    to the next statement (`rep` alone on a line prefixes the next instruction). Returns its end, its code
+    (comments blanked) and the lexical state after it; each character is looked at once."""
+    n = len(text)
+    code, state_after = blank_comments(text[ustart:uend], state)
+    if uend >= n or not _last_is_prefix(code):
+        return uend, code, state_after
+    parts = [code]
+    while uend < n:
+        nxt = text.find("\n", uend + 1)
+        nxt = n if nxt < 0 else nxt
+        more, state_after = blank_comments(text[uend:nxt], state_after)
+        parts.append(more)
+        uend = nxt
+        if _last_is_prefix(more) is False:
+            break
+    return uend, "".join(parts), state_after
+
+
+def _templates(sites: list[Site], line_no: int) -> list[Site]:
+    """Copies of a unit's sites with line numbers relative to the unit (a cache entry)."""
+    out = []
+    for s in sites:
+        t = _new_site(Site)
+        t.__dict__.update(s.__dict__)
+        t.line -= line_no
+        out.append(t)
+    return out
+
+
+def _replay(templates: list[Site], sites: list[Site], line_no: int) -> None:
+    for t in templates:
+        site = _new_site(Site)
+        site.__dict__.update(t.__dict__)
+        site.line += line_no
+        sites.append(site)
+
+
+def rewrite_text(text: str, path: str = "<input>", *, mode=None, tag_kept: bool = False) -> RewriteResult:
     """Rewrite every port-I/O site of GNU as source `text`; lines without a site are kept byte for byte.
 
     `mode` is the code mode at the start of the file (`code64` default, `code32` for `as --32`, ...).
-    Raises AsmSyntaxError (file:line) for malformed or foreign input.
+    `tag_kept` marks each kept site for the object check (asm/sites.py, kept_tag): the text to assemble is then
+    a diagnostic copy, not the output. Site records name the logical file and line (`# N "file"` markers,
+    `.loc`). Raises AsmSyntaxError (file:line) for malformed or foreign input. Time and memory are linear in
+    len(text): every character is looked at a bounded number of times.
     """
-    rw = _Rewriter(path, _normalise_mode(mode))
+    try:
+        result = _rewrite(text, path, _normalise_mode(mode), tag_kept)
+    except AsmSyntaxError as exc:
+        where = LineMap.of(text, path).locate(exc.line) if exc.path == path else None
+        if where is None or where == (path, exc.line):
+            raise
+        raise AsmSyntaxError(where[0], where[1], exc.message, exc.col) from None
+    if result.sites:
+        for s in result.sites:
+            s.asm_line = s.line
+        lines = LineMap.of(text, path)
+        if lines.logical:
+            for s in result.sites:
+                s.file, s.line = lines.locate(s.line)
+    return result
+
+
+def _rewrite(text: str, path: str, mode: str, tag_kept: bool) -> RewriteResult:
+    rw = _Rewriter(path, mode, tag_kept)
     out: list[str] = []
     n = len(text)
-    pos = 0  # everything before pos has been looked at
+    pos = 0  # everything before pos has been looked at; pos is 0 or the end of a line
     emitted = 0  # text[:emitted] is in `out`
     lpos, line_no = 0, 1  # line_no is the line number of offset lpos
-    in_comment = False
-    # Lines repeat (`inb %dx, %al`): a unit with no directive is rewritten once per (code, state).
+    state = CODE  # lexical state at pos: in code, in a /* comment, in a string
+    # Lines repeat (`inb %dx, %al`): a unit with no directive is rewritten once per (text, state), and a
+    # one-line unit in code is looked up by its raw text before anything else is done with it.
     cache: dict[tuple, tuple[list, list[Site]]] = {}
-    cands = candidates(text)
-    ci, nc = 0, len(cands)
-    count = text.count
+    lines: dict[tuple, tuple[list, list[Site]]] = {}
+    cands = Candidates(text)
+    count, find = text.count, text.find
     while pos < n:
-        if in_comment:
-            anchor = text.find("*/", pos)
+        if state == CODE:
+            anchor = cands.next(pos)
+            if anchor >= n:
+                break
+        else:  # the next line to look at holds the end of the comment or string
+            anchor = find("*/", pos) if state != STRING else string_end(text, pos)
             if anchor < 0:
-                break
-        else:
-            while ci < nc and cands[ci] < pos:
-                ci += 1
-            if ci == nc:
-                break
-            anchor = cands[ci]
+                break  # open to the end of the text: `as` reads the rest as comment or string data
         ustart = text.rfind("\n", pos, anchor) + 1 or pos
-        if not in_comment:
-            seg = text[ustart:anchor]
-            if "#" in seg and '"' not in seg and "'" not in seg and "/*" not in seg:
-                ci += 1  # the candidate is inside a `#` comment (`# drv.c:479:   outb(v, port);`)
-                continue
-        uend = text.find("\n", anchor)
+        uend = find("\n", anchor)
         uend = n if uend < 0 else uend
-        if uend <= ustart and not in_comment:  # an empty line: nothing to look at (guarantees progress)
-            ci += 1
-            continue
+        line_key = None
+        if state == CODE:
+            if uend <= ustart:  # an empty line: nothing to look at (guarantees progress)
+                pos = anchor + 1
+                continue
+            if find("#", ustart, anchor) >= 0:
+                seg = text[ustart:anchor]
+                if '"' not in seg and "'" not in seg and "/*" not in seg:
+                    pos = uend  # the candidate is inside a `#` comment, and so is the rest of its line
+                    continue
+            line_key = (text[ustart:uend], rw.syntax, rw.mode, rw.macro_depth > 0)
         line_no += count("\n", lpos, ustart)
         lpos = ustart
-        unit = text[ustart:uend]
-        code, in_comment_after = blank_comments(unit, in_comment)
-        # A line that ends in a bare prefix (`rep` alone) takes the next line along.
-        while uend < n and _ends_in_prefix(code):
-            nxt = text.find("\n", uend + 1)
-            uend = n if nxt < 0 else nxt
-            unit = text[ustart:uend]
-            code, in_comment_after = blank_comments(unit, in_comment)
-        # the key is the code without its comments: `inb %dx, %al  # tmp107` and `# tmp110` share an entry
-        key = (code.rstrip(), in_comment, rw.syntax, rw.mode, rw.macro_depth > 0)
-        hit = None if in_comment_after else cache.get(key)
+        hit = lines.get(line_key) if line_key else None
         if hit is not None:
             repl, templates = hit
-            for t in templates:
-                site = _new_site(Site)
-                site.__dict__.update(t.__dict__)
-                site.line += line_no
-                rw.sites.append(site)
+            _replay(templates, rw.sites, line_no)
         else:
-            before = len(rw.sites)
-            state = (rw.syntax, rw.mode, rw.macro_depth)
-            repl = rw.unit(code, line_no)
-            if not in_comment_after and state == (rw.syntax, rw.mode, rw.macro_depth):
-                templates = []
-                for s in rw.sites[before:]:
-                    t = _new_site(Site)
-                    t.__dict__.update(s.__dict__)
-                    t.line -= line_no
-                    templates.append(t)
-                cache[key] = (repl, templates)
-        in_comment = in_comment_after
+            run = _prefix_run(text, cands.low, ustart) if state == CODE else None
+            if run is not None:
+                if run[0] >= n:
+                    break  # bare prefixes up to the end of the text: they prefix nothing the rewriter replaces
+                uend = find("\n", run[0])
+                uend = n if uend < 0 else uend
+            line_end = uend
+            uend, code, state_after = _extent(text, ustart, uend, state)
+            # the key is the code without its comments: `inb %dx, %al  # tmp107` and `# tmp110` share an entry
+            key = (code.rstrip(), state, rw.syntax, rw.mode, rw.macro_depth > 0)
+            hit = None if state_after != CODE else cache.get(key)
+            if hit is not None:
+                repl, templates = hit
+                _replay(templates, rw.sites, line_no)
+            else:
+                # candidates in a run are covered by its Statement; one on its last `;` marks the next statement
+                offsets = cands.within(run[0] - 1 if run else ustart, uend)
+                before = len(rw.sites)
+                rstate = (rw.syntax, rw.mode, rw.macro_depth)
+                repl = rw.unit(code, line_no, [c - ustart for c in offsets], run and run[1])
+                templates = None
+                if state_after == CODE and rstate == (rw.syntax, rw.mode, rw.macro_depth):
+                    templates = _templates(rw.sites[before:], line_no)
+                    cache[key] = (repl, templates)
+            if templates is not None and line_key and run is None and uend == line_end:
+                lines[line_key] = (repl, templates)
+            state = state_after
         if repl:  # lines without a replacement are copied later, in one slice with their neighbours
             out.append(text[emitted:ustart])
             last = 0
             for a, b, new in repl:
-                out.append(unit[last:a])
+                out.append(text[ustart + last : ustart + a])
                 out.append(new)
                 last = b
-            out.append(unit[last:])
+            out.append(text[ustart + last : uend])
             emitted = uend
         pos = uend
     if not out:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from pvgen.asm.sites import IoInstr, number
 
+_SYMBOL = re.compile(r"(?<![\w.$\\])[A-Za-z_.$][\w.$]*")  # a name, not a macro argument (`\p`)
 RED_ZONE = 128  # System V x86-64 ABI §3.2.2: the 128 bytes below %rsp belong to the interrupted code
 
 
@@ -34,7 +37,10 @@ def port_push(io: IoInstr, syntax: str) -> str:
     """The AT&T immediate that pushes the port of an `_imm` site: the zero-extended imm8 of the instruction.
 
     A literal 0..255 is kept as written; a negative literal (GNU as accepts -128..-1) becomes its 8-bit value;
-    an expression (`$PORT+1`, which as truncates to 8 bits with a warning) is pushed as `$((expr)&0xff)`.
+    a constant expression (`$0x60+1`, which as truncates to 8 bits with a warning) is pushed as `$((expr)&0xff)`.
+    An expression naming a symbol is pushed as it is: the symbol may be external (`inb $port,%al` assembles
+    with an 8-bit relocation), and `&` of an undefined symbol is no relocatable expression; the thunk reads the
+    pushed value's low byte only, the byte the original instruction encodes.
     """
     assert io.port is not None and io.port.value is not None
     value = number(io.port.value)
@@ -42,6 +48,8 @@ def port_push(io: IoInstr, syntax: str) -> str:
         return io.port.text if syntax == "att" else f"$({io.port.value})"
     if value is not None:
         return f"${value & 0xFF:#x}"
+    if _SYMBOL.search(io.port.value):
+        return f"$({io.port.value})"
     return f"$(({io.port.value})&0xff)"
 
 

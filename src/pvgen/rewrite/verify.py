@@ -14,12 +14,19 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import SymbolTableSection
 
+from pvgen.asm.sites import MODE_SECTION, THUNK_PREFIX, mode_of_tag
 from pvgen.errors import EnvironmentMissing, PvgenError, RewriteError
 from pvgen.rewrite.core import RewriteResult
+from pvgen.toolchain.objscan import _tags
 
 SHF_EXECINSTR = 0x4
 # PC-relative relocation types (their addend is relative to the end of the field's instruction).
 _PCREL = {"EM_X86_64": {2, 4, 9, 13, 15, 24, 41, 42}, "EM_386": {2, 4, 10, 21, 23}}
+# Width of a relocated field (System V ABI i386 and x86-64 supplements, relocation types); 4 unless listed.
+# An i386 REL relocation keeps its addend in the field itself, so the width decides what is read.
+_RELOC_WIDTH = {"EM_386": {20: 2, 21: 2, 22: 1, 23: 1},  # R_386_16, R_386_PC16, R_386_8, R_386_PC8
+                "EM_X86_64": {1: 8, 24: 8, 25: 8, 33: 8, 12: 2, 13: 2, 14: 1, 15: 1}}  # _64, _PC64, _GOTOFF64,
+#                                                          _SIZE64, _16, _PC16, _8, _PC8
 # Sections whose contents as regenerates from directives that reference code addresses (.loc, .cfi_*):
 # they change with the code size and are not compared (see docs/rewriter.md, limitations).
 _SKIP_SECTIONS = re.compile(r"^\.(debug_|eh_frame|rela?\.|symtab|strtab|shstrtab|group|note\.gnu\.property)")
@@ -60,6 +67,10 @@ def assemble(src_text: str, as_flags: list[str], tmp: str, name: str, path: str)
     if proc.returncode != 0:
         errs = [ln for ln in proc.stderr.splitlines() if "Error" in ln] or proc.stderr.splitlines() or ["?"]
         first = errs[0].replace(s, path)
+        if "--64" in as_flags and subprocess.run(["as", "--32", s, "-o", os.devnull],
+                                                     capture_output=True).returncode == 0:
+            raise RewriteError(f"{first} (and {len(errs) - 1} more): {path} is 32-bit code; verify it with --32 "
+                               "(or --16)")
         raise RewriteError(f"{name} file does not assemble: {first}")
     return o
 
@@ -84,10 +95,17 @@ class _Obj:
                 self.relocs.setdefault(sec["sh_info"], []).extend(sec.iter_relocations())
             if isinstance(sec, SymbolTableSection):
                 self.symtab = sec
-        md = capstone.Cs(capstone.CS_ARCH_X86, {16: capstone.CS_MODE_16, 32: capstone.CS_MODE_32,
-                                                64: capstone.CS_MODE_64}[bits])
-        md.skipdata = True
-        self.md = md
+        self.decoders = {}
+        for size, cs_mode in ((16, capstone.CS_MODE_16), (32, capstone.CS_MODE_32), (64, capstone.CS_MODE_64)):
+            self.decoders[size] = capstone.Cs(capstone.CS_ARCH_X86, cs_mode)
+            self.decoders[size].skipdata = True
+        self.bits = bits
+        # A file with `.codeNN` is assembled with mode tags (toolchain/objcheck.py, with_mode_tags): each range of
+        # a code section is decoded in its own size; insn_bits gives the size of every decoded instruction.
+        self.modes: dict[int, list[tuple[int, int]]] = {}
+        for (shndx, off), tag in _tags(self.elf, MODE_SECTION, 8):
+            self.modes.setdefault(shndx, []).append((off, mode_of_tag(tag)))
+        self.insn_bits: dict[tuple[int, int], int] = {}
 
     def sym(self, idx: int):
         return self.symtab.get_symbol(idx)
@@ -116,7 +134,17 @@ class _Obj:
 
     def insns(self, secidx: int) -> list:
         data = self.elf.get_section(secidx).data()
-        return [i for i in self.md.disasm(data, 0)]
+        modes = sorted(self.modes.get(secidx, []), key=lambda m: m[0])  # of two tags at one address, the later
+        starts = sorted({0} | {a for a, _ in modes if a < len(data)})
+        out, k, size = [], 0, self.bits
+        for a, b in zip(starts, starts[1:] + [len(data)]):
+            while k < len(modes) and modes[k][0] <= a:
+                size = modes[k][1]
+                k += 1
+            for i in self.decoders[size].disasm(data[a:b], a):
+                self.insn_bits[(secidx, i.address)] = size
+                out.append(i)
+        return out
 
 
 def _is_padding(insn) -> bool:
@@ -129,7 +157,7 @@ def _is_io(insn) -> bool:
 
 def expected_thunk(insn, bits: int) -> tuple[str, int | None]:
     """The thunk a port-I/O instruction (as disassembled by capstone, Intel syntax) must become, and its port."""
-    prefix = "__pvio16_" if bits == 16 else "__pvio_"
+    prefix = THUNK_PREFIX[f"code{bits}"]
     words = insn.mnemonic.split()
     base, rep = words[-1], words[0].startswith("rep")
     ops = [o.strip() for o in insn.op_str.split(",")]
@@ -174,7 +202,8 @@ class _Section:
                 if j < len(self.R) and self.R[j].bytes == o.bytes:
                     self.kept.add(i)
                 else:
-                    n = _sequence_len(bits, expected_thunk(o, bits)[1])
+                    size = orig.insn_bits[(oidx, o.address)]
+                    n = _sequence_len(size, expected_thunk(o, size)[1])
             self.amap[o.address] = self.R[j].address if j < len(self.R) else self.rsize
             self.pairs.append((i, j, n))
             j += n
@@ -219,7 +248,7 @@ def verify_objects(orig_o: str, rew_o: str, result: RewriteResult, path: str, bi
         items = []
         for off, typ, name, add, issec, shndx in rels:
             if add is None:  # REL (i386): the addend is in the section contents
-                add = int.from_bytes(data[off : off + 4], "little", signed=True)
+                add = _implicit_addend(obj.machine, typ, data, off)
             if is_orig and issec and shndx in code:
                 k = (end - off) if (typ in pcrel and end > base) else 0
                 add = amap(shndx, add + k, where) - k
@@ -264,9 +293,10 @@ def verify_objects(orig_o: str, rew_o: str, result: RewriteResult, path: str, bi
                 if i in sec.kept:
                     report.kept_io += 1
                     continue
-                thunk, port = expected_thunk(o, bits)
+                size = orig.insn_bits[(sec.oidx, o.address)]
+                thunk, port = expected_thunk(o, size)
                 seq = sec.R[j : j + n]
-                _check_sequence(seq, thunk, port, bits, rrel, where, o)
+                _check_sequence(seq, thunk, port, size, rrel, where, o)
                 report.replaced[thunk] = report.replaced.get(thunk, 0) + 1
                 continue
             r = sec.R[j]
@@ -288,6 +318,12 @@ def verify_objects(orig_o: str, rew_o: str, result: RewriteResult, path: str, bi
     return report
 
 
+def _implicit_addend(machine: str, typ: int, data: bytes, off: int) -> int:
+    """The addend a REL relocation keeps in its field, read at the field's width."""
+    w = _RELOC_WIDTH.get(machine, {}).get(typ, 4)
+    return int.from_bytes(data[off : off + w], "little", signed=True)
+
+
 def _check_sequence(seq, thunk: str, port: int | None, bits: int, rrel, where: str, o) -> None:
     k = 0
     bad = f"{where}: site `{o.mnemonic} {o.op_str}` became `" + "; ".join(
@@ -301,7 +337,7 @@ def _check_sequence(seq, thunk: str, port: int | None, bits: int, rrel, where: s
         raise Mismatch(bad)
     if port is not None:
         p = seq[k]
-        if p.mnemonic != "push" or (int(p.op_str, 0) & 0xFFFF) != port:
+        if p.mnemonic != "push" or (int(p.op_str, 0) & 0xFF) != port:  # the thunk reads the low byte
             raise Mismatch(bad)
         k += 1
     call = seq[k]
@@ -344,8 +380,8 @@ def _compare_data(orig: _Obj, rew: _Obj, code, path: str) -> None:
             raise Mismatch(f"{path}: data section {key[0]} changed size or relocation count")
         pcrel = _PCREL.get(orig.machine, set())
         for o, r in zip(orl, rrl):
-            oadd = o[3] if o[3] is not None else int.from_bytes(od[o[0] : o[0] + 4], "little", signed=True)
-            radd = r[3] if r[3] is not None else int.from_bytes(rd[r[0] : r[0] + 4], "little", signed=True)
+            oadd = o[3] if o[3] is not None else _implicit_addend(orig.machine, o[1], od, o[0])
+            radd = r[3] if r[3] is not None else _implicit_addend(rew.machine, r[1], rd, r[0])
             same = o[:3] == r[:3]
             if same and o[4] and o[5] in code:
                 same = _data_addend_ok(code[o[5]], oadd, radd, o[1] in pcrel, o[0])
@@ -355,7 +391,7 @@ def _compare_data(orig: _Obj, rew: _Obj, code, path: str) -> None:
                 raise Mismatch(f"{path}: data section {key[0]}+{o[0]:#x}: relocation {o[2]}{oadd:+#x} (type {o[1]}) "
                                f"became {r[2]}{radd:+#x} (type {r[1]}) at +{r[0]:#x}")
         for off, typ, *_ in orl:
-            w = 8 if typ in (1, 24) and orig.machine == "EM_X86_64" else 4
+            w = _RELOC_WIDTH.get(orig.machine, {}).get(typ, 4)
             od[off : off + w] = bytes(w)
             rd[off : off + w] = bytes(w)
         if od != rd:
@@ -411,25 +447,41 @@ def _check_sites(report: VerifyReport, result: RewriteResult, path: str) -> None
 
 
 def _auto_bits(text: str) -> int:
-    if re.search(r"^[ \t]*\.code16", text, re.M):
-        return 16
-    if re.search(r"^[ \t]*\.code32", text, re.M):
-        return 32
-    return 64
+    """64 for a file with `.code64` (or none at all), else 16 or 32 after its first `.code16*`/`.code32`."""
+    if re.search(r"^[ \t]*\.code64", text, re.M):
+        return 64
+    m = re.search(r"^[ \t]*\.code(16|32)", text, re.M)
+    return int(m.group(1)) if m else 64
 
 
 def verify_text(text: str, path: str, bits: int | None = None) -> tuple[VerifyReport, RewriteResult]:
     """Rewrite `text`, assemble both versions with GNU as, and check every difference is a recorded site."""
     from pvgen.rewrite.core import rewrite_text
+    from pvgen.toolchain.objcheck import has_mode_switch, leftovers, tagged_copy, with_mode_tags
+    from pvgen.toolchain.objscan import code_sections, is_runtime_symbol, scan
 
     bits = bits or _auto_bits(text)
     mode = {64: "code64", 32: "code32", 16: "code16"}[bits]
-    if bits == 16 and re.search(r"^[ \t]*\.code(32|64)", text, re.M):
-        raise PvgenError(f"{path}: mixes 16-bit with 32/64-bit code; verify handles one code size per file")
+    m = re.search(r"^[ \t]*\.code64(?![\w.$])", text, re.M)
+    if bits != 64 and m:
+        raise PvgenError(f"{path}:{text.count(chr(10), 0, m.start()) + 1}: `.code64` contradicts --{bits}: a 32-bit "
+                         "object holds no 64-bit code; verify it with --64")
     result = rewrite_text(text, path, mode=mode)
     as_flags = ["--64"] if bits == 64 else ["--32"]
+    mixed = has_mode_switch([text])
+    orig_text, rew_text = (with_mode_tags(text), with_mode_tags(result.text)) if mixed else (text, result.text)
     with tempfile.TemporaryDirectory(prefix="pvgen-verify-") as tmp:
-        orig_o = assemble(text, as_flags, tmp, "original", path)
-        rew_o = assemble(result.text, as_flags, tmp, "rewritten", path)
+        orig_o = assemble(orig_text, as_flags, tmp, "original", path)
+        rew_o = assemble(rew_text, as_flags, tmp, "rewritten", path)
         report = verify_objects(orig_o, rew_o, result, path, bits)
+        bad = []
+        if any(not is_runtime_symbol(h.symbol) for h in scan(rew_o)) or re.search(r"^[ \t]*\.code", text, re.M):
+            # every I/O instruction left must be a kept site: ask a tagged copy (toolchain/objcheck.py)
+            tagged = assemble(tagged_copy(text, path, mode), [*as_flags, "--gdwarf-5"], tmp, "tagged", path)
+            if code_sections(tagged) != code_sections(rew_o):
+                raise Mismatch(f"{path}: the tagged copy of the rewrite assembles to other code; cannot tell "
+                               "kept sites from leftovers")
+            bad, _ = leftovers(tagged)
+    if bad:
+        raise Mismatch(f"{bad[0]}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
     return report, result

@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pvgen.cache import workdir as cache_workdir
 from pvgen.errors import EnvironmentMissing, PvgenError
 
 RUNTIME_DIR = Path(__file__).resolve().parent
@@ -84,7 +85,7 @@ def build(target: str, backend: str, out: Path, *, extra_cflags: tuple[str, ...]
     gcc = _need("gcc")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="pvgen-rt-") as tmp:
+    with cache_workdir("rt-") as tmp:
         objs = []
         for src in sources(target, backend):
             if not src.exists():
@@ -108,7 +109,7 @@ def build_host_bench(out: Path) -> Path:
     gcc = _need("gcc")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="pvgen-rt-") as tmp:
+    with cache_workdir("rt-") as tmp:
         objs = []
         for src in [*sources("host", "batch"), RUNTIME_DIR / "arch_host_bench.c"]:
             obj = Path(tmp) / (src.name + ".o")
@@ -137,7 +138,7 @@ def posted_out_cost(n: int = 100_000, threshold: int = 64, workdir: Path | None 
     annotate = shutil.which("callgrind_annotate")
     if valgrind is None or annotate is None:
         raise EnvironmentMissing("valgrind (callgrind)", "apt-get install valgrind")
-    with tempfile.TemporaryDirectory(prefix="pvgen-cg-", dir=workdir) as tmp:
+    with tempfile.TemporaryDirectory(prefix="pvgen-cg-", dir=workdir) if workdir else cache_workdir("cg-") as tmp:
         exe = build_host_bench(Path(tmp) / "pvio_bench")
         out = Path(tmp) / "callgrind.out"
         _run([valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", str(exe), str(n), str(threshold)])

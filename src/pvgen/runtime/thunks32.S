@@ -22,6 +22,7 @@
 #define PVIO_CLD cld
 #endif
 
+	.code32			/* also when assembled into a 64-bit object (runtime target x86_64-code32) */
 	.text
 
 .macro PVIO_FUNC name
@@ -78,12 +79,12 @@ PVIO_FUNC \name
 PVIO_END \name
 .endm
 
-THUNK_IN_BW __pvio_inb_dx,  1, "movzwl %dx, %eax",      movb, %al, EPI_RET
-THUNK_IN_BW __pvio_inw_dx,  2, "movzwl %dx, %eax",      movw, %ax, EPI_RET
-THUNK_IN_L  __pvio_inl_dx,     "movzwl %dx, %eax",                 EPI_RET
-THUNK_IN_BW __pvio_inb_imm, 1, "movzbl 16(%esp), %eax", movb, %al, EPI_RET
-THUNK_IN_BW __pvio_inw_imm, 2, "movzbl 16(%esp), %eax", movw, %ax, EPI_RET
-THUNK_IN_L  __pvio_inl_imm,    "movzbl 12(%esp), %eax",            EPI_RET
+THUNK_IN_BW __pvio32_inb_dx,  1, "movzwl %dx, %eax",      movb, %al, EPI_RET
+THUNK_IN_BW __pvio32_inw_dx,  2, "movzwl %dx, %eax",      movw, %ax, EPI_RET
+THUNK_IN_L  __pvio32_inl_dx,     "movzwl %dx, %eax",                 EPI_RET
+THUNK_IN_BW __pvio32_inb_imm, 1, "movzbl 16(%esp), %eax", movb, %al, EPI_RET
+THUNK_IN_BW __pvio32_inw_imm, 2, "movzbl 16(%esp), %eax", movw, %ax, EPI_RET
+THUNK_IN_L  __pvio32_inl_imm,    "movzbl 12(%esp), %eax",            EPI_RET
 
 /* out{b,w,l}: nothing changes.  Frame: ecx, eax, edx, flags, ret, [port at 20].  The value is loaded first. */
 .macro THUNK_OUT name, size, portload, valload, epi
@@ -103,12 +104,12 @@ PVIO_FUNC \name
 PVIO_END \name
 .endm
 
-THUNK_OUT __pvio_outb_dx,  1, "movzwl %dx, %eax",      "movzbl %al, %ecx", EPI_RET
-THUNK_OUT __pvio_outw_dx,  2, "movzwl %dx, %eax",      "movzwl %ax, %ecx", EPI_RET
-THUNK_OUT __pvio_outl_dx,  4, "movzwl %dx, %eax",      "movl %eax, %ecx",  EPI_RET
-THUNK_OUT __pvio_outb_imm, 1, "movzbl 20(%esp), %eax", "movzbl %al, %ecx", EPI_RET
-THUNK_OUT __pvio_outw_imm, 2, "movzbl 20(%esp), %eax", "movzwl %ax, %ecx", EPI_RET
-THUNK_OUT __pvio_outl_imm, 4, "movzbl 20(%esp), %eax", "movl %eax, %ecx",  EPI_RET
+THUNK_OUT __pvio32_outb_dx,  1, "movzwl %dx, %eax",      "movzbl %al, %ecx", EPI_RET
+THUNK_OUT __pvio32_outw_dx,  2, "movzwl %dx, %eax",      "movzwl %ax, %ecx", EPI_RET
+THUNK_OUT __pvio32_outl_dx,  4, "movzwl %dx, %eax",      "movl %eax, %ecx",  EPI_RET
+THUNK_OUT __pvio32_outb_imm, 1, "movzbl 20(%esp), %eax", "movzbl %al, %ecx", EPI_RET
+THUNK_OUT __pvio32_outw_imm, 2, "movzbl 20(%esp), %eax", "movzwl %ax, %ecx", EPI_RET
+THUNK_OUT __pvio32_outl_imm, 4, "movzbl 20(%esp), %eax", "movl %eax, %ecx",  EPI_RET
 
 /* One element, no rep, at (%edi) or (%esi); then step that register by +-size as DF says.
  * Frame: ecx, eax, edx, flags, ret. */
@@ -143,12 +144,12 @@ PVIO_FUNC \name
 PVIO_END \name
 .endm
 
-THUNK_STR1 __pvio_insb,  1, pvio_ins,  %edi
-THUNK_STR1 __pvio_insw,  2, pvio_ins,  %edi
-THUNK_STR1 __pvio_insl,  4, pvio_ins,  %edi
-THUNK_STR1 __pvio_outsb, 1, pvio_outs, %esi
-THUNK_STR1 __pvio_outsw, 2, pvio_outs, %esi
-THUNK_STR1 __pvio_outsl, 4, pvio_outs, %esi
+THUNK_STR1 __pvio32_insb,  1, pvio_ins,  %edi
+THUNK_STR1 __pvio32_insw,  2, pvio_ins,  %edi
+THUNK_STR1 __pvio32_insl,  4, pvio_ins,  %edi
+THUNK_STR1 __pvio32_outsb, 1, pvio_outs, %esi
+THUNK_STR1 __pvio32_outsw, 2, pvio_outs, %esi
+THUNK_STR1 __pvio32_outsl, 4, pvio_outs, %esi
 
 /* rep: %ecx elements (none if %ecx is 0); \ptr ends at \ptr +- %ecx*size, %ecx at 0.
  * DF=0: one back-end call; DF=1: one call per element, descending.  The count argument is pushed as a copy
@@ -188,21 +189,21 @@ PVIO_FUNC \name
 PVIO_END \name
 .endm
 
-THUNK_STRREP __pvio_rep_insb,  1, pvio_ins,  %edi
-THUNK_STRREP __pvio_rep_insw,  2, pvio_ins,  %edi
-THUNK_STRREP __pvio_rep_insl,  4, pvio_ins,  %edi
-THUNK_STRREP __pvio_rep_outsb, 1, pvio_outs, %esi
-THUNK_STRREP __pvio_rep_outsw, 2, pvio_outs, %esi
-THUNK_STRREP __pvio_rep_outsl, 4, pvio_outs, %esi
+THUNK_STRREP __pvio32_rep_insb,  1, pvio_ins,  %edi
+THUNK_STRREP __pvio32_rep_insw,  2, pvio_ins,  %edi
+THUNK_STRREP __pvio32_rep_insl,  4, pvio_ins,  %edi
+THUNK_STRREP __pvio32_rep_outsb, 1, pvio_outs, %esi
+THUNK_STRREP __pvio32_rep_outsw, 2, pvio_outs, %esi
+THUNK_STRREP __pvio32_rep_outsl, 4, pvio_outs, %esi
 
 /* hlt: a flush point; the back end decides whether the real hlt runs. */
-PVIO_FUNC __pvio_hlt
+PVIO_FUNC __pvio32_hlt
 	pushfl
 	PVIO_CLD
 	call pvio_hlt
 	popfl
 	PVIO_RET
 	int3
-PVIO_END __pvio_hlt
+PVIO_END __pvio32_hlt
 
 	.section .note.GNU-stack, "", @progbits

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from pvgen.errors import PvgenError
+from pvgen.outputs import OutputPath, write_output
 
 
 def _console():
@@ -71,9 +72,9 @@ def demo(force: bool) -> None:
     with con.status(f"building {DEMO_TARGET} (unmodified and with pvgen) through Kbuild..."):
         checks, plain, pv = check_target(DEMO_TARGET, force=force)
     con.print("Kbuild recipe: " + shlex.join(make_command(headers_dir(), pv.dir, True)), highlight=False,
-              soft_wrap=True)
+              soft_wrap=True, markup=False)
     con.print(f"modules: {', '.join(str(p) for p in pv.modules.values())}"
-              + (" (cached)" if pv.cached else f" ({pv.seconds:.1f} s)"))
+              + (" (cached)" if pv.cached else f" ({pv.seconds:.1f} s)"), markup=False)
     con.print(_sites_table(pv, "site table (pvgen-as, per file and kind)"))
     con.print(_checks_table(checks, "verification (capstone over every executable section of the .ko)"))
     if not _report(checks):
@@ -121,7 +122,7 @@ def bench() -> None:
 
 
 @bench.command("kbuild")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the figures here.")
+@click.option("--json", "json_path", type=OutputPath(Path), help="Write the figures here.")
 @click.option("--runs", default=3, show_default=True, help="Clean builds per configuration (median).")
 @click.option("--target", "targets", multiple=True, help="Corpus targets (default: all).")
 def bench_kbuild(json_path: Path | None, runs: int, targets: tuple[str, ...]) -> None:
@@ -149,7 +150,7 @@ def bench_kbuild(json_path: Path | None, runs: int, targets: tuple[str, ...]) ->
     con.print(f"  site-free file: as {su['as'] * 1000:.1f} ms, gcc -B launcher {su['launcher'] * 1000:.1f} ms, "
               f"pvgen-as {su['pvgen-as'] * 1000:.1f} ms", highlight=False)
     if json_path:
-        json_path.write_text(json.dumps(doc, indent=2) + "\n")
+        write_output(json_path, json.dumps(doc, indent=2) + "\n")
 
 
 COMMANDS = [demo, kbuild, bench]

@@ -28,6 +28,7 @@ LONG_WITH_ARG = frozenset({
 })
 
 STDIN = "-"
+PVGEN_OPTIONS = frozenset({"--strict", "--quiet"})  # pvgen-as's own (`gcc -Wa,--strict`), not passed to as
 
 # A superset of the lines on which the rewriter finds a site (in/out/ins/outs with any suffix, hlt): the mnemonic
 # is a whole word at a statement start (line start, or after `:`, `;` or `*/`), possibly behind other words
@@ -35,17 +36,31 @@ STDIN = "-"
 # elsewhere (`-mno-fp-ret-in-387` in gcc's recorded switches, `call in_x`) does not count. It only decides
 # whether the rewriter is imported at all; the rewriter's may_have_sites() refines it. launcher.py has the same
 # expression for grep.
+# Blanks include the form feed `as` accepts; a prefix word may be `rex.W` or a `{disp32}` pseudo-prefix.
 _CANDIDATE = re.compile(
-    rb"(?:^|[:;]|\*/)[ \t]*(?:[a-z_][a-z0-9_]*(?:[ \t]+|[ \t]*;[ \t]*))*"
+    rb"(?:^|[:;]|\*/)[^\S\n]*(?:(?:[a-z_][a-z0-9_.]*|\{[a-z0-9_]+\})(?:[^\S\n]+|[^\S\n]*;[^\S\n]*))*"
     rb"(?:(?:in|out|ins|outs)[bwld]?|hlt)(?![\w.$])",
     re.I | re.M,
 )
+# Input the text scan cannot see through, so the object is checked (objcheck.py) even without a candidate: an
+# `.include`d or `.incbin`ed file, or a macro/.irp (its arguments may name an I/O mnemonic) in input that spells
+# one somewhere (`X inb`, `.irp op,inb,outb`). launcher.py has the same expressions for grep.
+_INCLUDE = re.compile(rb"^[^\S\n]*\.(?:include|incbin)(?![\w.$])", re.I | re.M)
+_MACRO = re.compile(rb"\.(?:macro|irpc?)(?![\w.$])", re.I)
+_IO_WORD = re.compile(rb"(?<![\w.$-])(?:(?:in|out|ins|outs)[bwld]?|hlt)(?![\w.$-])", re.I)
+
+
+def needs_check(datas: list[bytes]) -> bool:
+    """Whether the object of these inputs must be checked (and the rewriter imported): the slow path."""
+    if any(_CANDIDATE.search(d) or _INCLUDE.search(d) for d in datas):
+        return True
+    return any(_MACRO.search(d) for d in datas) and any(_IO_WORD.search(d) for d in datas)
 
 
 class Invocation:
     """The parts of an `as` command line pvgen-as cares about."""
 
-    __slots__ = ("args", "inputs", "output", "mode", "early_exit", "syntax_option")
+    __slots__ = ("args", "inputs", "output", "mode", "early_exit", "syntax_option", "strict", "quiet")
 
     def __init__(self, args: list[str]):
         self.args = args  # the full argument list (response files expanded), without argv[0]
@@ -54,6 +69,8 @@ class Invocation:
         self.mode = 64
         self.early_exit = False
         self.syntax_option: str | None = None  # -msyntax=intel / -mnaked-reg: not understood by the rewriter
+        self.strict = os.environ.get("PVGEN_STRICT", "") not in ("", "0")  # a kept site fails the build
+        self.quiet = False  # no summary line (warnings and errors are always printed)
 
 
 def expand_response_files(args: list[str], depth: int = 0) -> list[str]:
@@ -109,9 +126,11 @@ def _split_response(text: str) -> list[str]:
 
 
 def parse_command_line(argv: list[str]) -> Invocation:
-    """Find the input files, the output and the code mode in an `as` command line."""
+    """Find the input files, the output and the code mode in an `as` command line; take pvgen's own options out."""
     inv = Invocation(expand_response_files(argv))
-    args = inv.args
+    inv.strict = inv.strict or "--strict" in inv.args
+    inv.quiet = "--quiet" in inv.args
+    inv.args = args = [a for a in inv.args if a not in PVGEN_OPTIONS]
     i = 0
     while i < len(args):
         arg = args[i]
@@ -159,7 +178,7 @@ def find_real_as(argv0: str) -> str:
     """The GNU as to hand over to: $PVGEN_REAL_AS, else the first `as` in PATH that is not pvgen-as."""
     env = os.environ.get("PVGEN_REAL_AS")
     if env:
-        return env
+        return _checked_real_as(env)
     me = {os.path.realpath(argv0), os.path.realpath(sys.argv[0])}
     own_dirs = {os.path.dirname(os.path.abspath(argv0)), os.path.dirname(os.path.realpath(argv0))}
     for d in os.environ.get("PATH", "").split(os.pathsep):
@@ -169,6 +188,22 @@ def find_real_as(argv0: str) -> str:
         if os.path.isfile(cand) and os.access(cand, os.X_OK) and not _is_self(cand, me):
             return cand
     return "/usr/bin/as"
+
+
+def _checked_real_as(value: str) -> str:
+    """$PVGEN_REAL_AS as a program to exec: a path, or a name looked up on PATH; else a SettingError naming it."""
+    import shutil
+
+    from pvgen.errors import SettingError
+
+    path = value if "/" in value else shutil.which(value)
+    if path is None:
+        raise SettingError("PVGEN_REAL_AS", value, "not found on PATH")
+    if not os.path.exists(path):
+        raise SettingError("PVGEN_REAL_AS", value, "no such file")
+    if os.path.isdir(path) or not os.access(path, os.X_OK):
+        raise SettingError("PVGEN_REAL_AS", value, "not an executable program")
+    return path
 
 
 def _read_input(path: str) -> bytes | None:
@@ -229,7 +264,17 @@ def _site_record(site, obj: str) -> dict:
 
 
 def write_sites(sites_dir: str, inv: Invocation, sites: list, rewritten: bool) -> None:
-    """One JSON per object in $PVGEN_SITES_DIR: the object, its inputs and the site records."""
+    """One JSON per object in $PVGEN_SITES_DIR: the object, its inputs and the site records. A directory that
+    cannot take it costs a warning, not the object: the assembly is correct without its site table."""
+    try:
+        _write_sites(sites_dir, inv, sites, rewritten)
+    except OSError as exc:
+        problem = "not a directory" if os.path.exists(sites_dir) and not os.path.isdir(sites_dir) else exc.strerror
+        sys.stderr.write(f"pvgen-as: warning: PVGEN_SITES_DIR={sites_dir}: {problem}; "
+                         f"no site table for {inv.output}\n")
+
+
+def _write_sites(sites_dir: str, inv: Invocation, sites: list, rewritten: bool) -> None:
     import json
 
     obj = os.path.abspath(inv.output)
@@ -261,78 +306,45 @@ def _excluded(output: str) -> bool:
 
 
 def run(argv: list[str], argv0: str = "pvgen-as") -> int:
-    """Rewrite the inputs named by an `as` command line and exec the real `as`; returns only on error."""
+    """Rewrite the inputs named by an `as` command line and run the real `as`; returns only on the slow path."""
     real_as = find_real_as(argv0)
     if os.environ.get("PVGEN_AS_ACTIVE") and _is_self(real_as, {os.path.realpath(argv0)}):
         sys.stderr.write("pvgen-as: the real as resolves to pvgen-as itself; set PVGEN_REAL_AS=/usr/bin/as\n")
         return 1
     inv = parse_command_line(argv)
-    if inv.early_exit:
+    if inv.early_exit or _excluded(inv.output):
         os.execv(real_as, [real_as, *inv.args])
-    args = list(inv.args)
-    if _excluded(inv.output):
-        os.execv(real_as, [real_as, *args])
-    sites_dir = os.environ.get("PVGEN_SITES_DIR")
-    all_sites: list = []
-    changed = False
-    stdin_data: bytes | None = None
-    include_dirs: list[str] = []
+    inputs: list[tuple[int, str, bytes]] = []
     for index, path in inv.inputs:
         data = _read_input(path)
-        if data is None:
-            continue  # unreadable: the real as names the problem in its own words
-        new = None
-        if _CANDIDATE.search(data):
-            from pvgen.errors import PvgenError
+        if data is not None:  # unreadable: the real as names the problem in its own words
+            inputs.append((index, path, data))
+    os.environ["PVGEN_AS_ACTIVE"] = "1"
+    if needs_check([d for _, _, d in inputs]) or os.environ.get("PVGEN_AS_REDIRECT"):   # rewrite/accessors.py
+        from pvgen.toolchain.objcheck import assemble_checked
 
-            if inv.syntax_option:
-                sys.stderr.write(f"pvgen-as: {inv.syntax_option} is not supported for input with port I/O; "
-                                 "write `.intel_syntax noprefix` in the source instead\n")
-                return 1
-
-            try:
-                new, sites = rewrite_input(path, data, inv.mode)
-            except PvgenError as exc:
-                msg = str(exc)
-                name = "{standard input}" if path == STDIN else path
-                sys.stderr.write(msg + "\n" if msg.startswith(name + ":") else f"{name}: {msg}\n")
-                return 1
-            all_sites.extend(sites)
-        if os.environ.get("PVGEN_AS_REDIRECT"):   # accessor redirection (rewrite/accessors.py)
-            from pvgen.rewrite.accessors import redirect_names, redirect_text
-
-            text, acc = redirect_text((data if new is None else new).decode("utf-8", "surrogateescape"),
-                                      redirect_names(), "{standard input}" if path == STDIN else path)
-            if acc:
-                new = text.encode("utf-8", "surrogateescape")
-                all_sites.extend(acc)
-        if path == STDIN:
-            stdin_data = data if new is None else new
-            continue
-        if new is not None:
-            changed = True
-            fd = _memfd(_linefile(path, new))
-            args[index] = f"/proc/self/fd/{fd}"
-            include_dirs.append(os.path.dirname(path) or ".")
-    if stdin_data is not None:
-        fd = _memfd(stdin_data)
+        return assemble_checked(inv, real_as, inputs)
+    stdin = next((d for _, p, d in inputs if p == STDIN), None)
+    if stdin is not None:
+        fd = _memfd(stdin)
         os.dup2(fd, 0)
         os.close(fd)
-    for d in dict.fromkeys(include_dirs):
-        args += ["-I", d]  # `.include` in a rewritten file keeps resolving next to the original
-    if sites_dir:
-        write_sites(sites_dir, inv, all_sites, changed or bool(all_sites))
-    os.environ["PVGEN_AS_ACTIVE"] = "1"
     sys.stdout.flush()
-    os.execv(real_as, [real_as, *args])
+    os.execv(real_as, [real_as, *inv.args])
     return 1  # not reached
 
 
 def main() -> None:
+    from pvgen.errors import PvgenError
+
     try:
         sys.exit(run(sys.argv[1:], sys.argv[0]))
-    except OSError as exc:
+    except PvgenError as exc:
         sys.stderr.write(f"pvgen-as: {exc}\n")
+        sys.exit(1)
+    except OSError as exc:
+        what = f"{exc.filename}: " if exc.filename is not None else ""
+        sys.stderr.write(f"pvgen-as: {what}{exc.strerror or exc}\n")
         sys.exit(1)
 
 

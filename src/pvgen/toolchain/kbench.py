@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import statistics
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pvgen.cache import workdir
 from pvgen.toolchain import kbuild as kb
 
 SITE_FREE = "\t.text\n\t.globl f\nf:\n\tmovl %edi, %eax\n\taddl $1, %eax\n\tret\n"
@@ -52,7 +52,7 @@ def bench_kbuild(names: list[str], runs: int, status: Callable[[str], object] | 
 
 def bench_startup(runs: int = 20) -> dict:
     """Median wall time of `as`, the gcc -B launcher and pvgen-as assembling one small site-free file."""
-    with tempfile.TemporaryDirectory(prefix="pvgen-bench-") as tmp:
+    with workdir("bench-") as tmp:
         src = Path(tmp) / "f.s"
         src.write_text(SITE_FREE)
         cmds = {"as": ["/usr/bin/as"], "launcher": [str(kb.bdir() / "as")], "pvgen-as": [str(kb.pvgen_as_path())]}

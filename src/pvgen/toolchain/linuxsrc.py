@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import subprocess
 from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
+from pvgen.cache import cache_root  # noqa: F401  ($PVGEN_CACHE, else ~/.cache/pvgen; never inside the repository)
 from pvgen.errors import EnvironmentMissing, PvgenError
 
 TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
@@ -31,12 +31,6 @@ DEFAULT_PATHS: tuple[str, ...] = (
     "drivers/parport",
     "drivers/block/floppy.c",
 )
-
-
-def cache_root() -> Path:
-    """$PVGEN_CACHE, else ~/.cache/pvgen (never inside the repository)."""
-    env = os.environ.get("PVGEN_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "pvgen"
 
 
 def linux_source_dir() -> Path:

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
+from pvgen.outputs import OutputPath
 from pvgen.vmm.stats import ExitReport, print_table, write_json
 
 
 @click.command("run")
 @click.argument("guest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--arg", "arg", default="", help="Parameter string the guest reads with hx_cmdline().")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the exit report as JSON.")
-@click.option("--ram", "ram_mb", default=128, show_default=True, help="Guest RAM in MiB (multiple of 2).")
-@click.option("--timeout", default=120.0, show_default=True, help="Stop the guest after this many seconds.")
+@click.option("--json", "json_path", type=OutputPath(), help="Write the exit report as JSON.")
+@click.option("--ram", "ram_mb", default=128, show_default=True, help="Guest RAM in MiB (even, 2..3072).")
+@click.option("--timeout", default=120.0, show_default=True,
+              help="Stop the guest after this many seconds (0: no limit).")
 @click.option("--coalesce", "coalesce", multiple=True,
               help="Coalesce writes to a port range BASE[:LEN] in KVM's ring (KVM_CAP_COALESCED_PIO).")
 @click.option("--pvbatch", is_flag=True, help="Attach the batch handler (pvgen's paravirtual port, 0xf00).")
@@ -24,7 +25,12 @@ from pvgen.vmm.stats import ExitReport, print_table, write_json
 def run_cmd(guest: Path, arg: str, json_path: str | None, ram_mb: int, timeout: float, coalesce: tuple[str, ...],
             pvbatch: bool, full: bool) -> None:
     """Boot a guest ELF built against the harness, stream its console, print the exit table."""
-    from pvgen.vmm.machine import Machine
+    from pvgen.vmm.guestimage import read_image
+    from pvgen.vmm.machine import Machine, check_ram_mb, check_timeout
+
+    check_timeout(timeout)
+    check_ram_mb(ram_mb)
+    read_image(guest, ram_mb << 20)       # a file that would not run is refused before a VM exists
 
     def console(data: bytes) -> None:
         sys.stdout.write(data.decode("utf-8", "replace"))
@@ -44,6 +50,13 @@ def run_cmd(guest: Path, arg: str, json_path: str | None, ram_mb: int, timeout: 
             pvb = attach_pvbatch(m)
         m.boot(guest, arg)
         res = m.run(timeout=timeout)
+    if json_path:       # first: a console that fails below (stdout full or gone) must not lose the results
+        payload = {"schema": "pvgen-run/1", "guest": str(guest), "arg": arg, "stop": res.stop, "code": res.code,
+                   "message": res.message, **res.report.to_json(),
+                   "marks": [{"id": i, "kvm_stats": s["stats"], "kvm_run_exits": s["runs"], "t": s["t"],
+                              "guest_delay_ns": s["guest_delay_ns"]}
+                             for i, s in res.marks]}
+        write_json(json_path, payload)
     if res.console and not res.console.endswith(b"\n"):
         sys.stdout.write("\n")
     click.echo(f"guest stopped: {res.stop}, code {res.code}" + (f": {res.message}" if res.message else ""),
@@ -53,13 +66,6 @@ def run_cmd(guest: Path, arg: str, json_path: str | None, ram_mb: int, timeout: 
         click.echo(f"pvbatch: {pvb.stats}", err=True)
     if m.ports.unowned_reads or m.ports.unowned_writes:
         click.echo(f"unowned ports: {m.ports.unowned_reads} reads, {m.ports.unowned_writes} writes", err=True)
-    if json_path:
-        payload = {"schema": "pvgen-run/1", "guest": str(guest), "arg": arg, "stop": res.stop, "code": res.code,
-                   "message": res.message, **res.report.to_json(),
-                   "marks": [{"id": i, "kvm_stats": s["stats"], "kvm_run_exits": s["runs"], "t": s["t"],
-                              "guest_delay_ns": s["guest_delay_ns"]}
-                             for i, s in res.marks]}
-        write_json(json_path, payload)
     sys.exit(0 if res.stop == "exit" and res.code == 0 else (res.code if res.stop == "exit" else 1))
 
 
@@ -75,29 +81,33 @@ def bench() -> None:
 @click.option("--roundtrips", default=20000, show_default=True,
               help="Exits for the KVM_RUN round-trip measurement (0 to skip).")
 @click.option("--repeat", default=1, show_default=True, help="Runs per variant; the median wall time is reported.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the results as JSON.")
+@click.option("--json", "json_path", type=OutputPath(), help="Write the results as JSON.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help="Keep the built images here.")
 def micro_cmd(outs: int, variants: str, roundtrips: int, repeat: int, json_path: str | None,
               workdir: Path | None) -> None:
     """N `outb` to a posted port, then a strict read: exits and wall time per variant, and their ratios."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    from pvgen.cache import workdir as workdir_under_cache
     from pvgen.vmm.bench_micro import VARIANTS, micro
 
     chosen = [v.strip() for v in variants.split(",") if v.strip()]
     bad = [v for v in chosen if v not in VARIANTS]
     if bad:
         raise click.BadParameter(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(VARIANTS)}")
-    with tempfile.TemporaryDirectory(prefix="pvgen-micro-") as tmp:
+    with workdir_under_cache("micro-") as tmp:
         result = micro(outs, chosen, Path(workdir or tmp), roundtrips, repeat)
+    if json_path:
+        write_json(json_path, result)
     t = Table(title=f"pvgen bench micro: {outs} posted outb + 1 strict inb", title_justify="left")
     for col in ("variant", "status", "exits", "io_exits", "KVM_RUN IO", "wall ms", "µs/out", "exits ÷",
                 "speed ×", "verified"):
         t.add_column(col, justify="left" if col in ("variant", "status") else "right")
     for name, r in result["variants"].items():
         if r["status"] == "unavailable":
-            t.add_row(name, "unavailable", "", "", "", "", "", "", "", r["reason"][:60])
+            t.add_row(name, "unavailable", "", "", "", "", "", "", "", escape(r["reason"][:60]))
             continue
         t.add_row(name, r["status"], f"{r['exits']:,}", f"{r['io_exits']:,}", f"{r['kvm_run_io']:,}",
                   f"{r['wall_s'] * 1e3:,.1f}", f"{r['ns_per_out'] / 1e3:.2f}",
@@ -117,8 +127,6 @@ def micro_cmd(outs: int, variants: str, roundtrips: int, repeat: int, json_path:
                   f"of which the monitor's share {rt['python_us']:.1f} µs (the handler alone, warm: "
                   f"{rt['handler_warm_us']:.1f} µs); the same bare round trip from CPL0: "
                   f"{rt['kvm_run_cpl0_us']:.1f} µs")
-    if json_path:
-        write_json(json_path, result)
     if any(r["status"] == "failed" for r in result["variants"].values()):
         sys.exit(1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import math
 import signal
 import struct
 import time
@@ -10,12 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from elftools.elf.elffile import ELFFile
-from elftools.common.exceptions import ELFError
-
 from pvgen.devices.uart16550 import Uart16550
 from pvgen.errors import KvmError, PvgenError
-from pvgen.vmm import kvm, layout
+from pvgen.vmm import faultinfo, kvm, layout
+from pvgen.vmm.guestimage import GuestImageError, read_image  # noqa: F401  (GuestImageError: callers catch it here)
 from pvgen.vmm.hxdev import HX_PORT_BASE, SINK_PORT_BASE, GuestStop, HarnessDevice, SinkDevice
 from pvgen.vmm.memory import GuestMemory
 from pvgen.vmm.mmio import MmioBus
@@ -26,16 +25,23 @@ from pvgen.vmm.vcpu import IO_EXIT as _IO_EXIT, Vcpu
 UART_BASE, UART_IRQ = 0x3F8, 4
 TSS_ADDR = 0xFFFBD000
 _PACK = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I")}
-EXC_NAMES = ["#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS", "#GP",
-             "#PF", "RSV", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"]
+RAM_MB_MAX = 3072        # guest RAM ends below 3 GiB: LAPIC, IOAPIC, the TSS (TSS_ADDR) and device MMIO lie above
+TIMEOUT_MAX = 1e6        # seconds (setitimer takes a time_t; 11 days is past any guest run here)
 
 
 class UnhandledExit(PvgenError):
     """A KVM exit the monitor has no handler for, or a failed VM entry; names it and shows the registers."""
 
 
-class GuestImageError(PvgenError):
-    """A guest ELF that cannot be loaded (not ELF, not x86-64, a segment outside guest RAM)."""
+def check_ram_mb(ram_mb: int) -> None:
+    if not 2 <= ram_mb <= RAM_MB_MAX or ram_mb % 2:
+        raise PvgenError(f"guest RAM of {ram_mb} MiB: expected an even number of MiB from 2 to {RAM_MB_MAX}")
+
+
+def check_timeout(timeout: float | None) -> None:
+    """None or 0: no limit; otherwise a finite number of seconds up to TIMEOUT_MAX."""
+    if timeout is not None and not (math.isfinite(timeout) and 0 <= timeout <= TIMEOUT_MAX):
+        raise PvgenError(f"timeout {timeout} s: expected seconds from 0 (no limit) to {TIMEOUT_MAX:g}")
 
 
 @dataclass
@@ -71,6 +77,7 @@ class Machine:
     """One VM with one vCPU running a harness guest image."""
 
     def __init__(self, ram_mb: int = 128, console: Callable[[bytes], None] | None = None):
+        check_ram_mb(ram_mb)
         self._fds: list[int] = []
         try:
             self._create(ram_mb, console)
@@ -91,7 +98,10 @@ class Machine:
         self.vm_fd = kvm.ioctl(self.kvm_fd, kvm.KVM_CREATE_VM, 0)
         self._fds.append(self.vm_fd)
         kvm.ioctl(self.vm_fd, kvm.KVM_SET_TSS_ADDR, TSS_ADDR)
-        self.mem = GuestMemory(ram_mb << 20)
+        try:
+            self.mem = GuestMemory(ram_mb << 20)
+        except OSError as exc:
+            raise PvgenError(f"cannot allocate {ram_mb} MiB of guest RAM: {exc.strerror}") from None
         self.mem.register(self.vm_fd)
         kvm.ioctl(self.vm_fd, kvm.KVM_CREATE_IRQCHIP)
         kvm.ioctl(self.vm_fd, kvm.KVM_CREATE_PIT2, kvm.kvm_pit_config(flags=kvm.KVM_PIT_SPEAKER_DUMMY))
@@ -197,35 +207,16 @@ class Machine:
 
     # --- loading ------------------------------------------------------------------------------------------------
     def load_elf(self, path: Path) -> int:
-        """Load the PT_LOAD segments at GPA = VMA - KERNEL_BASE; returns the entry point."""
-        try:
-            with open(path, "rb") as f:
-                elf = ELFFile(f)
-                if elf.get_machine_arch() != "x64":
-                    raise GuestImageError(f"{path}: {elf.get_machine_arch()} image, expected x86-64")
-                end = layout.IMAGE_GPA
-                for seg in elf.iter_segments():
-                    if seg["p_type"] != "PT_LOAD" or seg["p_memsz"] == 0:
-                        continue
-                    gpa = layout.virt_to_phys(seg["p_vaddr"])
-                    if gpa is None or gpa < layout.IMAGE_GPA or not self.mem.contains(gpa, seg["p_memsz"]):
-                        raise GuestImageError(f"{path}: segment at {seg['p_vaddr']:#x}+{seg['p_memsz']:#x} "
-                                              "is outside guest RAM above 1 MiB")
-                    self.mem.write(gpa, seg.data() + bytes(seg["p_memsz"] - seg["p_filesz"]))
-                    end = max(end, gpa + seg["p_memsz"])
-                symtab = elf.get_section_by_name(".symtab")
-                syms = {}
-                if symtab is not None:
-                    for s in symtab.iter_symbols():
-                        if s.name and s["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE"):
-                            syms[s.name] = s["st_value"]
-                entry = elf.header["e_entry"]
-        except (ELFError, OSError) as exc:
-            raise GuestImageError(f"{path}: cannot load guest image: {exc}") from None
-        self.symbol_map = syms
-        self.symbols = sorted((v, k) for k, v in syms.items())
+        """Load the PT_LOAD segments at GPA = VMA - KERNEL_BASE; returns the entry point. The image is checked
+        whole first (vmm/guestimage.py): nothing is written to guest RAM for a file that would not run."""
+        image = read_image(path, self.mem.size)
+        for seg in image.segments:
+            self.mem.write(seg.gpa, seg.data + bytes(seg.memsz - len(seg.data)))
+        end = max(seg.gpa + seg.memsz for seg in image.segments)
+        self.symbol_map = image.symbols
+        self.symbols = sorted((v, k) for k, v in image.symbols.items())
         self.heap_start = (end + 0xFFF) & ~0xFFF
-        return entry
+        return image.entry
 
     def symbolize(self, va: int) -> str:
         i = bisect.bisect_right(self.symbols, (va, "\xff")) - 1
@@ -273,6 +264,7 @@ class Machine:
         """Run until the guest exits, panics, faults, shuts down, or `timeout` seconds pass."""
         import threading
 
+        check_timeout(timeout)
         if timeout and threading.current_thread() is not threading.main_thread():
             raise PvgenError("Machine.run(timeout=...) uses SIGALRM and must be called from the main thread")
         self._t0 = time.perf_counter()
@@ -379,7 +371,8 @@ class Machine:
         return RunResult("hlt", 1, "guest halted with interrupts it cannot receive: " + self.vcpu.describe())
 
     def handle_shutdown(self) -> RunResult:
-        return RunResult("shutdown", 129, "guest shut down (triple fault): " + self.vcpu.describe())
+        return RunResult("shutdown", 129, f"guest shut down (triple fault: an exception it could not handle) at "
+                                          f"{self.where()}; registers: {self.vcpu.describe()}")
 
     def handle_intr(self) -> RunResult | None:
         if self._deadline_hit:
@@ -391,7 +384,9 @@ class Machine:
 
     def handle_internal_error(self) -> None:
         suberror = struct.unpack_from("<I", self.vcpu.run_mm, kvm.RUN_UNION)[0]
-        raise UnhandledExit(f"KVM_EXIT_INTERNAL_ERROR (suberror {suberror}): {self.vcpu.describe()}")
+        what = faultinfo.INTERNAL_SUBERRORS.get(suberror, "unknown")
+        raise UnhandledExit(f"KVM_EXIT_INTERNAL_ERROR (suberror {suberror}: {what}) at {self.where()}; "
+                            f"registers: {self.vcpu.describe()}")
 
     def handle_fail_entry(self) -> None:
         reason = struct.unpack_from("<Q", self.vcpu.run_mm, kvm.RUN_UNION)[0]
@@ -409,10 +404,20 @@ class Machine:
             vec, err, rip, cs, rflags, rsp, ss = struct.unpack("<7Q", self.mem.read(gpa, 56))
         except (PvgenError, TypeError):
             return f"guest fault with an unreadable frame: {self.vcpu.describe()}"
-        name = EXC_NAMES[vec] if vec < len(EXC_NAMES) else f"vector {vec}"
         extra = f" cr2={s.cr2:#x}" if vec == 14 else ""
-        return (f"guest fault {name} error={err:#x} at rip={self.symbolize(rip)} cs={cs:#x} rsp={rsp:#x} "
-                f"rflags={rflags:#x}{extra}")
+        return (f"guest fault {faultinfo.exception_text(vec, err, s.cr2)} at CPL{cs & 3}, "
+                f"{self.instruction_at(rip)}; error={err:#x} cs={cs:#x} rsp={rsp:#x} rflags={rflags:#x}{extra}")
+
+    def instruction_at(self, va: int) -> str:
+        return faultinfo.instruction_at(self.mem.read, self.mem.size, va, self.symbolize)
+
+    def where(self) -> str:
+        """The vCPU's privilege level and the instruction at its rip, for a message about how the guest stopped."""
+        try:
+            rip, cpl = self.vcpu.get_regs().rip, self.vcpu.get_sregs().cs.selector & 3
+        except KvmError as exc:
+            return f"(registers unavailable: {exc})"
+        return f"CPL{cpl}, {self.instruction_at(rip)}"
 
     def close(self) -> None:
         import os

@@ -132,6 +132,6 @@ def print_table(report: ExitReport, title: str = "KVM exits", full: bool = False
 
 
 def write_json(path: str, payload: dict) -> None:
-    with open(path, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-        f.write("\n")
+    from pvgen.outputs import write_output
+
+    write_output(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")

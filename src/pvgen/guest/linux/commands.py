@@ -44,7 +44,12 @@ def build_cmd(name: str, cc: str | None, image: Path | None) -> None:
 @click.option("--arg", "extra", multiple=True, help="Extra key=value for the guest (verbose=1, hsm=1, ...).")
 @click.option("--audit", is_flag=True, help="a rewritten variant runs the runtime's audit build: every value served "
               "without an exit is checked against the device")
-def run_cmd(workload: str, variant: str, ops: int, seed: int, extra: tuple[str, ...], audit: bool) -> None:
+@click.option("--image", type=click.Path(dir_okay=False), default=None,
+              help="disk: the disk on this raw image file (as `pvgen bench disk --image`: created at 64 MiB if "
+                   "missing or empty, else its first 64 MiB are OVERWRITTEN with the initial image; afterwards it "
+                   "holds the final image)")
+def run_cmd(workload: str, variant: str, ops: int, seed: int, extra: tuple[str, ...], audit: bool,
+            image: str | None) -> None:
     """Boot one WORKLOAD image on the monitor with its devices (the bench's Linux kit), print the guest's console,
     the checks of every byte, and the measured phases' exits."""
     from pvgen.bench import workload as wl
@@ -55,24 +60,30 @@ def run_cmd(workload: str, variant: str, ops: int, seed: int, extra: tuple[str, 
 
     if variant not in VARIANTS or VARIANTS[variant].driver != "linux":
         raise PvgenError(f"unknown Linux variant {variant!r}")
+    if image is not None and workload != "disk":
+        raise PvgenError("--image is a disk option")
+    bad = [kv for kv in extra if "=" not in kv]
+    if bad:
+        raise PvgenError(f"--arg {bad[0]!r}: expected key=value")
     if workload == "net":
         from pvgen.bench.netbench import NetHost
 
         host = NetHost(seed=seed, ops=ops)
     else:
-        from pvgen.bench.diskbench import DiskHost
+        from pvgen.bench.diskbench import DiskHost, open_image
 
-        host = DiskHost(seed=seed, ops=ops)
+        host = DiskHost(seed=seed, ops=ops, file=open_image(image) if image is not None else None)
     from pvgen.bench.runner import PHASES, phase_ops, phases, protocol_checks
 
-    bad = [kv for kv in extra if "=" not in kv]
-    if bad:
-        raise PvgenError(f"--arg {bad[0]!r}: expected key=value")
     params = wl.Params(workload, ops, seed, blocks=getattr(host, "blocks", wl.DEFAULT_IMAGE // wl.BLOCK),
                        extra={**dict(kv.split("=", 1) for kv in extra), "run_audit": audit})
-    run = run_guest(LinuxKit().spec(VARIANTS[variant], params, host))
+    try:
+        run = run_guest(LinuxKit().spec(VARIANTS[variant], params, host))
+        checks = host.verify(run) + protocol_checks(run.info)
+    finally:
+        if getattr(host, "file", None) is not None:
+            host.file.close()       # fsync: the final image is durable when the command returns
     click.echo(run.console.rstrip())
-    checks = host.verify(run) + protocol_checks(run.info)
     for line in checks:
         click.echo(line)
     try:      # the bench's phases: each with its own operation count (the probe is one; disk quarters a quarter)
