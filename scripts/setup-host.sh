@@ -2,7 +2,7 @@
 # Install the Debian packages pvgen needs (idempotent; run as root on Debian 12). Prints what it installs.
 set -euo pipefail
 pkgs=(linux-source-6.1 linux-headers-amd64 build-essential gcc binutils make bc flex bison libelf-dev libssl-dev
-      kmod xz-utils valgrind python3-venv qemu-system-x86 busybox-static)
+      kmod xz-utils valgrind python3-venv qemu-system-x86 busybox-static clang)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -6,6 +6,7 @@ import atexit
 import functools
 import random
 import shutil
+import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -49,8 +50,14 @@ class Layout:
 
 
 FLAT = Layout(0x400000, 0x410000, 0x420000, 0x30000, 0x600000, 0x10000, 0x700000, 0x10000, 0x1000)
-# 16-bit (real mode, all segment bases 0): everything below 64 KiB.
-LOW = Layout(0x1000, 0x2000, 0x3000, 0x3000, 0x6000, 0x4000, 0xB000, 0x4000, 0x400)
+# 16-bit (real mode, all segment bases 0): everything below 64 KiB; the runtime gets 24 KiB.
+LOW = Layout(0x1000, 0x2000, 0x3000, 0x8000, 0x9000, 0x3000, 0xC000, 0x3000, 0x400)
+# Segment bases and the other address size (test_diff_strx.py): 128 KiB of data from 0 (32/64-bit: a 16-bit
+# offset wraps inside it from any base below 64 KiB), or from 64 KiB in real mode (ES, FS, GS bases from 64 KiB
+# up; DS = SS = CS = 0 for the runtime, so a 32-bit offset from DS reaches it too).
+FLATX = replace(FLAT, data_base=0, data_size=0x20000)
+LOWX = Layout(0x1000, 0x2000, 0x3000, 0x8000, 0x10000, 0x30000, 0x9000, 0x7000, 0x400)
+GDT_BASE = 0x800000  # 32-bit segment bases come from descriptors here
 
 CFLAGS = ["-O2", "-ffreestanding", "-fno-pic", "-fno-stack-protector", "-mgeneral-regs-only",
           "-fno-asynchronous-unwind-tables", "-fcf-protection=none", "-Wall", "-Wextra", "-Werror"]
@@ -197,9 +204,11 @@ class Machine:
     seed: int
     data: bytes = field(repr=False, default=b"")
     stack: bytes = field(repr=False, default=b"")
+    segs: dict[str, int] = field(default_factory=dict)  # segment bases (es, fs, gs); the others stay 0
 
     @staticmethod
-    def make(mode: Mode, seed: int, regs: dict[str, int] | None = None, eflags: int = 0x202) -> "Machine":
+    def make(mode: Mode, seed: int, regs: dict[str, int] | None = None, eflags: int = 0x202,
+             segs: dict[str, int] | None = None) -> "Machine":
         rnd = random.Random(seed)
         lay, width = mode.layout, 64 if mode.bits == 64 else 32
         r = {n: rnd.getrandbits(width) for n, _ in mode.regs}
@@ -211,7 +220,7 @@ class Machine:
         r[di] = upper() | (lay.data_base + lay.data_size * 5 // 16 + rnd.randrange(0, 64))
         r[cx] = upper() | rnd.randrange(0, 6)
         r.update(regs or {})
-        return Machine(r, eflags, seed, rnd.randbytes(lay.data_size), rnd.randbytes(lay.stack_size))
+        return Machine(r, eflags, seed, rnd.randbytes(lay.data_size), rnd.randbytes(lay.stack_size), dict(segs or {}))
 
 
 @dataclass
@@ -249,6 +258,7 @@ def run(mode: Mode, image: Image, start: int, end: int, m: Machine, max_stops: i
     for name, rid in mode.regs:
         uc.reg_write(rid, m.regs[name])
     uc.reg_write(X.UC_X86_REG_EFLAGS, m.eflags)
+    _load_segments(uc, mode, m.segs)
     dev = PortDevice(m.seed)
     uc.hook_add(UC_HOOK_INSN, lambda u, port, size, ud: dev.read(port, size), None, 1, 0, X.UC_X86_INS_IN)
     uc.hook_add(UC_HOOK_INSN, lambda u, port, size, val, ud: dev.write(port, size, val), None, 1, 0,
@@ -280,6 +290,40 @@ def run(mode: Mode, image: Image, start: int, end: int, m: Machine, max_stops: i
                    bytes(uc.mem_read(lay.data_base, lay.data_size)),
                    bytes(uc.mem_read(live_from, lay.stack_top - live_from)),
                    uc.reg_read(mode.pc_reg), error, lay.data_base, lay.stack_top)
+
+
+def _descriptor(base: int) -> bytes:
+    """A flat-limit (4 GiB) writable data segment descriptor with this base (SDM Vol. 3 §3.4.5)."""
+    limit, access, flags = 0xFFFFF, 0x93, 0xC
+    return struct.pack("<Q", (limit & 0xFFFF) | (base & 0xFFFFFF) << 16 | access << 40 | (limit >> 16) << 48
+                       | flags << 52 | (base >> 24) << 56)
+
+
+def _load_segments(uc: Uc, mode: Mode, segs: dict[str, int]) -> None:
+    """Give ES/FS/GS the bases in segs: selectors in real mode (base = 16 * selector), descriptors of a GDT in
+    32-bit mode, the FS/GS base registers in 64-bit mode."""
+    if not segs:
+        return
+    regs = {"ds": X.UC_X86_REG_DS, "ss": X.UC_X86_REG_SS, "es": X.UC_X86_REG_ES, "fs": X.UC_X86_REG_FS, "gs": X.UC_X86_REG_GS}
+    if mode.bits == 16:
+        for seg, base in segs.items():
+            assert base % 16 == 0 and base < 0x100000, base
+            uc.reg_write(regs[seg], base >> 4)
+    elif mode.bits == 32:
+        # unicorn starts with null selectors: DS, ES and SS get real (flat) descriptors, so that code may reload
+        # a segment register (QEMU then recomputes the stack size from SS's descriptor: 16-bit for a null one)
+        segs = {"ds": 0, "es": 0, "ss": 0, **segs}
+        names = sorted(segs)
+        gdt = bytes(8) + b"".join(_descriptor(segs[n]) for n in names)
+        uc.mem_map(GDT_BASE, 0x1000)
+        uc.mem_write(GDT_BASE, gdt)
+        uc.reg_write(X.UC_X86_REG_GDTR, (0, GDT_BASE, len(gdt) - 1, 0))
+        for i, n in enumerate(names):
+            uc.reg_write(regs[n], 8 * (i + 1))
+    else:
+        for seg, base in segs.items():
+            if seg in ("fs", "gs"):
+                uc.reg_write(X.UC_X86_REG_FS_BASE if seg == "fs" else X.UC_X86_REG_GS_BASE, base)
 
 
 def differences(a: Outcome, b: Outcome, end_a: int, end_b: int) -> list[str]:

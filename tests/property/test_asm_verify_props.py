@@ -21,11 +21,15 @@ PROFILE = settings(max_examples=500 if LONG else 25, deadline=None, suppress_hea
 SITES = {
     64: ["inb $0x60,%al", "inw $0xf0,%ax", "inl $0xfc,%eax", "inb %dx,%al", "in (%dx),%ax", "inl %dx", "outb %al,$0x80",
          "outw %ax,%dx", "outl %eax,(%dx)", "out %al,$0xf0", "insb", "insw (%dx),%es:(%rdi)", "outsl", "rep insw",
-         "rep; outsb", "repz insl", "rep outsw %ds:(%rsi),(%dx)", "hlt", "data16 inl %dx,%eax", "addr32 insb"],
+         "rep; outsb", "repz insl", "rep outsw %ds:(%rsi),(%dx)", "hlt", "data16 inl %dx,%eax", "addr32 insb",
+         "rep insw (%dx),%es:(%edi)", "outsb %fs:(%rsi),(%dx)", "gs rep outsl", "addr32 fs outsw",
+         "rep outsb %gs:(%esi),(%dx)"],
     32: ["inb $0x60,%al", "inw %dx,%ax", "outl %eax,%dx", "outb %al,$0x80", "insb (%dx),%es:(%edi)", "rep insl",
-         "rep outsw", "outsb", "hlt", "addr16 outsb"],
+         "rep outsw", "outsb", "hlt", "addr16 outsb",
+         "addr16 rep insw", "rep outsl %es:(%esi),(%dx)", "fs outsb", "outsw %ss:(%si),(%dx)", "cs rep outsb"],
     16: ["inb $0x60,%al", "outw %ax,%dx", "inl %dx,%eax", "rep insw", "outsb", "hlt", "insb (%dx),%es:(%di)",
-         "rep outsl"],
+         "rep outsl", "rep insw (%dx),%es:(%edi)", "rep outsw %es:(%esi),(%dx)", "addr32 outsb", "gs rep outsl",
+         "outsw %fs:(%si),(%dx)"],
 }
 PLAIN = {
     64: ["movl $1, %eax", "addq $8, %rsp", "subq $8, %rsp", "pushq %rbx", "popq %rbx", "leaq 16(%rsp), %rdi",
@@ -55,5 +59,40 @@ def test_random_programs_verify(bits: int) -> None:
         io = [s for s in result.sites if s.kind != "report-only"]
         assert report.replaced_total == sum(s.rewritten for s in io)
         assert report.kept_io == sum(not s.rewritten for s in io)
+
+    run()
+
+
+# String I/O with either address size and any source segment, spelled with operands or with prefix words: the
+# rewriter (from the text) and verify (from capstone's decoding of the object) must name the same thunk.
+OWN_ASIZE = {64: 64, 32: 32, 16: 16}
+OTHER_ASIZE = {64: 32, 32: 16, 16: 32}
+INDEX = {64: ("rdi", "rsi"), 32: ("edi", "esi"), 16: ("di", "si")}
+
+
+@st.composite
+def string_form(draw, bits: int) -> str:
+    op, w = draw(st.sampled_from(["ins", "outs"])), draw(st.sampled_from("bwl"))
+    asize = draw(st.sampled_from([OWN_ASIZE[bits], OTHER_ASIZE[bits]]))
+    segs = ["fs", "gs"] if bits == 64 else ["ds", "es", "cs", "ss", "fs", "gs"]
+    seg = draw(st.one_of(st.none(), st.sampled_from(segs))) if op == "outs" else None
+    rep = draw(st.sampled_from(["", "rep ", "repz "]))
+    if draw(st.booleans()):  # operands
+        di, si = INDEX[asize]
+        ops = f"(%dx),%es:(%{di})" if op == "ins" else f"{f'%{seg}:' if seg else ''}(%{si}),(%dx)"
+        return f"{rep}{op}{w} {ops}"
+    words = ([f"addr{asize}"] if asize != OWN_ASIZE[bits] else []) + ([seg] if seg else [])
+    return " ".join([*words, f"{rep}{op}{w}"])
+
+
+@pytest.mark.parametrize("bits", [64, 32, 16])
+def test_string_forms_name_the_thunk_verify_expects(bits: int) -> None:
+    @PROFILE
+    @given(st.lists(string_form(bits), min_size=1, max_size=8))
+    def run(lines: list[str]) -> None:
+        src = f"\t.code{bits}\n\t.text\nf:\n" + "".join(f"\t{ln}\n" for ln in lines) + "\tret\n"
+        report, result = verify_text(src, "str.s", bits)
+        assert all(s.rewritten for s in result.sites), result.sites
+        assert report.replaced_total == len(lines) and set(report.replaced) == {s.thunk for s in result.sites}
 
     run()

@@ -86,7 +86,7 @@ def test_rewrite_to_stdout(tmp_path: Path) -> None:
 
 def test_not_rewritten_site_is_warned(tmp_path: Path) -> None:
     src = tmp_path / "d.s"
-    src.write_text("\taddr32 insb\n")
+    src.write_text("\trepne insb\n")
     res = run("rewrite", str(src), "-o", str(tmp_path / "o.s"))
     assert res.exit_code == 0 and f"{src}:1: warning" in res.stderr
 
@@ -146,8 +146,8 @@ def test_unwritable_output(tmp_path: Path) -> None:
 
 def test_strict_fails_on_a_site_left_unchanged(tmp_path: Path) -> None:
     src = tmp_path / "d.s"
-    src.write_text("\thlt\n\toutsb %fs:(%rsi),(%dx)\n")
-    one_line_error(run("rewrite", str(src), "--strict", "-o", str(tmp_path / "o.s")), f"{src}:2:", "segment")
+    src.write_text("\thlt\n\trepne outsb\n")
+    one_line_error(run("rewrite", str(src), "--strict", "-o", str(tmp_path / "o.s")), f"{src}:2:", "repne")
 
 
 # 32-bit gcc output: `pushl` and stack arguments, which `as --64` rejects line after line

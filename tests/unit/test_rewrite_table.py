@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pvgen.errors import AsmSyntaxError
 from pvgen.rewrite import rewrite_text
 
 L64 = "lea -128(%rsp),%rsp; "
@@ -163,14 +164,45 @@ def test_macro_register_argument_without_suffix_is_reported_not_rewritten() -> N
     assert not s.rewritten and "macro" in s.reason
 
 
+# The other address size and segment overrides of string I/O: each calls the thunk of its exact form.
+@pytest.mark.parametrize("mode,src,thunk", [
+    ("code64", "\taddr32 insb", "__pvio_insb_a32"),
+    ("code64", "\trep insb (%dx),%es:(%edi)", "__pvio_rep_insb_a32"),
+    ("code64", "\toutsb %fs:(%rsi),(%dx)", "__pvio_outsb_fs"),
+    ("code64", "\tgs rep outsl", "__pvio_rep_outsl_gs"),
+    ("code64", "\taddr32 fs outsw", "__pvio_outsw_a32_fs"),
+    ("code64", "\toutsb %es:(%rsi),(%dx)", "__pvio_outsb"),          # ES, CS, SS, DS have base 0 in 64-bit mode
+    ("code64", "\tfs insb", "__pvio_insb"),                          # ins always writes to ES
+    ("code32", "\taddr16 outsw", "__pvio32_outsw_a16"),
+    ("code32", "\trep outsb %es:(%esi),(%dx)", "__pvio32_rep_outsb_es"),
+    ("code32", "\tcs outsl", "__pvio32_outsl_cs"),
+    ("code32", "\toutsw %ss:(%si),(%dx)", "__pvio32_outsw_a16_ss"),
+    ("code32", "\toutsb %ds:(%esi),(%dx)", "__pvio32_outsb"),
+    ("code16", "\tinsb (%dx),%es:(%edi)", "__pvio16_insb_a32"),
+    ("code16", "\trep insw (%dx),%es:(%edi)", "__pvio16_rep_insw_a32"),
+    ("code16", "\trep outsw %es:(%esi),(%dx)", "__pvio16_rep_outsw_a32_es"),
+    ("code16gcc", "\taddr32 rep insl", "__pvio16_rep_insl_a32"),
+    ("code16", "\tfs rep outsb", "__pvio16_rep_outsb_fs"),
+    ("code16", "\t.intel_syntax noprefix\n\tins WORD PTR es:[edi], dx", "__pvio16_insw_a32"),
+    ("code32", "\t.intel_syntax noprefix\n\touts dx, BYTE PTR fs:[si]", "__pvio32_outsb_a16_fs"),
+    ("code64", "\t.intel_syntax noprefix\n\trep outs dx, DWORD PTR gs:[esi]", "__pvio_rep_outsl_a32_gs"),
+])
+def test_address_size_and_segment_forms(mode: str, src: str, thunk: str) -> None:
+    r = rewrite_text(src + "\n", mode=mode)
+    (s,) = r.sites
+    assert s.rewritten and s.thunk == thunk and thunk in r.text
+
+
 @pytest.mark.parametrize("mode,src", [
-    ("code64", "\taddr32 insb"),
-    ("code64", "\trep insb (%dx),%es:(%edi)"),
-    ("code64", "\toutsb %fs:(%rsi),(%dx)"),
-    ("code64", "\tfs outsb"),
     ("code64", "\trepne insb"),
-    ("code32", "\taddr16 outsw"),
-    ("code16", "\tinsb (%dx),%es:(%edi)"),
+    ("code64", "\toutsb %fs:(%esi,%eax),(%dx)"),
+    ("code32", "\tinsb (%dx),%es:(%rdi)"),                     # not an address size of 32-bit code (as rejects it)
+    ("code16", "\taddr32 rep insw (%dx),%es:(%di)"),           # prefix and register disagree (as rejects it)
+    ("code16", "\tfs outsb %es:(%esi),(%dx)"),                 # two segments (as rejects it)
+    ("code64", "\taddr16 insb"),
+    # as emits a prefix statement before the label: falling through runs `rep insb`, a jump to 1 runs `insb`
+    ("code64", "\trep; 1: insb"),
+    ("code32", "\trep\nfoo:\toutsw"),
 ])
 def test_inexact_string_forms_are_left_unchanged_and_reported(mode: str, src: str) -> None:
     r = rewrite_text(src + "\n", mode=mode)
@@ -178,6 +210,14 @@ def test_inexact_string_forms_are_left_unchanged_and_reported(mode: str, src: st
     (s,) = r.sites
     assert not s.rewritten and s.reason
     assert s.kind.endswith(("ins", "outs"))
+
+
+@pytest.mark.parametrize("mode,src,says", [("code32", "\taddr32 insb", "redundant"),
+                                           ("code16", "\taddr16 rep outsw", "redundant"),
+                                           ("code64", "\tes outsb", "not supported in 64-bit mode")])
+def test_prefixes_as_rejects_are_errors(mode: str, src: str, says: str) -> None:
+    with pytest.raises(AsmSyntaxError, match=says):   # as: "redundant addr32 prefix", "`es' is not supported ..."
+        rewrite_text(src + "\n", "r.s", mode=mode)
 
 
 def test_line_count_is_preserved() -> None:

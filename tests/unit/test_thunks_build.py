@@ -124,7 +124,7 @@ AFLAGS_thunks64.o := -DPVIO_KERNEL $(if $(CONFIG_RETHUNK),-DPVIO_RETHUNK)
 
 @pytest.mark.kernel
 def test_runtime_builds_into_a_linux_module_objtool_clean(kernel_headers: Path, tmp_path: Path) -> None:
-    for name in ("thunks64.S", "direct.c", "pvio_backend.h", "ioinsn.h"):
+    for name in ("thunks64.S", "thunks_strx64.h", "thunks_strx.h", "direct.c", "pvio_backend.h", "ioinsn.h"):
         (tmp_path / name).write_bytes((RT / name).read_bytes())
     (tmp_path / "main.c").write_text(KMOD_MAIN)
     (tmp_path / "Kbuild").write_text(KMOD_KBUILD)

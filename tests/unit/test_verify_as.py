@@ -144,9 +144,23 @@ def test_16bit_and_32bit_files(tmp_path: Path) -> None:
     assert rep.bits == 16 and rep.replaced_total == 4
     assert {s.thunk for s in res.sites} == {"__pvio16_inb_imm", "__pvio16_rep_insw", "__pvio16_outb_dx",
                                             "__pvio16_hlt"}
-    src32 = "\t.code32\n\t.text\nf:\tinl $0x71,%eax\n\trep outsb\n\taddr16 insb\n\tret\n"
+    src32 = "\t.code32\n\t.text\nf:\tinl $0x71,%eax\n\trep outsb\n\trepne insb\n\tret\n"
     rep, res = verify_text(src32, "c.s")
     assert rep.bits == 32 and rep.replaced_total == 2 and rep.kept_io == 1
+
+
+# Each thunk verify expects comes from capstone's decoding of the original (address size, segment), the rewriter's
+# from the text: they must agree on every form.
+@pytest.mark.parametrize("bits,body", [
+    (16, "rep insw (%dx),%es:(%edi)\n\trep outsw %es:(%esi),(%dx)\n\taddr32 insb\n\tfs outsl\n\tgs rep outsb"),
+    (32, "addr16 rep insw\n\touts %es:(%esi),(%dx)\n\tss outsb\n\toutsw %cs:(%si),(%dx)\n\tds rep outsl"),
+    (64, "addr32 rep insl\n\toutsb %fs:(%esi),(%dx)\n\tgs rep outsw\n\toutsb %es:(%rsi),(%dx)\n\tfs insw"),
+])
+def test_address_size_and_segment_forms_verify(bits: int, body: str) -> None:
+    src = f"\t.code{bits}\n\t.text\nf:\t{body}\n\tret\n"
+    rep, res = verify_text(src, "x.s", bits=bits)
+    assert rep.replaced_total == 5 and rep.kept_io == 0
+    assert set(rep.replaced) == {s.thunk for s in res.sites}
 
 
 def test_original_that_does_not_assemble() -> None:
@@ -231,3 +245,13 @@ def test_2byte_relocations_are_read_at_their_width() -> None:
         r = assemble(result.text.replace(".word start, start2", ".word start2, start2"), ["--32"], tmp, "bad", "r.s")
         with pytest.raises(Mismatch, match="relocation"):
             verify_objects(o, r, result, "r.s", 16)
+
+
+def test_prefix_before_a_label_is_kept_whole() -> None:
+    """`rep; 1: insb` once lost its label (and the prefix's reach) in the rewrite; now it is a kept site that as
+    assembles exactly as before, and verify explains the instruction by it."""
+    src = "\t.text\nf:\trep; 1: insb\n\trep\n.Lx:\toutsb\n\tinb %dx,%al\n\tret\n"
+    rep, res = verify_text(src, "l.s")
+    assert rep.kept_io == 2 and rep.replaced_total == 1
+    assert [(s.kind, s.rewritten) for s in res.sites] == [("rep-ins", False), ("rep-outs", False), ("in", True)]
+    assert "1: insb" in res.text and ".Lx:" in res.text

@@ -14,6 +14,10 @@ from bisect import bisect_left
 _MARKER = re.compile(r'^(?:#[ \t]*|[ \t]*\.linefile[ \t]+)(\d+)[ \t]+"((?:[^"\\\n]|\\.)*)"([ \t\d]*)$', re.M)
 _FILE = re.compile(r'^[ \t]*\.file[ \t]+(\d+)[ \t]+(?:"(?:[^"\\\n]|\\.)*"[ \t]+)?"((?:[^"\\\n]|\\.)*)"', re.M)
 _LOC = re.compile(r"^[ \t]*\.loc[ \t]+(\d+)[ \t]+(\d+)", re.M)
+# Words a line of one of the three kinds starts with. Searching for these literals and matching the expressions
+# above at the start of their lines is several times faster than running the `^`-anchored expressions over a
+# large file (the re engine tries those at every position).
+_HINTS = tuple(re.compile(re.escape(w)) for w in ("#", ".linefile", ".file", ".loc"))
 
 
 class LineMap:
@@ -34,8 +38,12 @@ class LineMap:
         if "#" not in text and ".loc" not in text and ".linefile" not in text:
             return cls(path, [])
         found: list[tuple[int, str, re.Match]] = []
-        for kind, rx in (("mark", _MARKER), ("file", _FILE), ("loc", _LOC)):
-            found.extend((m.start(), kind, m) for m in rx.finditer(text))
+        for start in _line_starts(text):
+            for kind, rx in (("mark", _MARKER), ("file", _FILE), ("loc", _LOC)):
+                m = rx.match(text, start)
+                if m:
+                    found.append((start, kind, m))
+                    break
         if not found:
             return cls(path, [])
         found.sort(key=lambda f: f[0])
@@ -76,6 +84,17 @@ class LineMap:
             return state  # a .loc: the compiler's line
         name, line, first = state
         return name, line + (phys - first)
+
+
+def _line_starts(text: str) -> list[int]:
+    """Offsets of the lines that may be a marker, `.file` or `.loc`: a hint word behind blanks only."""
+    out: set[int] = set()
+    for rx in _HINTS:
+        for m in rx.finditer(text):
+            start = text.rfind("\n", 0, m.start()) + 1
+            if not text[start : m.start()].strip(" \t"):
+                out.add(start)
+    return sorted(out)
 
 
 def _unquote(s: str) -> str:

@@ -42,8 +42,20 @@ def mode_of_tag(code: bytes) -> int:
 # Each code mode calls thunks built for it (runtime/thunks{16,32,64}.S): `.code32` code in a 64-bit object must not
 # call a 64-bit thunk. .code16 and .code16gcc share one set (docs/thunk-abi.md).
 THUNK_PREFIX = {"code64": "__pvio_", "code32": "__pvio32_", "code16": "__pvio16_", "code16gcc": "__pvio16_"}
-# The string registers per code mode (address size): destination, source.
-STRING_REGS = {"code64": ("rdi", "rsi"), "code32": ("edi", "esi"), "code16": ("di", "si"), "code16gcc": ("di", "si")}
+# String I/O: the address size each code mode uses by default and the one a 67h prefix selects (SDM Vol. 1 §3.6,
+# Vol. 2 INS/OUTS), and the index registers (destination, source) of each address size.
+ADDRESS_SIZE = {"code64": (64, 32), "code32": (32, 16), "code16": (16, 32), "code16gcc": (16, 32)}
+STRING_REGS = {64: ("rdi", "rsi"), 32: ("edi", "esi"), 16: ("di", "si")}
+# The source segment of `outs` can be overridden (the destination of `ins` is always ES). In 64-bit mode the
+# bases of CS, DS, ES and SS are zero, so only FS and GS change the address (SDM Vol. 3 §3.4.4).
+OUTS_SEGMENTS = {"code64": ("fs", "gs")}
+OUTS_SEGMENTS_LEGACY = ("es", "cs", "ss", "fs", "gs")
+
+
+def string_tail(code_mode: str, asize: int, seg: str | None) -> str:
+    """The thunk-name tail of a string form: `_a16`/`_a32` for the other address size, `_fs` etc. for a segment."""
+    tail = "" if asize == ADDRESS_SIZE[code_mode][0] else f"_a{asize}"
+    return tail + (f"_{seg}" if seg in OUTS_SEGMENTS.get(code_mode, OUTS_SEGMENTS_LEGACY) else "")
 
 
 @dataclass
@@ -77,6 +89,7 @@ class IoInstr:
     port_form: str | None  # dx, imm, macro
     port: Operand | None  # the port operand (imm and macro forms)
     rep: bool = False
+    tail: str = ""  # string forms: another address size and/or a segment override (string_tail)
 
     @property
     def kind(self) -> str:
@@ -89,7 +102,7 @@ class IoInstr:
         sfx = WIDTH_SUFFIX[self.width]  # type: ignore[index]
         if self.op in ("in", "out"):
             return f"{prefix}{self.op}{sfx}_{self.port_form if self.port_form != 'macro' else 'dx'}"
-        return f"{prefix}{'rep_' if self.rep else ''}{self.op}{sfx}"
+        return f"{prefix}{'rep_' if self.rep else ''}{self.op}{sfx}{self.tail}"
 
 
 class Malformed(Exception):
@@ -137,19 +150,20 @@ def _data_width(op: Operand) -> int | None:
     raise Malformed(f"data operand `{op.text}` must be %al, %ax or %eax")
 
 
-def _string_mem(op: Operand, which: int, code_mode: str, allowed_seg: str) -> None:
+def _string_mem(op: Operand, which: int, code_mode: str, allowed_seg: str | None) -> tuple[int, str | None]:
+    """The address size and segment of a string operand (`%es:(%edi)`, `(%si)`)."""
     if op.kind == "macro":
         raise NotRewritable(f"string operand `{op.text}` is a macro argument: its address size is unknown")
     if op.kind != "mem":
         raise Malformed(f"operand `{op.text}` must be a memory operand")
-    want = STRING_REGS[code_mode][which]
-    if op.base != want or op.index is not None:
+    asize = next((a for a in ADDRESS_SIZE[code_mode] if STRING_REGS[a][which] == op.base), None)
+    if asize is None or op.index is not None:
         if op.base in ("rdi", "edi", "di", "rsi", "esi", "si"):
-            raise NotRewritable(f"`{op.text}` uses a different address size than {code_mode} (addr32/addr16): "
-                                "the runtime thunks use the mode's own registers")
-        raise Malformed(f"operand `{op.text}` must be ({'%' + want})")
-    if op.seg not in (None, allowed_seg):
-        raise NotRewritable(f"segment override `{op.seg}:` on a string I/O operand is not supported by the thunks")
+            raise NotRewritable(f"`{op.text}` is not a string operand of {code_mode} code")
+        raise Malformed(f"operand `{op.text}` must be ({'%' + STRING_REGS[ADDRESS_SIZE[code_mode][0]][which]})")
+    if allowed_seg is not None and op.seg not in (None, allowed_seg):
+        raise NotRewritable(f"segment `{op.seg}:` on the destination of `ins` (always %es)")
+    return asize, op.seg
 
 
 def classify_io(form: IoForm, prefixes: list[str], ops: tuple[Operand, ...], syntax: str, code_mode: str) -> IoInstr:
@@ -158,6 +172,7 @@ def classify_io(form: IoForm, prefixes: list[str], ops: tuple[Operand, ...], syn
         ops = tuple(reversed(ops))  # Intel writes destination first; use AT&T order below
     width = form.width
     rep = False
+    asize, seg = ADDRESS_SIZE[code_mode][0], None
     for p in prefixes:
         if p in ("rep", "repe", "repz"):
             if form.op not in ("ins", "outs"):
@@ -169,11 +184,16 @@ def classify_io(form: IoForm, prefixes: list[str], ops: tuple[Operand, ...], syn
             raise Malformed(f"`lock` cannot prefix `{form.mnemonic}`")
         elif p in ("addr32", "addr16"):
             if form.op in ("ins", "outs"):
-                raise NotRewritable(f"`{p}` changes the address size of `{form.mnemonic}`; the thunks use the "
-                                    f"{code_mode} registers")
+                asize = 32 if p == "addr32" else 16
+                if asize == ADDRESS_SIZE[code_mode][0]:
+                    raise Malformed(f"redundant `{p}` prefix")  # as says so too
+                if asize not in ADDRESS_SIZE[code_mode]:
+                    raise NotRewritable(f"`{p}` is not an address size of {code_mode} code")
         elif p in SEGMENT_PREFIXES:
-            if form.op == "outs" and p != "ds":
-                raise NotRewritable(f"segment override `{p}` on `{form.mnemonic}` is not supported by the thunks")
+            if code_mode == "code64" and p not in ("fs", "gs"):
+                raise Malformed(f"`{p}` is not supported in 64-bit mode")  # as says so too
+            if form.op == "outs":
+                seg = p  # `ins` ignores a segment prefix: its destination is always ES
         elif p not in ("data16", "data32"):
             raise NotRewritable(f"prefix `{p}` on `{form.mnemonic}` is not supported")
 
@@ -201,7 +221,7 @@ def classify_io(form: IoForm, prefixes: list[str], ops: tuple[Operand, ...], syn
         if ops:
             if _port(ops[0])[0] != "dx":
                 raise Malformed(f"`{form.mnemonic}` reads port %dx only")
-            _string_mem(ops[1], 0, code_mode, "es")
+            asize = _operand_agrees(_string_mem(ops[1], 0, code_mode, "es"), asize, None, prefixes)[0]
             width = width or ops[1].size
         width = width or 4
         port_form = "dx"
@@ -211,7 +231,7 @@ def classify_io(form: IoForm, prefixes: list[str], ops: tuple[Operand, ...], syn
         if ops:
             if _port(ops[1])[0] != "dx":
                 raise Malformed(f"`{form.mnemonic}` writes port %dx only")
-            _string_mem(ops[0], 1, code_mode, "ds")
+            asize, seg = _operand_agrees(_string_mem(ops[0], 1, code_mode, None), asize, seg, prefixes)
             width = width or ops[0].size
         width = width or 4
         port_form = "dx"
@@ -223,7 +243,18 @@ def classify_io(form: IoForm, prefixes: list[str], ops: tuple[Operand, ...], syn
         width = 4
     if width not in (1, 2, 4):
         raise Malformed(f"bad operand size for `{form.mnemonic}`")
-    return IoInstr(form.op, width, port_form, port, rep)
+    tail = string_tail(code_mode, asize, seg) if form.op in ("ins", "outs") else ""
+    return IoInstr(form.op, width, port_form, port, rep, tail)
+
+
+def _operand_agrees(got: tuple[int, str | None], asize: int, seg: str | None,
+                    prefixes: list[str]) -> tuple[int, str | None]:
+    """The operand's address size and segment, when the prefix words say the same (or nothing)."""
+    if any(p in ("addr16", "addr32") for p in prefixes) and got[0] != asize:
+        raise NotRewritable(f"the address-size prefix contradicts the {got[0]}-bit register of the operand")
+    if seg is not None and got[1] not in (None, seg):
+        raise NotRewritable(f"two segment overrides (`{seg}` and `{got[1]}:`)")
+    return got[0], got[1] or seg
 
 
 def _merge_width(form: IoForm, suffix: int | None, reg: int | None, has_reg: bool) -> int:

@@ -90,8 +90,11 @@ class _Rewriter:
             if start is None:
                 body = code[st.body_start : st.end]
                 start = st.body_start + len(body) - len(body.lstrip())
+            # `rep; 1: insb`: as emits the prefix before the label, so a jump to the label runs `insb` alone
+            split = bool(pending) and bool(st.labels)
             pending = []
-            new = self.instruction(word, st, prefixes, code[start : st.end], line)
+            text = code[start : st.end].replace("\n", ";") if split else code[start : st.end]
+            new = self.instruction(word, st, prefixes, text, line, split)
             if new is not None:
                 nl = code.count("\n", start, st.end)
                 repl.append((start, st.end, new + "\n" * nl))
@@ -118,8 +121,10 @@ class _Rewriter:
             raise AsmSyntaxError(self.path, line, f"`{word} {st.operands}` is not a GNU as x86 directive: this "
                                  "looks like ARM/RISC-V assembly; pvgen rewrites x86 assembly only")
 
-    def instruction(self, word: str, st: Statement, prefixes: list[str], text: str, line: int) -> str | None:
-        """Record a site; return its replacement text, or None to keep the statement unchanged."""
+    def instruction(self, word: str, st: Statement, prefixes: list[str], text: str, line: int,
+                    split: bool = False) -> str | None:
+        """Record a site; return its replacement text, or None to keep the statement unchanged. `split`: a label
+        stands between the prefix statements and the instruction."""
         norm = " ".join(text.split())
         common = dict(file=self.path, line=line, text=norm, code_mode=self.mode, syntax=self.syntax,
                       in_macro=self.macro_depth > 0)
@@ -128,6 +133,9 @@ class _Rewriter:
             try:
                 ops = parse_operands(st.operands, self.syntax)
                 io = classify_io(form, prefixes, ops, self.syntax, self.mode)
+                if split:
+                    raise NotRewritable(f"a label stands between the prefix and `{form.mnemonic}`: a jump to it runs "
+                                        f"`{form.mnemonic}` without the prefix, which one call cannot do")
             except OperandSyntaxError as exc:
                 raise AsmSyntaxError(self.path, line, f"{exc} in `{norm}`") from None
             except Malformed as exc:

@@ -14,7 +14,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import SymbolTableSection
 
-from pvgen.asm.sites import MODE_SECTION, THUNK_PREFIX, mode_of_tag
+from pvgen.asm.sites import MODE_SECTION, STRING_REGS, THUNK_PREFIX, mode_of_tag, string_tail
 from pvgen.errors import EnvironmentMissing, PvgenError, RewriteError
 from pvgen.rewrite.core import RewriteResult
 from pvgen.toolchain.objscan import _tags
@@ -34,6 +34,8 @@ _IO_MNEMONICS = re.compile(r"^(?:rep |repe |repne )?(in|out|ins[bwd]|outs[bwd]|h
 _PADDING = re.compile(r"^(?:nop\w*(?: .*)?|xchg ax, ax|lea (\w+), \[\1(?: \+ eiz(?:\*1)?)?(?: \+ 0)?\]|mov (\w+), \2)$")
 _HEX = re.compile(r"-?0x[0-9a-f]+|\b\d+\b")
 _WIDTH = {"al": "b", "ax": "w", "eax": "l", "b": "b", "w": "w", "d": "l"}
+_STRING_MEM = re.compile(r"ptr (?:([cdefgs]s):)?\[(\w+)\]")  # capstone: `byte ptr es:[edi]`, `dword ptr [rsi]`
+_ASIZE = {reg: size for size, regs in STRING_REGS.items() for reg in regs}
 
 
 @dataclass
@@ -168,7 +170,11 @@ def expected_thunk(insn, bits: int) -> tuple[str, int | None]:
         if port == "dx":
             return f"{prefix}{base}{_WIDTH[reg]}_dx", None
         return f"{prefix}{base}{_WIDTH[reg]}_imm", int(port, 0)
-    return f"{prefix}{'rep_' if rep else ''}{base[:-1]}{_WIDTH[base[-1]]}", None
+    mem = _STRING_MEM.search(insn.op_str)
+    tail = ""
+    if mem is not None and mem.group(2) in _ASIZE:  # the address size and, for outs, the source segment
+        tail = string_tail(f"code{bits}", _ASIZE[mem.group(2)], mem.group(1) if base.startswith("outs") else None)
+    return f"{prefix}{'rep_' if rep else ''}{base[:-1]}{_WIDTH[base[-1]]}{tail}", None
 
 
 def _sequence_len(bits: int, port: int | None) -> int:

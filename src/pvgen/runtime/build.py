@@ -30,6 +30,17 @@ class Target:
     link: str                      # "relocatable" (ld -r) or "shared" (a host .so for ctypes)
     doc: str
     file_flags: tuple[tuple[str, tuple[str, ...]], ...] = ()   # (source name, extra flags)
+    # Mixed code sizes: the code is built for its own size (cflags) but assembled into an object of this format
+    # (elf64 or elf32), and only the thunks (this glob) stay global, so that it links beside the object format's
+    # own runtime, whose back-end names it would otherwise clash with.
+    mixed: str = ""
+    keep_global: str = ""
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        # The batching back end calls its environment (pvio_arch_*), which a mixed object has only for its
+        # format's own code size.
+        return ("direct",) if self.mixed else BACKENDS
 
 
 TARGETS: dict[str, Target] = {
@@ -45,6 +56,20 @@ TARGETS: dict[str, Target] = {
     "i386": Target(
         "i386", ("-m32", "-ffreestanding", "-fno-pic"), ("-m32",), "thunks32.S", (), "relocatable",
         "i386 freestanding (the environment supplies pvio_arch_virt_to_phys/irq_save/irq_restore)"),
+    # .code32 / .code16 code inside a 64-bit object, .code16 inside a 32-bit one (docs/thunk-abi.md, "Mixed code
+    # sizes"): link the object with its format's runtime and with this one.
+    "x86_64-code32": Target(
+        "x86_64-code32", ("-m32", "-ffreestanding", "-fno-pic"), (), "thunks32.S", (), "relocatable",
+        "__pvio32_ thunks and a 32-bit direct back end in an ELF64 object (.code32 code of a 64-bit object)",
+        mixed="elf64", keep_global="__pvio32_*"),
+    "x86_64-code16": Target(
+        "x86_64-code16", ("-m16", "-DPVIO_CODE16", "-ffreestanding", "-fno-pic"), (), "thunks16.S", (),
+        "relocatable", "__pvio16_ thunks and a gcc -m16 direct back end in an ELF64 object (.code16 code of a "
+        "64-bit object)", mixed="elf64", keep_global="__pvio16_*"),
+    "i386-code16": Target(
+        "i386-code16", ("-m16", "-DPVIO_CODE16", "-ffreestanding", "-fno-pic"), (), "thunks16.S", (),
+        "relocatable", "__pvio16_ thunks and a gcc -m16 direct back end in an ELF32 object (.code16 code of a "
+        "32-bit object)", mixed="elf32", keep_global="__pvio16_*"),
     "host": Target(
         "host", ("-fPIC", "-DPVIO_TARGET_HOST", "-mpreferred-stack-boundary=3"), (), "thunks64.S",
         ("arch_host.c", "arch_host_drive.c"), "shared",
@@ -83,6 +108,9 @@ def build(target: str, backend: str, out: Path, *, extra_cflags: tuple[str, ...]
     if backend not in BACKENDS:
         raise PvgenError(f"unknown runtime back end {backend!r}: expected one of {', '.join(BACKENDS)}")
     t = TARGETS[target]
+    if backend not in t.backends:
+        raise PvgenError(f"runtime target {target} has no {backend} back end (only {', '.join(t.backends)}): its "
+                         "environment exists only for the object's own code size")
     gcc = _need("gcc")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -94,14 +122,39 @@ def build(target: str, backend: str, out: Path, *, extra_cflags: tuple[str, ...]
             obj = Path(tmp) / (src.name + ".o")
             flags = [*t.cflags, *t.asflags] if src.suffix == ".S" else list(t.cflags)
             flags += [f for name, extra in t.file_flags if name == src.name for f in extra]
-            _run([gcc, *COMMON, *flags, *extra_cflags, "-c", str(src), "-o", str(obj)])
+            if t.mixed:
+                _compile_mixed(gcc, t, src, [*COMMON, *flags, *extra_cflags], obj)
+            else:
+                _run([gcc, *COMMON, *flags, *extra_cflags, "-c", str(src), "-o", str(obj)])
             objs.append(str(obj))
         if t.link == "shared":
             _run([gcc, "-shared", "-Wl,-Bsymbolic", "-Wl,-z,noexecstack", "-o", str(out), *objs])
         else:
             ld = _need("ld")
-            _run([ld, "-r", *(["-m", "elf_i386"] if target == "i386" else []), "-o", str(out), *objs])
+            elf32 = target == "i386" or t.mixed == "elf32"
+            _run([ld, "-r", "-m", "elf_i386" if elf32 else "elf_x86_64", "-o", str(out), *objs])
+            if t.keep_global:
+                _run([_need("objcopy"), "--wildcard", "-G", t.keep_global, str(out)])
     return out
+
+
+# The code size gcc compiles for (-m32, -m16) and the directive that keeps it when `as` assembles the output into
+# an object of another format (gcc -m16 writes .code16gcc itself).
+_CODE_DIRECTIVE = {"-m32": ".code32\n", "-m16": ""}
+
+
+def _compile_mixed(gcc: str, t: Target, src: Path, flags: list[str], obj: Path) -> None:
+    """Compile src for its code size into an object of format t.mixed: C through `gcc -S` and `as`, the thunks
+    (which start with their own .codeNN) with the format's own -m option."""
+    fmt = "-m64" if t.mixed == "elf64" else "-m32"
+    if src.suffix == ".S":
+        _run([gcc, *(f for f in flags if f not in _CODE_DIRECTIVE), fmt, "-c", str(src), "-o", str(obj)])
+        return
+    size = next(f for f in flags if f in _CODE_DIRECTIVE)
+    asm = obj.with_suffix(".s")
+    _run([gcc, *flags, "-S", str(src), "-o", str(asm)])
+    asm.write_text(_CODE_DIRECTIVE[size] + asm.read_text())
+    _run([_need("as"), "--64" if t.mixed == "elf64" else "--32", "-o", str(obj), str(asm)])
 
 
 def build_host_bench(out: Path) -> Path:
@@ -151,9 +204,9 @@ def posted_out_cost(n: int = 100_000, threshold: int = 64, workdir: Path | None 
     raise PvgenError("callgrind output has no __pvio_outb_dx entry")
 
 
-KBUILD_SOURCES = ("batch.c", "models.c", "thunks64.S", "arch_linux_glue.c", "pvio_arch.h", "pvio_protocol.h",
-                  "pvio_internal.h", "pvio_backend.h", "ioinsn.h", "arch_io.h", "arch_linux.h", "arch_free.h",
-                  "arch_host.h")
+KBUILD_SOURCES = ("batch.c", "models.c", "thunks64.S", "thunks_strx64.h", "thunks_strx.h", "arch_linux_glue.c",
+                  "pvio_arch.h", "pvio_protocol.h", "pvio_internal.h", "pvio_backend.h", "ioinsn.h", "arch_io.h",
+                  "arch_linux.h", "arch_free.h", "arch_host.h")
 
 
 def thunk_symbols() -> list[str]:

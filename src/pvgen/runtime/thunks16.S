@@ -201,4 +201,10 @@ PVIO_FUNC __pvio16_hlt
 	int3
 PVIO_END __pvio16_hlt
 
+/* String I/O with the other address size or a segment override (thunks_strx32.h). */
+#define PVIO_RET retl
+#define XBUF 256		/* bytes of stack per back-end call: 16-bit stacks are small */
+#include "thunks_strx32.h"
+XSTR_ALL __pvio16_, 16, %di, %si, 32, %edi, %esi
+
 	.section .note.GNU-stack, "", @progbits

@@ -206,4 +206,9 @@ PVIO_FUNC __pvio32_hlt
 	int3
 PVIO_END __pvio32_hlt
 
+/* String I/O with the other address size or a segment override (thunks_strx32.h). */
+#define XBUF 512		/* bytes of stack per back-end call (one ATA sector) */
+#include "thunks_strx32.h"
+XSTR_ALL __pvio32_, 32, %edi, %esi, 16, %di, %si
+
 	.section .note.GNU-stack, "", @progbits

@@ -220,4 +220,7 @@ PVIO_FUNC __pvio_hlt
 	int3
 PVIO_END __pvio_hlt
 
+/* String I/O with 32-bit addressing or an %fs:/%gs: source (thunks_strx64.h). */
+#include "thunks_strx64.h"
+
 	.section .note.GNU-stack, "", @progbits

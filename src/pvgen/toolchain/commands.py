@@ -153,4 +153,33 @@ def bench_kbuild(json_path: Path | None, runs: int, targets: tuple[str, ...]) ->
         write_output(json_path, json.dumps(doc, indent=2) + "\n")
 
 
-COMMANDS = [demo, kbuild, bench]
+@click.command("check-object")
+@click.argument("objects", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--quiet", is_flag=True, help="No line for an object that passes.")
+def check_object(objects: tuple[str, ...], quiet: bool) -> None:
+    """Fail when OBJECTS (.o, .ko, linked images) hold port I/O outside the runtime: the check pvgen-as makes,
+    for objects built where pvgen-as may have been bypassed (clang's integrated assembler, LTO, a build that
+    runs its own assembler)."""
+    from pvgen.toolchain.objcheck import leftovers
+    from pvgen.toolchain.objscan import symbol_references, undefined_symbols
+
+    failed = False
+    for obj in objects:
+        bad, _ = leftovers(obj)
+        for b in bad:
+            insn = f"{b.hit.mnemonic} {b.hit.operands}".strip()
+            where = b.where if b.where.startswith(obj) else f"{obj}: {b.where}"
+            func = f" in {b.hit.symbol}" if b.hit.symbol else ""
+            click.echo(f"{where}: error: port I/O `{insn}`{func} outside the runtime, not rewritten (assembled "
+                       "without pvgen-as? clang: -no-integrated-as; LTO: -B on the link line; docs/toolchain.md)",
+                       err=True)
+        failed = failed or bool(bad)
+        if not bad and not quiet:
+            thunks = frozenset(n for n in undefined_symbols(obj) if n.startswith("__pvio"))
+            calls = sum(symbol_references(obj, thunks).values()) if thunks else 0
+            click.echo(f"{obj}: no port I/O outside the runtime ({calls} references to the runtime's thunks)")
+    if failed:
+        sys.exit(1)
+
+
+COMMANDS = [demo, kbuild, bench, check_object]

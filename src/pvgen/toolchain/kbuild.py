@@ -168,14 +168,13 @@ def pvgen_as_path() -> Path:
 
 
 def bdir() -> Path:
-    """A directory holding `as` (the pvgen-as launcher, see launcher.py), for `gcc -B<dir>` (created on demand)."""
-    from pvgen.toolchain.launcher import TEMPLATE, write_launcher
+    """This installation's directory holding `as` (the pvgen-as launcher, see launcher.py), for `gcc -B<dir>`:
+    $PVGEN_CACHE/bdir-<key> (created on demand). The key names the launcher's version, pvgen-as and the pvgen
+    package, so checkouts sharing the cache neither build with each other's rewriter nor rewrite each other's
+    launcher in the middle of a build."""
+    from pvgen.toolchain.launcher import installation_bdir
 
-    # one directory per launcher version: builds of different pvgen checkouts sharing the cache do not rewrite
-    # each other's launcher in the middle of a build
-    d = cache_root() / f"bdir-{hashlib.sha256(TEMPLATE.encode()).hexdigest()[:10]}"
-    write_launcher(d, pvgen_as_path())
-    return d
+    return installation_bdir(cache_root(), pvgen_as_path())
 
 
 def kbuild_text(target: Target, variant: str, tree: Path) -> str:

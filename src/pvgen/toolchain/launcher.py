@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 from pathlib import Path
@@ -87,3 +88,23 @@ def write_launcher(directory: Path, pvgen_as: Path) -> Path:
         tmp.chmod(0o755)
         os.replace(tmp, path)
     return path
+
+
+def installation_key(pvgen_as: Path, package: Path | None = None) -> str:
+    """Which installation a launcher belongs to: its pvgen-as, the pvgen package that wrote it, its template.
+
+    Two checkouts (or virtual environments) sharing one $PVGEN_CACHE get two launchers, so neither builds with
+    the other's rewriter."""
+    if package is None:
+        import pvgen
+
+        package = Path(pvgen.__file__).parent
+    ident = f"{os.path.realpath(pvgen_as)}\0{os.path.realpath(package)}\0{TEMPLATE}"
+    return hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def installation_bdir(root: Path, pvgen_as: Path, package: Path | None = None) -> Path:
+    """<root>/bdir-<installation key>, holding this installation's launcher as `as` (created or refreshed)."""
+    d = root / f"bdir-{installation_key(pvgen_as, package)}"
+    write_launcher(d, pvgen_as)
+    return d

@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 
@@ -224,6 +223,8 @@ def _check(inv: Invocation, real_as: str, texts: list[tuple[int, str, str, bool]
         hits = [h for h in scan(inv.output) if not is_runtime_symbol(h.symbol)]
         if not hits:
             return [], []
+    import tempfile  # only here: it imports shutil and the compressors
+
     fds: list[int] = []
     replaced: dict[int, str] = {}
     stdin_fd: int | None = None

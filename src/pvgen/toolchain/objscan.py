@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 from pvgen.errors import PvgenError
 
@@ -46,81 +47,93 @@ def _kind(mnemonic: str) -> str | None:
     return f"rep-{base}" if any(w.startswith("rep") for w in words[:-1]) and base in ("ins", "outs") else base
 
 
-def scan(path: Path | str) -> list[IoHit]:
+# The opcode byte of every instruction above: IN/OUT/INS/OUTS/HLT are one-byte opcodes without ModRM (SDM vol. 2),
+# so the byte is part of each encoding whatever prefixes precede it. A range of code without any of these bytes
+# cannot decode to one of them, and is not decoded at all (an object without any does not load capstone).
+IO_OPCODE_BYTES = re.compile(rb"[\x6c-\x6f\xe4-\xe7\xec-\xef\xf4]")
+
+
+def scan(path: str | os.PathLike, *, prescan: bool = True, binding: bool = False) -> list[IoHit]:
     """Every port-I/O instruction of every executable section of an ELF object (x86-64 or i386).
 
     Sections are decoded in the object's code size, or, in a tagged object, in the size each mode tag names
-    from its address on; kept-site tags mark their instructions (IoHit.kept)."""
-    import capstone
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.constants import SH_FLAGS
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.sections import SymbolTableSection
-
+    from its address on; kept-site tags mark their instructions (IoHit.kept). prescan=False decodes every range
+    even without an I/O opcode byte; binding=True uses capstone's Python binding (both for tests)."""
     from pvgen.asm.sites import KEPT_SECTION, MODE_SECTION, mode_of_tag
+    from pvgen.toolchain import elfread
 
+    elf = elfread.read(path)
     hits: list[IoHit] = []
-    try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            default = 64 if elf.elfclass == 64 else 32
-            decoders = {bits: capstone.Cs(capstone.CS_ARCH_X86, mode) for bits, mode in (
-                (16, capstone.CS_MODE_16), (32, capstone.CS_MODE_32), (64, capstone.CS_MODE_64))}
-            for md in decoders.values():
-                md.skipdata = True
-            kept = {at for at, _ in _tags(elf, KEPT_SECTION, 0)}
-            modes: dict[int, list[tuple[int, int]]] = {}
-            for (shndx, off), code in _tags(elf, MODE_SECTION, 8):
-                modes.setdefault(shndx, []).append((off, mode_of_tag(code)))
-            funcs: dict[int, list[tuple[int, int, str]]] = {}
-            symtab = elf.get_section_by_name(".symtab")
-            if isinstance(symtab, SymbolTableSection):
-                for sym in symtab.iter_symbols():
-                    shndx = sym["st_shndx"]
-                    if sym["st_info"]["type"] == "STT_FUNC" and isinstance(shndx, int):
-                        funcs.setdefault(shndx, []).append((sym["st_value"], sym["st_size"], sym.name))
-            for idx, sec in enumerate(elf.iter_sections()):
-                if not sec["sh_flags"] & SH_FLAGS.SHF_EXECINSTR or sec["sh_type"] == "SHT_NOBITS":
-                    continue
-                syms = sorted(funcs.get(idx, []))
-                for off, mnemonic, ops, bits in _disassemble(decoders, sec.data(), syms, modes.get(idx, []),
-                                                             default):
-                    kind = _kind(mnemonic)
-                    if kind is not None:
-                        hits.append(IoHit(sec.name, off, mnemonic, kind, _containing(syms, off),
-                                          (idx, off) in kept, bits, ops))
-    except (OSError, ELFError) as exc:
-        raise PvgenError(f"{path}: cannot read ELF object: {exc}") from None
+    decoders = _Decoders(binding)
+    kept = {at for at, _ in _tags(elf, KEPT_SECTION, 0)}
+    modes: dict[int, list[tuple[int, int]]] = {}
+    for (shndx, off), code in _tags(elf, MODE_SECTION, 8):
+        modes.setdefault(shndx, []).append((off, mode_of_tag(code)))
+    funcs: dict[int, list[tuple[int, int, str]]] = {}
+    for sym in elf.symbols():
+        if sym.type == elfread.STT_FUNC:
+            funcs.setdefault(sym.shndx, []).append((sym.value, sym.size, sym.name))
+    for sec in elf.sections:
+        if not sec.executable:
+            continue
+        syms = sorted(funcs.get(sec.index, []))
+        for off, mnemonic, ops, bits in _disassemble(decoders, elf.data(sec), syms, modes.get(sec.index, []),
+                                                     elf.bits, prescan):
+            kind = _kind(mnemonic)
+            if kind is not None:
+                hits.append(IoHit(sec.name, off, mnemonic, kind, _containing(syms, off),
+                                  (sec.index, off) in kept, bits, ops))
     return hits
 
 
-def _tags(elf, name: str, extra: int) -> list[tuple[tuple[int, int], bytes]]:
-    """((section index, offset), the `extra` bytes after the address) of each record of a tag section."""
-    from elftools.elf.relocation import RelocationSection
+class _Decoders(dict):
+    """bits -> capstone decoder, each created when first needed."""
 
-    sec = elf.get_section_by_name(name)
+    def __init__(self, binding: bool):
+        super().__init__()
+        self.binding = binding
+
+    def __missing__(self, bits: int):
+        from pvgen.toolchain.capstone_c import decoder
+
+        self[bits] = md = decoder(bits, binding=self.binding)
+        return md
+
+
+def _tags(elf, name: str, extra: int) -> list[tuple[tuple[int, int], bytes]]:
+    """((section index, offset), the `extra` bytes after the address) of each record of a tag section.
+
+    elf is an elfread.ElfFile, or a pyelftools ELFFile (rewrite/verify.py reads its objects with pyelftools)."""
+    from pvgen.toolchain import elfread
+
+    if not isinstance(elf, elfread.ElfFile):
+        elf.stream.seek(0)
+        elf = elfread.ElfFile(elf.stream.read(), getattr(elf.stream, "name", "<object>"))
+    sec = elf.section(name)
     if sec is None:
         return []
-    idx = next(i for i, s in enumerate(elf.iter_sections()) if s.name == name)
-    data = sec.data()
-    width = 8 if elf.elfclass == 64 else 4
-    symtab = elf.get_section_by_name(".symtab")
+    data = elf.data(sec)
+    width = 8 if elf.bits == 64 else 4
+    symbols = elf.symbols()
     out = []
-    for rsec in elf.iter_sections():
-        if not isinstance(rsec, RelocationSection) or rsec["sh_info"] != idx:
-            continue
-        for r in sorted(rsec.iter_relocations(), key=lambda r: r["r_offset"]):  # records in assembly order
-            off = r["r_offset"]
-            addend = r["r_addend"] if r.is_RELA() else int.from_bytes(data[off : off + width], "little")
-            sym = symtab.get_symbol(r["r_info_sym"])
-            if isinstance(sym["st_shndx"], int):
-                out.append(((sym["st_shndx"], sym["st_value"] + addend), data[off + width : off + width + extra]))
+    for rsec in elf.relocation_sections(sec):
+        for r in sorted(elf.relocations(rsec), key=lambda r: r.offset):  # records in assembly order
+            off = r.offset
+            addend = r.addend if r.addend is not None else int.from_bytes(data[off : off + width], "little")
+            if r.symbol >= len(symbols):
+                raise PvgenError(f"{elf.path}: relocation at {off:#x} of {rsec.name} names missing symbol "
+                                 f"{r.symbol}")
+            sym = symbols[r.symbol]
+            if 0 < sym.shndx < len(elf.sections):
+                out.append(((sym.shndx, sym.value + addend), data[off + width : off + width + extra]))
     return out
 
 
-def _disassemble(decoders: dict, data: bytes, syms: list[tuple[int, int, str]], modes: list[tuple[int, int]],
-                 default: int):
-    """(offset, mnemonic with prefixes, operands, bits) per instruction; resynchronised at each function and mode tag."""
+def _disassemble(decoders, data: bytes, syms: list[tuple[int, int, str]], modes: list[tuple[int, int]],
+                 default: int, prescan: bool = True):
+    """(offset, mnemonic with prefixes, operands, bits) per instruction; resynchronised at each function and mode
+    tag. Each range between two resynchronisation points is decoded on its own, so a range without an I/O opcode
+    byte is skipped (prescan) without changing what the others yield."""
     modes = sorted(modes, key=lambda m: m[0])  # stable: of two tags at one address, the later one holds
     starts = sorted({0} | {a for a, _, _ in syms if a < len(data)} | {a for a, _ in modes if a < len(data)})
     bounds = starts[1:] + [len(data)]
@@ -129,6 +142,8 @@ def _disassemble(decoders: dict, data: bytes, syms: list[tuple[int, int, str]], 
         while k < len(modes) and modes[k][0] <= a:
             bits = modes[k][1]
             k += 1
+        if prescan and not IO_OPCODE_BYTES.search(data, a, b):
+            continue
         for ins in decoders[bits].disasm_lite(data[a:b], a):
             yield ins[0], ins[2], ins[3], bits
 
@@ -145,32 +160,26 @@ def is_runtime_symbol(name: str | None) -> bool:
     return bool(name) and name.startswith(RUNTIME_PREFIXES)  # type: ignore[union-attr]
 
 
-def undefined_symbols(path: Path) -> list[str]:
+def undefined_symbols(path: str | os.PathLike) -> list[str]:
     """Names of the undefined symbols of an ELF object (what modpost must resolve)."""
-    from elftools.elf.elffile import ELFFile
+    from pvgen.toolchain import elfread
 
-    with open(path, "rb") as f:
-        symtab = ELFFile(f).get_section_by_name(".symtab")
-        if symtab is None:
-            return []
-        return sorted({s.name for s in symtab.iter_symbols() if s["st_shndx"] == "SHN_UNDEF" and s.name})
+    return sorted({s.name for s in elfread.read(path).symbols() if s.shndx == elfread.SHN_UNDEF and s.name})
 
 
-def code_sections(path: Path | str) -> list[tuple[str, bytes]]:
+def code_sections(path: str | os.PathLike) -> list[tuple[str, bytes]]:
     """(name, contents) of each executable section, in order."""
-    from elftools.elf.constants import SH_FLAGS
-    from elftools.elf.elffile import ELFFile
+    from pvgen.toolchain import elfread
 
-    with open(path, "rb") as f:
-        return [(s.name, s.data()) for s in ELFFile(f).iter_sections()
-                if s["sh_flags"] & SH_FLAGS.SHF_EXECINSTR and s["sh_type"] != "SHT_NOBITS"]
+    elf = elfread.read(path)
+    return [(s.name, elf.data(s)) for s in elf.sections if s.executable]
 
 
 def count_kinds(hits: list[IoHit]) -> Counter:
     return Counter(h.kind for h in hits)
 
 
-def source_lines(path: Path | str, hits: list[IoHit]) -> dict[IoHit, str]:
+def source_lines(path: str | os.PathLike, hits: list[IoHit]) -> dict[IoHit, str]:
     """`file:line` of each hit from the object's DWARF line table (addr2line), where it has one."""
     import subprocess
     from shutil import which
@@ -195,21 +204,20 @@ def source_lines(path: Path | str, hits: list[IoHit]) -> dict[IoHit, str]:
     return out
 
 
-def symbol_references(path: Path, names: frozenset[str]) -> Counter:
+def symbol_references(path: str | os.PathLike, names: frozenset[str]) -> Counter:
     """Relocations against each of `names` in an ELF object, outside debug information: the places that call or take
     the address of those functions (each reference in the assembly is one relocation)."""
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.relocation import RelocationSection
+    from pvgen.toolchain import elfread
 
+    elf = elfread.read(path)
     out: Counter = Counter()
-    with open(path, "rb") as f:
-        elf = ELFFile(f)
-        for sec in elf.iter_sections():
-            if not isinstance(sec, RelocationSection) or ".debug" in sec.name:
-                continue
-            symtab = elf.get_section(sec["sh_link"])
-            for rel in sec.iter_relocations():
-                name = symtab.get_symbol(rel["r_info_sym"]).name
-                if name in names:
-                    out[name] += 1
+    for sec in elf.sections:
+        if sec.type not in (elfread.SHT_REL, elfread.SHT_RELA) or ".debug" in sec.name:
+            continue
+        if sec.link >= len(elf.sections):
+            raise elfread.ElfError(f"{path}: section {sec.index} ({sec.name}) links to missing section {sec.link}")
+        symbols = elf.symbols(elf.sections[sec.link])
+        for rel in elf.relocations(sec):
+            if rel.symbol < len(symbols) and symbols[rel.symbol].name in names:
+                out[symbols[rel.symbol].name] += 1
     return out
