@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import tempfile
@@ -210,9 +209,15 @@ KBUILD_SOURCES = ("batch.c", "models.c", "thunks64.S", "thunks_strx64.h", "thunk
 
 
 def thunk_symbols() -> list[str]:
-    """The global thunks of thunks64.S, the names pvgen-as's rewritten sites call (in file order)."""
-    text = (RUNTIME_DIR / "thunks64.S").read_text()
-    return re.findall(r"^(?:THUNK_\w+|PVIO_FUNC)\s+(__pvio_\w+)", text, flags=re.M)
+    """The global thunks of thunks64.S as the kernel build assembles it (the names pvgen-as's rewritten sites call),
+    read from the object with nm: the macros that generate them stay the only list."""
+    gcc, nm = _need("gcc"), _need("nm")
+    with cache_workdir("rt-") as tmp:
+        obj = Path(tmp) / "thunks64.o"
+        _run([gcc, *TARGETS["linux-module"].asflags, f"-I{RUNTIME_DIR}", "-c", str(RUNTIME_DIR / "thunks64.S"),
+              "-o", str(obj)])
+        out = subprocess.run([nm, "-g", "--defined-only", str(obj)], capture_output=True, text=True).stdout
+    return sorted(ln.split()[-1] for ln in out.splitlines() if ln.split() and ln.split()[-1].startswith("__pvio_"))
 
 
 def exports_header() -> str:
