@@ -95,7 +95,7 @@ def run_guest(spec: GuestSpec) -> GuestRun:
         from pvgen.vmm.machine import Machine
     except ImportError as exc:
         raise Unavailable(f"monitor: {exc}") from None
-    with Machine(ram_mb=spec.ram >> 20) as m:
+    with Machine(ram_mb=spec.ram >> 20, console=spec.extra.get("console")) as m:
         for d in spec.devices:
             line = d.irq_line
             irq = (lambda level, line=line: m.set_irq(line, level)) if line is not None else (lambda level: None)
@@ -120,7 +120,11 @@ def run_guest(spec: GuestSpec) -> GuestRun:
         counter = ExitCounter(m) if spec.extra.get("count_ports") else None
         if counter is not None and pv is not None:
             counter.watch_pvbatch(pv)
-        m.boot(spec.image, spec.cmdline)
+        boot = spec.extra.get("boot")        # a kit that loads something else than a harness image (guestlinux.py)
+        if boot is not None:
+            boot(m)
+        else:
+            m.boot(spec.image, spec.cmdline)
         res = m.run(timeout=spec.timeout_s)
     marks = [Mark(mid, int(s["t"] * 1e9), dict(s["stats"]), dict(s.get("runs", {})), s.get("guest_delay_ns", 0),
                   s.get("monitor_ns", 0)) for mid, s in res.marks]

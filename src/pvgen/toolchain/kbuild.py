@@ -16,10 +16,15 @@ from pathlib import Path
 from pvgen.errors import EnvironmentMissing, PvgenError
 from pvgen.rewrite.accessors import ENV as REDIRECT_ENV
 from pvgen.rewrite.accessors import IOMAP_SOURCE, PREFIX, iomap_exports, port_accessors
+from pvgen.toolchain import pviomod
 from pvgen.toolchain.linuxsrc import cache_root, ensure_extracted, headers_dir
 
 PLAIN, PVGEN = "plain", "pvgen"
 VARIANTS = (PLAIN, PVGEN)
+# On request only (pvgen bench --guest linux): the drivers through pvgen-as without a runtime of their own, plus
+# pvio.ko (toolchain/pviomod.py), the batching runtime whose exported thunks they call.
+BATCH = "pvgen-batch"
+REWRITTEN = (PVGEN, BATCH)
 
 # The direct runtime (src/pvgen/runtime/), copied into every pvgen build directory and linked into each module.
 RUNTIME_SOURCES = {"thunks": "thunks64.S", "direct": "direct.c"}
@@ -185,6 +190,10 @@ def kbuild_text(target: Target, variant: str, tree: Path) -> str:
         objs = " ".join(f"{stem}.o" for stem in mod.stems(variant))
         if variant == PLAIN and mod.parts:
             lines.append(f"{mod.name}-y := {objs}")
+        if variant == BATCH:
+            if target.iomap:
+                lines += iomap_kbuild_lines(mod, tree)
+            lines.append(f"{mod.name}-y {'+=' if target.iomap else ':='} {objs}")
         if variant == PVGEN:
             th, di = runtime_stem(mod, "thunks"), runtime_stem(mod, "direct")
             if target.iomap:
@@ -197,6 +206,8 @@ def kbuild_text(target: Target, variant: str, tree: Path) -> str:
                 # redundant cld; objtool validates them like the rest of the module.
                 f"AFLAGS_{th}.o += -DPVIO_KERNEL -DPVIO_RETHUNK",
             ]
+    if variant == BATCH:
+        lines += pviomod.kbuild_lines()
     if target.license:
         lines += [f"CFLAGS_{stem}.o += -include $(src)/{MODINFO_HEADER}" for m in target.modules
                   for stem in m.stems(variant)]
@@ -213,15 +224,18 @@ def _inputs(target: Target, variant: str, tree: Path) -> dict[str, bytes]:
     for mod in target.modules:
         for stem, src in zip(mod.stems(variant), mod.sources):
             files[f"{stem}.c"] = (tree / src).read_bytes()
-        if variant == PVGEN and target.iomap:
+        if variant in REWRITTEN and target.iomap:
             files[f"{iomap_stem(mod)}.c"] = (tree / IOMAP_SOURCE).read_bytes()
         if variant == PVGEN:
             rt = runtime_dir()
             for part, src in RUNTIME_SOURCES.items():
                 ext = os.path.splitext(src)[1]
                 files[runtime_stem(mod, part) + ext] = (rt / src).read_bytes()
-            for h in sorted(rt.glob("*.h")):  # pvio_backend.h, ioinsn.h and whatever else the runtime includes
-                files[h.name] = h.read_bytes()
+    if variant in REWRITTEN:
+        for h in sorted(runtime_dir().glob("*.h")):  # pvio_backend.h, ioinsn.h and whatever else the runtime includes
+            files[h.name] = h.read_bytes()
+    if variant == BATCH:
+        files.update(pviomod.files(runtime_dir()))
     return files
 
 
@@ -243,7 +257,7 @@ def _key(target: Target, variant: str, files: dict[str, bytes], headers: Path) -
     h = hashlib.sha256(repr((target, variant, str(headers))).encode())
     for name in sorted(files):
         h.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
-    if variant == PVGEN:
+    if variant in REWRITTEN:
         h.update(_tool_fingerprint().encode())
     return h.hexdigest()
 
@@ -262,8 +276,8 @@ def make_command(headers: Path, moddir: Path, wrapper: bool, *, jobs: int = 2) -
 
 def build(target: Target, variant: str, *, force: bool = False, jobs: int = 2) -> BuildResult:
     """Build target in variant (cached: nothing is rebuilt when no input changed)."""
-    if variant not in VARIANTS:
-        raise PvgenError(f"unknown variant {variant!r}; use one of {', '.join(VARIANTS)}")
+    if variant not in (*VARIANTS, BATCH):
+        raise PvgenError(f"unknown variant {variant!r}; use one of {', '.join((*VARIANTS, BATCH))}")
     tree = ensure_extracted(target.sources(), quiet=not sys.stderr.isatty())
     headers = headers_dir()
     files = _inputs(target, variant, tree)
@@ -271,6 +285,8 @@ def build(target: Target, variant: str, *, force: bool = False, jobs: int = 2) -
     d = build_dir(target, variant)
     stamp = d / ".pvgen-build.json"
     kos = {m.name: d / f"{m.name}.ko" for m in target.modules}
+    if variant == BATCH:
+        kos[pviomod.MODULE] = d / f"{pviomod.MODULE}.ko"
     if not force and stamp.exists():
         try:
             meta = json.loads(stamp.read_text())
@@ -278,7 +294,7 @@ def build(target: Target, variant: str, *, force: bool = False, jobs: int = 2) -
             meta = {}
         if meta.get("key") == key and all(p.exists() for p in kos.values()):
             return BuildResult(target, variant, d, kos, _load_sites(d), meta.get("seconds", 0.0), cached=True)
-    return _run_build(target, variant, d, files, headers, key, kos, jobs, wrapper=variant == PVGEN)
+    return _run_build(target, variant, d, files, headers, key, kos, jobs, wrapper=variant in REWRITTEN)
 
 
 def _run_build(target: Target, variant: str, d: Path, files: dict[str, bytes], headers: Path, key: str,

@@ -175,15 +175,17 @@ def _long_mode(vcpu) -> None:
 
 
 def attach_devices(m) -> dict:
-    """The devices of a Linux guest besides the 16550: PCI host bridge (0xCF8), an RTL-8029 NE2000 on 00:03.0
-    with the built-in peer, a PIIX3 IDE function in legacy mode with an in-memory disk on the primary channel, and
-    pvgen's batch device on its control ports. Every other port reads as all-ones (the port bus)."""
-    from pvgen.devices import ata, pci
+    """The devices of a Linux guest besides the 16550: the MC146818 RTC (0x70) and the POST port (0x80), PCI host
+    bridge (0xCF8), an RTL-8029 NE2000 on 00:03.0 with the built-in peer, a PIIX3 IDE function in legacy mode with
+    an in-memory disk on the primary channel, and pvgen's batch device on its control ports. Every other port reads
+    as all-ones (the port bus)."""
+    from pvgen.devices import ata, mc146818, pci
     from pvgen.devices.diskimage import MemoryDisk
     from pvgen.devices.ne2000 import Ne2000
     from pvgen.devices.netpeer import PeerBackend
     from pvgen.devices.pvbatch import PvBatch
 
+    mc146818.attach(m.ports)
     peer = PeerBackend()
     nic = Ne2000(backend=peer)
     host = pci.PciHost()
@@ -198,14 +200,14 @@ def attach_devices(m) -> dict:
     return {"nic": nic, "peer": peer, "disk": disk, "pvbatch": PvBatch.attach(m.ports, m.mem)}
 
 
-def require_hardware_exits() -> None:
+def require_hardware_exits(command: str = "pvgen linux boot …") -> None:
     """Refuse a KVM that emulates guest CPL0 code (no VMX/SVM: this machine's host): Linux would crawl, not boot."""
     from pvgen.nested.probe import probe
 
     if not probe(8)["hardware_exits"]:
         raise PvgenError("this /dev/kvm has no VMX/SVM (the probe's io_exits stay 0): it emulates guest kernel code "
                          "one instruction at a time and Linux would not boot in useful time; run it one level down: "
-                         "pvgen nested -- pvgen linux boot …")
+                         f"pvgen nested -- {command}")
 
 
 @dataclass

@@ -3,7 +3,10 @@
  * Runs in the initramfs of Debian's kernel in QEMU, against the real driver modules. The frames, blocks and CRC
  * chains come from workload.h (the generator every bench workload shares, mirror of bench/workload.py). Phase
  * boundaries are marked by writing two bytes to the data register of the parallel port (0x378): MARK_TAG, then the
- * mark id; the host counts QEMU's trace events between marks (pvgen/qemu/trace.py).
+ * mark id; the host counts QEMU's trace events between marks (pvgen/qemu/trace.py).  With PVQWL_MARK=hx in the
+ * environment (the kernel in pvgen's own monitor, `pvgen bench net --guest linux`) a mark is one write of the id
+ * to the monitor's hx_mark port (0x501), where the monitor snapshots KVM's statistics, and the net workload sends
+ * no READY frame: the monitor's receive pacer starts at the receive mark.
  *
  *   pvqwl mark ID
  *   pvqwl net IFACE SEED OPS       transmit OPS frames, send a READY frame, receive OPS frames
@@ -26,17 +29,29 @@
 
 #define MARK_PORT 0x378
 #define MARK_TAG 0xA5
+#define HX_MARK_PORT 0x501 /* vmm/hxdev.py: HX_PORT_BASE + MARK */
 #define READY_ETHERTYPE 0x88B6 /* "the receiver is ready": not a workload frame */
+
+static int hx_marks(void)
+{
+	const char *m = getenv("PVQWL_MARK");
+	return m && !strcmp(m, "hx");
+}
 
 static void mark(int id)
 {
 	static int ready;
+	int port = hx_marks() ? HX_MARK_PORT : MARK_PORT;
 	if (!ready) {
-		if (ioperm(MARK_PORT, 1, 1) != 0) {
+		if (ioperm(port, 1, 1) != 0) {
 			perror("pvqwl: ioperm");
 			exit(2);
 		}
 		ready = 1;
+	}
+	if (port == HX_MARK_PORT) {
+		outb((unsigned char)id, port);
+		return;
 	}
 	outb(MARK_TAG, MARK_PORT);
 	outb((unsigned char)id, MARK_PORT);
@@ -87,14 +102,16 @@ static int net(const char *iface, wl_u64 seed, wl_u64 ops)
 	}
 	mark(WL_MARK_TX_END);
 	double t1 = now();
-	memset(buf, 0xff, 6);
-	memcpy(buf + 6, wl_guest_mac, 6);
-	buf[12] = READY_ETHERTYPE >> 8;
-	buf[13] = READY_ETHERTYPE & 0xff;
-	memset(buf + 14, 0, 46);
-	if (send(txfd, buf, 60, 0) != 60)
-		errors++;
-	usleep(20000); /* the READY frame's transmit interrupt is over before the phase starts */
+	if (!hx_marks()) {
+		memset(buf, 0xff, 6);
+		memcpy(buf + 6, wl_guest_mac, 6);
+		buf[12] = READY_ETHERTYPE >> 8;
+		buf[13] = READY_ETHERTYPE & 0xff;
+		memset(buf + 14, 0, 46);
+		if (send(txfd, buf, 60, 0) != 60)
+			errors++;
+	}
+	usleep(20000); /* the last transmit interrupt is over before the phase starts */
 	double t2 = now();
 	mark(WL_MARK_RX_START);
 	while (rx < ops) {
