@@ -31,7 +31,14 @@ from pvgen.toolchain.linuxsrc import cache_root
 DONE = "PVGEN-DONE"
 CMDLINE = "console=ttyS0 nokaslr panic=-1 rdinit=/init quiet ipv6.disable=1"
 RAM = 512 << 20
-DEFAULT_VARIANTS = "original,generated-regs,generated"
+DEFAULT_VARIANTS = "original,generated-regs"
+# Why the in-guest device models (`generated`, `generated-txdoorbell`) are refused here: in Debian's kernel with
+# pvio.ko they lose whole transmitted frames (35-44 of 50 reach the peer; the monitor never sees the lost frames'
+# byte-count writes, data or transmit start), while the same drivers verify in the driver environment; the cause is
+# not found yet (docs/nested.md).  A shortcut that is not exact in some state is not published for that state: for a
+# kernel guest the monitor publishes no models (vmm/linuxboot.py), and the bench says why instead of measuring.
+NO_MODELS = ("the in-guest device models lose transmitted frames in Debian's kernel (cause under investigation, "
+             "docs/nested.md): they are not published to a kernel guest")
 # Why `coalesced` does not apply here: the kernel idles with `hlt`, which KVM handles itself (in-kernel LAPIC), so
 # a write waiting in the coalesced ring reaches the device only at the next exit to the monitor.  The driver's ISR
 # acknowledge (POSTED) that the receive pacing waits for, and the console's last line, then wait for ever (a first
@@ -97,6 +104,10 @@ class LinuxGuestKit:
             raise Unavailable("--guest linux: pv-ideal has no driver for a Linux kernel")
         if variant.coalesced_posted:
             raise Unavailable(f"--guest linux: {NO_COALESCED}")
+        if variant.models:
+            raise Unavailable(f"--guest linux: {NO_MODELS}")
+        if params.extra.get("run_audit") and variant.objects != "unmodified":
+            raise Unavailable("--guest linux: --audit needs the runtime's audit build, and pvio.ko is built without it")
         from pvgen.bench.linuxkit import _attach_net
         from pvgen.devices import mc146818
         from pvgen.qemu.kernel import ensure_kernel

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pvgen.errors import EnvironmentMissing, PvgenError
-from pvgen.toolchain.linuxsrc import _locked, cache_root, headers_dir
+from pvgen.toolchain.linuxsrc import cache_root, headers_dir, locked
 
 STAMP = ".pvgen-unpacked"
 
@@ -60,7 +60,7 @@ def ensure_kernel(version: str | None = None, *, quiet: bool = True) -> Kernel:
     k = Kernel(version, kernel_root(version))
     if (k.root / STAMP).exists() and k.image.exists():
         return k
-    with _locked(cache_root() / "linux-image.lock"):
+    with locked(cache_root() / "linux-image.lock"):
         if (k.root / STAMP).exists() and k.image.exists():
             return k
         _unpack(f"linux-image-{version}", k.root, quiet=quiet)

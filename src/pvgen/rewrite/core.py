@@ -256,6 +256,32 @@ def _extent(text: str, ustart: int, uend: int, state: int) -> tuple[int, str, in
     return uend, "".join(parts), state_after
 
 
+def _keep_comments(orig: str, new: str) -> str:
+    """`new` replacing `orig` (a site, with the bare prefixes of earlier lines it absorbed), with the comments of
+    `orig` kept: each at the end of its own line of `new` (which has as many lines). Only code is rewritten."""
+    if "#" not in orig and "/*" not in orig:
+        return new
+    blanked, _ = blank_comments(orig)
+    if blanked == orig:
+        return new
+    olines, blines, nlines = orig.split("\n"), blanked.split("\n"), new.split("\n")
+    if len(nlines) != len(olines):
+        return new
+    for k, (o, b) in enumerate(zip(olines, blines)):
+        pieces, cur = [], []
+        for oc, bc in zip(o, b):
+            if oc != bc and bc == " ":      # a comment's character (a string spanning lines is '_': left out)
+                cur.append(oc)
+            elif cur:
+                pieces.append("".join(cur))
+                cur = []
+        if cur:
+            pieces.append("".join(cur))
+        if pieces:
+            nlines[k] = " ".join([nlines[k], *pieces]) if nlines[k] else " ".join(pieces)
+    return "\n".join(nlines)
+
+
 def _templates(sites: list[Site], line_no: int) -> list[Site]:
     """Copies of a unit's sites with line numbers relative to the unit (a cache entry)."""
     out = []
@@ -377,7 +403,7 @@ def _rewrite(text: str, path: str, mode: str, tag_kept: bool) -> RewriteResult:
             last = 0
             for a, b, new in repl:
                 out.append(text[ustart + last : ustart + a])
-                out.append(new)
+                out.append(_keep_comments(text[ustart + a : ustart + b], new))
                 last = b
             out.append(text[ustart + last : uend])
             emitted = uend

@@ -17,7 +17,7 @@ from pvgen.errors import EnvironmentMissing, PvgenError
 from pvgen.rewrite.accessors import ENV as REDIRECT_ENV
 from pvgen.rewrite.accessors import IOMAP_SOURCE, PREFIX, iomap_exports, port_accessors
 from pvgen.toolchain import pviomod
-from pvgen.toolchain.linuxsrc import cache_root, ensure_extracted, headers_dir
+from pvgen.toolchain.linuxsrc import cache_root, ensure_extracted, headers_dir, locked
 
 PLAIN, PVGEN = "plain", "pvgen"
 VARIANTS = (PLAIN, PVGEN)
@@ -287,14 +287,17 @@ def build(target: Target, variant: str, *, force: bool = False, jobs: int = 2) -
     kos = {m.name: d / f"{m.name}.ko" for m in target.modules}
     if variant == BATCH:
         kos[pviomod.MODULE] = d / f"{pviomod.MODULE}.ko"
-    if not force and stamp.exists():
-        try:
-            meta = json.loads(stamp.read_text())
-        except ValueError:
-            meta = {}
-        if meta.get("key") == key and all(p.exists() for p in kos.values()):
-            return BuildResult(target, variant, d, kos, _load_sites(d), meta.get("seconds", 0.0), cached=True)
-    return _run_build(target, variant, d, files, headers, key, kos, jobs, wrapper=variant in REWRITTEN)
+    # one builder at a time per build directory: a second process (another test run, a sweep, a bench) waits and
+    # then finds the build done, instead of seeing its files deleted under it by the first one's clean build
+    with locked(d.parent / f".{d.name}.lock"):
+        if not force and stamp.exists():
+            try:
+                meta = json.loads(stamp.read_text())
+            except ValueError:
+                meta = {}
+            if meta.get("key") == key and all(p.exists() for p in kos.values()):
+                return BuildResult(target, variant, d, kos, _load_sites(d), meta.get("seconds", 0.0), cached=True)
+        return _run_build(target, variant, d, files, headers, key, kos, jobs, wrapper=variant in REWRITTEN)
 
 
 def _run_build(target: Target, variant: str, d: Path, files: dict[str, bytes], headers: Path, key: str,

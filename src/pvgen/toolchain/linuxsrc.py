@@ -73,6 +73,9 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+locked = _locked   # for other caches: one builder at a time per directory (toolchain/kbuild.py, qemu/kernel.py)
+
+
 def ensure_extracted(paths: Iterable[str] = (), *, tarball: Path = TARBALL, quiet: bool = False) -> Path:
     """Make sure each path (file or directory, relative to the Linux tree) is in the cache; returns the tree.
 

@@ -183,6 +183,7 @@ def attach_devices(m) -> dict:
     from pvgen.devices.diskimage import MemoryDisk
     from pvgen.devices.ne2000 import Ne2000
     from pvgen.devices.netpeer import PeerBackend
+    from pvgen import protocol as P
     from pvgen.devices.pvbatch import PvBatch
 
     mc146818.attach(m.ports)
@@ -197,7 +198,10 @@ def attach_devices(m) -> dict:
     m.ports.register(pci.CONFIG_ADDRESS_PORT, 8, host)
     disk = ata.AtaDisk(MemoryDisk(DISK_SECTORS), irq=lambda level: m.set_irq(ata.ATA_PRIMARY_IRQ, level))
     ata.attach_primary(m.ports, disk)
-    return {"nic": nic, "peer": peer, "disk": disk, "pvbatch": PvBatch.attach(m.ports, m.mem)}
+    # no in-guest device models for a kernel guest: they lose transmitted frames there (bench/guestlinux.py NO_MODELS)
+    pvb = PvBatch(m.ports, m.mem, models=False)
+    m.ports.register(P.CTRL_BASE, P.CTRL_LEN, pvb)
+    return {"nic": nic, "peer": peer, "disk": disk, "pvbatch": pvb}
 
 
 def require_hardware_exits(command: str = "pvgen linux boot …") -> None:
