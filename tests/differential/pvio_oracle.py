@@ -120,20 +120,32 @@ def workdir() -> Path:
     return d
 
 
-def build_runtime(mode: Mode, thunks_source: Path | None = None, extra: tuple[str, ...] = ()) -> tuple[Path, ...]:
-    """Compile the thunks and the direct back end for `mode`; thunks_source replaces the shipped thunks (self-tests)."""
-    return _build_runtime(mode.bits, str(thunks_source or RUNTIME / THUNKS[mode.bits]), extra)
+# Back ends the thunks are linked with: the shipped direct one, and a test double around it that reaches memory
+# through DS as C code does (cptr_backend.c).
+BACKENDS = {
+    "direct": ((RUNTIME / "direct.c", ()),),
+    "cptr": ((RUNTIME / "direct.c", tuple(f"-D{f}=direct_{f}" for f in ("pvio_in", "pvio_out", "pvio_ins",
+                                                                          "pvio_outs"))),
+             (Path(__file__).resolve().parent / "cptr_backend.c", ())),
+}
+
+
+def build_runtime(mode: Mode, thunks_source: Path | None = None, extra: tuple[str, ...] = (),
+                  backend: str = "direct") -> tuple[Path, ...]:
+    """Compile the thunks and a back end (BACKENDS) for `mode`; thunks_source replaces the shipped thunks
+    (self-tests)."""
+    return _build_runtime(mode.bits, str(thunks_source or RUNTIME / THUNKS[mode.bits]), extra, backend)
 
 
 @functools.lru_cache(maxsize=None)
-def _build_runtime(bits: int, thunks: str, extra: tuple[str, ...]) -> tuple[Path, ...]:
+def _build_runtime(bits: int, thunks: str, extra: tuple[str, ...], backend: str) -> tuple[Path, ...]:
     mode = MODES[bits]
-    out = workdir() / f"rt{bits}-{abs(hash((thunks, extra))):x}"
+    out = workdir() / f"rt{bits}-{abs(hash((thunks, extra, backend))):x}"
     out.mkdir(exist_ok=True)
     objs = []
-    for src in (Path(thunks), RUNTIME / "direct.c"):
+    for src, flags in ((Path(thunks), ()), *BACKENDS[backend]):
         obj = out / (src.stem + ".o")
-        _run(["gcc", *mode.cc_flags, *CFLAGS, *extra, f"-I{RUNTIME}", "-c", str(src), "-o", str(obj)], out)
+        _run(["gcc", *mode.cc_flags, *CFLAGS, *extra, *flags, f"-I{RUNTIME}", "-c", str(src), "-o", str(obj)], out)
         objs.append(obj)
     return tuple(objs)
 
@@ -204,7 +216,7 @@ class Machine:
     seed: int
     data: bytes = field(repr=False, default=b"")
     stack: bytes = field(repr=False, default=b"")
-    segs: dict[str, int] = field(default_factory=dict)  # segment bases (es, fs, gs); the others stay 0
+    segs: dict[str, int] = field(default_factory=dict)  # segment bases (ds, es, fs, gs, ss); the others stay 0
 
     @staticmethod
     def make(mode: Mode, seed: int, regs: dict[str, int] | None = None, eflags: int = 0x202,
@@ -282,7 +294,7 @@ def run(mode: Mode, image: Image, start: int, end: int, m: Machine, max_stops: i
     else:
         error = "too many stops"
     regs = {n: uc.reg_read(rid) for n, rid in mode.regs}
-    sp = regs["rsp" if mode.bits == 64 else "esp"]
+    sp = regs["rsp" if mode.bits == 64 else "esp"] + (m.segs.get("ss", 0) if mode.bits != 64 else 0)
     # Memory below the final stack pointer is dead (the 64-bit red zone is checked by the sequences themselves:
     # values stored below %rsp are loaded back after I/O sites); everything from the final %rsp up must match.
     live_from = min(max(sp, lay.stack_base), lay.stack_top)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -121,10 +122,11 @@ MUTATIONS = {
          ("\tpushl", "\tpushl"),
          ('"movzbl 20(%esp), %eax", "movzbl %al, %ecx", EPI_RET',
           '"movzbl 20(%esp), %eax", "movzbl %al, %ecx", "popl %edx; popfl; ret $4"')],
-    16: [("\tpopfl\n\tretl\n\tint3\n1:", "\taddl $4, %esp\n\tretl\n\tint3\n1:"),
-         ("\tcalll pvio_in\n\t\\epi", "\tcalll pvio_in\n\txorl %ebx, %ebx\n\t\\epi"),
-         ("\tsubw $\\size, \\ptr\n", "\taddw $\\size, \\ptr\n"),
-         ("6:\tmovw $0, (%esp)", "6:\tmovl $0, (%esp)"),                             # clears all of %ecx
+    # 16-bit string thunks are those of thunks_strx32.h (exact segments and wrap): (file, old, new)
+    16: [("thunks_strx32.h", "\tpopfl\n\tpopl %eax\n", "\taddl $4, %esp\n\tpopl %eax\n"),
+         ("\tBACKEND_CALL pvio_in\n\t\\epi", "\tBACKEND_CALL pvio_in\n\txorl %ebx, %ebx\n\t\\epi"),
+         ("thunks_strx32.h", "\tnegl XS_STEP(%esp)\n", ""),
+         ("thunks_strx32.h", "\tmovw $0, XF_ECX(%esp)", "\tmovl $0, XF_ECX(%esp)"),  # clears all of %ecx
          ("\t\\mov \\acc, (%esp)\n", "\tmovw %ax, (%esp)\n"),
          ("\tpushl", "\tpushl"),
          ('"movzbl 20(%esp), %eax", "movzbl %al, %ecx", EPI_RET',
@@ -135,11 +137,14 @@ MUTATIONS = {
 @pytest.mark.parametrize("bits", BITS)
 @pytest.mark.parametrize("k", range(7))
 def test_oracle_catches_broken_thunks(bits: int, k: int, tmp_path: Path) -> None:
-    old, new = MUTATIONS[bits][k]
-    src = (O.RUNTIME / O.THUNKS[bits]).read_text()
-    assert old in src, f"mutation {k} no longer applies to {O.THUNKS[bits]}"
-    (tmp_path / "thunks.S").write_text(src.replace(old, new))
-    runtime = O.build_runtime(O.MODES[bits], tmp_path / "thunks.S")
+    m = MUTATIONS[bits][k]
+    name, old, new = m if len(m) == 3 else (O.THUNKS[bits], *m)
+    for f in [O.THUNKS[bits], *(h.name for h in O.RUNTIME.glob("thunks_strx*.h"))]:
+        shutil.copyfile(O.RUNTIME / f, tmp_path / f)  # `#include "..."` looks beside the including file first
+    src = (tmp_path / name).read_text()
+    assert old in src, f"mutation {k} no longer applies to {name}"
+    (tmp_path / name).write_text(src.replace(old, new))
+    runtime = O.build_runtime(O.MODES[bits], tmp_path / O.THUNKS[bits])
     lines = _workout(bits)
     mode = O.MODES[bits]
     diff = O.compare(mode, G.render(lines, bits, False), G.render(lines, bits, True), O.Machine.make(mode, 7),

@@ -60,7 +60,7 @@ def forms(bits: int) -> list[Form]:
 
 
 def _segment_base(draw, bits: int, seg: str | None) -> int:
-    """A base for ES/FS/GS inside the test data (DS, SS and CS stay 0: the back end needs DS = SS)."""
+    """A base for ES/FS/GS inside the test data (CS and SS stay 0: the runtime's code and stack)."""
     if seg not in ("es", "fs", "gs") or (bits == 64 and seg == "es"):
         return 0
     if bits == 16:
@@ -99,14 +99,17 @@ def case(draw, bits: int):
     regs = {di if form.op == "ins" else si: ptr}
     # one count register value for both sites: a rep site uses (and clears) it, so the second uses what is left
     regs[cx] = (upper16() if form.asize == 16 else upper64) | counts[0]
-    segs = {"ds": 0, **({seg: base} if base else {})}  # DS: real descriptors in 32-bit mode
+    # DS, when the form does not read through it, gets a base of its own: the back end's DS = SS is the thunk's doing
+    ds = _segment_base(draw, bits, "es") if seg is not None else 0
+    segs = {"ds": ds, **({seg: base} if base else {})}  # DS: real descriptors in 32-bit mode
     return form, sites, regs, segs
 
 
-def _check(bits: int, form: Form, sites, regs, segs, seed: int, eflags: int, runtime=None) -> None:
-    mode = MODES[bits]
+def _check(bits: int, form: Form, sites, regs, segs, seed: int, eflags: int, runtime=None, mode=None) -> None:
+    mode = mode or MODES[bits]
+    directive = mode.directive or f".code{bits}"  # .code16gcc: rewritten as .code16, assembled as written
     original = "\n".join("\t" + form.spell(bits, w, rep, explicit) for w, rep, explicit in sites)
-    result = rewrite_text(f".code{bits}\n{original}\n", mode=bits)
+    result = rewrite_text(f"{directive}\n{original}\n", mode=directive[1:])
     assert [s.thunk for s in result.sites] == [form.thunk(bits, w, rep) for w, rep, _ in sites], result.sites
     rewritten = result.text.split("\n", 1)[1]
     m = O.Machine.make(mode, seed, regs=regs, eflags=eflags, segs=segs)
@@ -129,14 +132,16 @@ def test_strx_rewrite_behaves_like_original(bits: int) -> None:
 # Each mutation breaks one promise of the new thunks (segment, address size, direction, count); the oracle must
 # notice. (bits, form, site, registers, segment bases, flags)
 MUTATIONS = [
-    ("thunks_strx32.h", '"mov %\\seg:(\\ptr), \\acc"', '"mov (\\ptr), \\acc"',          # segment ignored
+    ("thunks_strx32.h", "\tmov %\\seg:(\\ptr), \\acc", "\tmov (\\ptr), \\acc",              # segment ignored
      32, Form("outs", 32, "fs"), [("w", True, True)], {"esi": 0x100, "ecx": 3}, {"fs": 0x4000}, 0x202),
     ("thunks_strx32.h", "\tmovw $0, XF_ECX(%esp)", "\tmovl $0, XF_ECX(%esp)",           # clears all of %ecx
      32, Form("ins", 16, None), [("b", True, False)], {"edi": 0x5100, "ecx": 0x70002}, {}, 0x202),
     ("thunks_strx32.h", "\tpushfl\n", "\tpushfl\n",                                     # (control)
      16, Form("outs", 32, "gs"), [("l", False, True)], {"esi": 0x100}, {"gs": 0x12340}, 0x202),
-    ("thunks_strx.h", "\tjnz 4f\n", "\tjmp 5f\n\tjnz 4f\n",                               # DF=1 ignored
+    ("thunks_strx32.h", "\tnegl XS_STEP(%esp)\n", "",                                # DF=1 ignored
      16, Form("ins", 32, None), [("w", True, True)], {"edi": 0x100, "ecx": 4}, {"es": 0x20000}, 0x602),
+    ("thunks_strx.h", "\tjnz 4f\n", "\tjmp 5f\n\tjnz 4f\n",
+     64, Form("ins", 32, None), [("w", True, True)], {"rdi": 0x100, "rcx": 4}, {}, 0x602),
     ("thunks_strx64.h", "\tmovq $0, XF64_RCX(%rsp)", "\tmovl $0, XF64_RCX(%rsp)",      # %rcx half kept
      64, Form("ins", 32, None), [("b", True, True)], {"rdi": 0x7_0000_0100, "rcx": 0x1_0000_0002}, {}, 0x202),
     ("thunks_strx64.h", '"mov \\seg(\\ptr), \\acc"', '"mov (\\ptr), \\acc"',

@@ -3,11 +3,13 @@
 /* The rewriter calls these with `[pushl $PORT]; calll __pvio16_...[; lea 4(%esp),%sp]` (a 32-bit near call and
  * a 32-bit pushed port in both .code16 and .code16gcc, popped by the caller), so they return with `retl`; the
  * frame is the i386 one of thunks32.S, built from 32-bit pushes.  The back end is gcc -m16 code (build direct.c
- * with -m16 -DPVIO_CODE16), called with `calll` and regparm(3).  Like all gcc -m16 code this assumes a tiny
- * model: DS = ES = SS and %esp below 64 KiB (its upper half zero).  String forms use the 16-bit address size of
- * 16-bit code: the element address is %di/%si (zero-extended for the back end), the count is %cx, and only
- * %di/%si/%cx change, wrapping at 64 KiB, as the real instruction; the upper halves of %edi/%esi/%ecx are
- * preserved. */
+ * with -m16 -DPVIO_CODE16), called with `calll` and regparm(3).  Like all gcc -m16 code it assumes a tiny
+ * model for itself: DS = ES = SS and %esp below 64 KiB.  The thunks give it DS = ES = SS around every call
+ * (BACKEND_CALL) and restore the caller's, so the caller's DS, ES, FS, GS may hold anything; what they need of
+ * the environment is in docs/thunk-abi.md ("16-bit code").  String forms honour the segments and the 16-bit
+ * address size exactly (thunks_strx32.h): the element address is ES:%di (ins) or DS:%si, or the override's
+ * segment (outs), the count is %cx, and only %di/%si/%cx change, wrapping at 64 KiB, as the real instruction;
+ * the upper halves of %edi/%esi/%ecx are preserved. */
 
 #define DF_MASK 0x400
 
@@ -37,6 +39,19 @@
 	popfl
 .endm
 
+/* A call of the back end with DS = ES = SS, the segment its tiny model assumes; the caller's are restored. */
+.macro BACKEND_CALL fn
+	pushw %ds
+	pushw %es
+	pushw %ss
+	popw %ds
+	pushw %ss
+	popw %es
+	calll \fn
+	popw %es
+	popw %ds
+.endm
+
 .macro EPI_RET
 	popl %edx
 	popfl
@@ -53,7 +68,7 @@ PVIO_FUNC \name
 	\portload
 	movl $\size, %edx
 	PVIO_CLD
-	calll pvio_in
+	BACKEND_CALL pvio_in
 	\mov \acc, (%esp)
 	popl %eax
 	\epi
@@ -68,7 +83,7 @@ PVIO_FUNC \name
 	\portload
 	movl $4, %edx
 	PVIO_CLD
-	calll pvio_in
+	BACKEND_CALL pvio_in
 	\epi
 PVIO_END \name
 .endm
@@ -91,7 +106,7 @@ PVIO_FUNC \name
 	\portload
 	movl $\size, %edx
 	PVIO_CLD
-	calll pvio_out
+	BACKEND_CALL pvio_out
 	popl %ecx
 	popl %eax
 	\epi
@@ -105,106 +120,21 @@ THUNK_OUT __pvio16_outb_imm, 1, "movzbl 20(%esp), %eax", "movzbl %al, %ecx", EPI
 THUNK_OUT __pvio16_outw_imm, 2, "movzbl 20(%esp), %eax", "movzwl %ax, %ecx", EPI_RET
 THUNK_OUT __pvio16_outl_imm, 4, "movzbl 20(%esp), %eax", "movl %eax, %ecx",  EPI_RET
 
-/* One element, no rep, at %di or %si; then that 16-bit register steps by +-size as DF says.
- * Frame: [count], ecx, eax, edx, flags, ret. */
-.macro THUNK_STR1 name, size, fn, ptr
-PVIO_FUNC \name
-	pushfl
-	pushl %edx
-	pushl %eax
-	pushl %ecx
-	pushl $1			/* count (4th argument, on the stack) */
-	movzwl \ptr, %ecx		/* element address */
-	movzwl %dx, %eax		/* port */
-	movl $\size, %edx
-	testl $DF_MASK, 16(%esp)
-	jz 5f
-	CLEAR_DF			/* the back end runs with DF=0 */
-5:	calll \fn
-	leal 4(%esp), %esp
-	popl %ecx
-	popl %eax
-	popl %edx
-	testl $DF_MASK, (%esp)
-	jnz 1f
-	leaw \size(\ptr), \ptr
-	popfl
-	retl
-	int3
-1:	leaw -\size(\ptr), \ptr
-	popfl
-	retl
-	int3
-PVIO_END \name
-.endm
-
-THUNK_STR1 __pvio16_insb,  1, pvio_ins,  %di
-THUNK_STR1 __pvio16_insw,  2, pvio_ins,  %di
-THUNK_STR1 __pvio16_insl,  4, pvio_ins,  %di
-THUNK_STR1 __pvio16_outsb, 1, pvio_outs, %si
-THUNK_STR1 __pvio16_outsw, 2, pvio_outs, %si
-THUNK_STR1 __pvio16_outsl, 4, pvio_outs, %si
-
-/* rep: %cx elements (none if %cx is 0); \ptr ends at \ptr +- %cx*size (mod 64 KiB), %cx at 0, the upper half of
- * %ecx kept.  DF=0: one back-end call; DF=1: one call per element, descending.  Frame: ecx, eax, edx, flags, ret. */
-.macro THUNK_STRREP name, size, fn, ptr
-PVIO_FUNC \name
-	pushfl
-	pushl %edx
-	pushl %eax
-	pushl %ecx
-	testw %cx, %cx
-	jz 3f
-	movzwl %dx, %eax		/* port */
-	movl $\size, %edx
-	testl $DF_MASK, 12(%esp)
-	jnz 2f
-	movzwl %cx, %ecx
-	pushl %ecx			/* count argument */
-	movzwl \ptr, %ecx		/* first element */
-	calll \fn
-	leal 4(%esp), %esp
-	movzwl (%esp), %eax		/* count, from the saved %ecx */
-	leal (, %eax, \size), %eax
-	addw %ax, \ptr
-	jmp 6f
-2:	CLEAR_DF
-4:	pushl %ecx			/* remaining (low half) */
-	pushl $1			/* count argument */
-	movzwl \ptr, %ecx
-	calll \fn
-	leal 4(%esp), %esp
-	popl %ecx
-	subw $\size, \ptr
-	subw $1, %cx
-	jnz 4b
-6:	movw $0, (%esp)			/* %cx = 0 in the saved %ecx */
-3:	popl %ecx
-	popl %eax
-	EPI_RET
-PVIO_END \name
-.endm
-
-THUNK_STRREP __pvio16_rep_insb,  1, pvio_ins,  %di
-THUNK_STRREP __pvio16_rep_insw,  2, pvio_ins,  %di
-THUNK_STRREP __pvio16_rep_insl,  4, pvio_ins,  %di
-THUNK_STRREP __pvio16_rep_outsb, 1, pvio_outs, %si
-THUNK_STRREP __pvio16_rep_outsw, 2, pvio_outs, %si
-THUNK_STRREP __pvio16_rep_outsl, 4, pvio_outs, %si
-
 PVIO_FUNC __pvio16_hlt
 	pushfl
 	PVIO_CLD
-	calll pvio_hlt
+	BACKEND_CALL pvio_hlt
 	popfl
 	retl
 	int3
 PVIO_END __pvio16_hlt
 
-/* String I/O with the other address size or a segment override (thunks_strx32.h). */
+/* String I/O (thunks_strx32.h): the plain forms (ES:%di, DS:%si), the other address size, segment overrides. */
 #define PVIO_RET retl
 #define XBUF 256		/* bytes of stack per back-end call: 16-bit stacks are small */
 #include "thunks_strx32.h"
+XFORM __pvio16_, ins,  , pvio_ins,  %di, 16, es
+XFORM __pvio16_, outs, , pvio_outs, %si, 16, ds
 XSTR_ALL __pvio16_, 16, %di, %si, 32, %edi, %esi
 
 	.section .note.GNU-stack, "", @progbits

@@ -1,4 +1,4 @@
-/* thunks_strx.h - what thunks_strx32.h and thunks_strx64.h share: the element copy loop and the six thunks of a form. */
+/* thunks_strx.h - the six thunks of a form (thunks_strx32.h, thunks_strx64.h) and thunks_strx64.h's element copy loop. */
 
 /* Copy %ebp elements between the stack buffer and \seg:(\ptr) (`load` then `store`, %ecx the offset in the
  * buffer), stepping \ptr by +-size as the caller's DF (in the saved flags at \flags) says; \ptr wraps at its own
