@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from pvgen.bench import workload as wl
-from pvgen.bench.guestlinux import LinuxGuestHost, init_script
+from pvgen.bench.guestlinux import KERNEL_MARK, LinuxGuestHost, init_script
 from pvgen.bench.runner import GuestRun
 from pvgen.cli import cli
 from pvgen.runtime.build import RUNTIME_DIR, build, exports_header, thunk_symbols
@@ -97,3 +97,15 @@ def test_error_line_fails():
 def test_cli_refuses_disk_in_linux_guest():
     res = CliRunner().invoke(cli, ["bench", "disk", "--guest", "linux", "--ops", "4", "--json", "/tmp/x.json"])
     assert res.exit_code != 0 and "net workload only" in res.output
+
+
+@pytest.mark.parametrize("line, fails", [
+    ("ne2k-pci 0000:00:03.0 eth0: timeout waiting for Tx RDC.", True),      # lib8390's remote-DMA timeout: a reset
+    ("NETDEV WATCHDOG: eth0 (ne2k-pci): transmit queue 0 timed out", True),
+    ("eth0: RealTek RTL-8029 found at 0xc000, IRQ 11, 52:54:00:12:34:56.", False),
+])
+def test_kernel_driver_complaints_fail(line, fails):
+    host = LinuxGuestHost(1, 1)
+    host.peer.send(wl.frame(1, wl.TAG_TX, 0))
+    checks = host.verify(_run(f"{KERNEL_MARK}[   12.5] {line}\n" + _result_line(host)))
+    assert any(c.startswith("FAIL: kernel:") for c in checks) is fails, checks

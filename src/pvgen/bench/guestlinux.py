@@ -86,7 +86,7 @@ class LinuxGuestHost(NetHost):
                       f"FAIL: the kernel sent {other} frames of its own")
         checks += [f"FAIL: guest: {e}" for e in re.findall(r"^PVGEN-ERROR .*$", run.console, flags=re.M)]
         bad = [ln for ln in re.findall(rf"^{KERNEL_MARK}(.*)$", run.console, flags=re.M)
-               if re.search(r"timed out|BUG|WARNING", ln) and re.search(r"eth0|ne2k|8390|pvio", ln)]
+               if re.search(r"timed out|timeout|BUG|WARNING|reset", ln) and re.search(r"eth0|ne2k|8390|pvio", ln)]
         checks += [f"FAIL: kernel: {ln.strip()}" for ln in bad[:3]]
         return checks + (batching_checks(run) if self.batching else [])
 
