@@ -62,8 +62,9 @@ def _read_stamp(dest: Path) -> dict:
 
 
 @contextmanager
-def _locked(path: Path):
-    """An exclusive lock so concurrent builds (tests, demo) extract only once."""
+def locked(path: Path):
+    """An exclusive lock on the file `path` (created with its directory): one process at a time extracts the sources,
+    builds a Kbuild directory or unpacks the kernel image; the others wait and then find the work done."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -71,9 +72,6 @@ def _locked(path: Path):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-locked = _locked   # for other caches: one builder at a time per directory (toolchain/kbuild.py, qemu/kernel.py)
 
 
 def ensure_extracted(paths: Iterable[str] = (), *, tarball: Path = TARBALL, quiet: bool = False) -> Path:
@@ -93,7 +91,7 @@ def ensure_extracted(paths: Iterable[str] = (), *, tarball: Path = TARBALL, quie
     stamp = _read_stamp(dest)
     if stamp.get("id") == ident and _covered(wanted, set(stamp.get("paths", []))):
         return dest
-    with _locked(cache_root() / "linux-6.1.lock"):
+    with locked(cache_root() / "linux-6.1.lock"):
         stamp = _read_stamp(dest)  # another process may have extracted while we waited
         have = set(stamp.get("paths", [])) if stamp.get("id") == ident else set()
         if _covered(wanted, have):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pvgen.errors import PvgenError
 from pvgen.toolchain.kbuild import PLAIN, PVGEN, _tool_fingerprint
-from pvgen.toolchain.linuxsrc import TARBALL, _locked, cache_root, ensure_extracted, headers_dir
+from pvgen.toolchain.linuxsrc import TARBALL, cache_root, ensure_extracted, headers_dir, locked
 from pvgen.toolchain.sweepbuild import (TREE_DIRS, GroupBuild, SweepModule, build_group, iomap_stem, kbuild_file,
                                         module_error, tool_warnings, work_dir)
 
@@ -229,7 +229,7 @@ def sweep_dir(tree: Path, headers: Path, d: str, mods: list[SweepModule], tag: s
     """Build the modules of directory d unmodified and with pvgen (one make each) and check each one; a module
     missing after a shared build is retried alone, so one broken module does not sink its neighbours."""
     base = sweep_root()
-    with _locked(work_dir(base, d, PLAIN, tag).parent / ".lock"):   # two sweeps at once share the work directory
+    with locked(work_dir(base, d, PLAIN, tag).parent / ".lock"):   # two sweeps at once share the work directory
         plain = build_group(tree, headers, d, mods, PLAIN, work_dir(base, d, PLAIN, tag))
         pv = build_group(tree, headers, d, mods, PVGEN, work_dir(base, d, PVGEN, tag))
         return _finish(tree, headers, d, mods, plain, pv)

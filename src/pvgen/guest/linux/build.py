@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import shlex
 import shutil
 import subprocess
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -237,17 +235,11 @@ def harness_symbols() -> set[str]:
     return elfobj.defined_symbols(harness_objects())
 
 
-@contextmanager
 def locked():
     """One build at a time across processes (a test run and a benchmark share the cache's Kbuild directories)."""
-    root = cache_root()
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    from pvgen.toolchain.linuxsrc import locked as lock
+
+    return lock(cache_root() / ".lock")
 
 
 def build(name: str = "net", cc: str | None = None, provided: set[str] | None = None) -> LinuxBuild:
