@@ -53,6 +53,22 @@ class Phase:
     def ops_per_s(self) -> float:
         return self.ops / self.wall_s if self.wall_s > 0 else float("nan")
 
+    @classmethod
+    def summed(cls, name: str, ops: int, parts: list[Phase], *, with_stats: bool = True) -> Phase:
+        """One phase made of `parts` (a total, or the disk's reads and writes): exits, wall time, the breakdown and
+        the driver's and the monitor's time summed, and every KVM statistic when `with_stats`."""
+        stats: dict[str, int] = {}
+        brk: dict[str, int] = {}
+        for p in parts:
+            if with_stats:
+                for k, v in p.stats.items():
+                    stats[k] = stats.get(k, 0) + v
+            for k, v in p.breakdown.items():
+                brk[k] = brk.get(k, 0) + v
+        return cls(name, ops, sum(p.exits for p in parts), sum(p.io_exits for p in parts),
+                   sum(p.wall_s for p in parts), stats, brk, guest_delay_ns=sum(p.guest_delay_ns for p in parts),
+                   monitor_ns=sum(p.monitor_ns for p in parts))
+
 
 @dataclass
 class VariantResult:
@@ -82,13 +98,7 @@ class VariantResult:
             return Phase("total", whole.ops, whole.exits, whole.io_exits, whole.wall_s, dict(whole.stats),
                          dict(whole.breakdown), guest_delay_ns=whole.guest_delay_ns, monitor_ns=whole.monitor_ns)
         parts = [p for p in self.phases if p.in_total]
-        brk: dict[str, int] = {}
-        for p in parts:
-            for k, v in p.breakdown.items():
-                brk[k] = brk.get(k, 0) + v
-        return Phase("total", sum(p.ops for p in parts), sum(p.exits for p in parts),
-                     sum(p.io_exits for p in parts), sum(p.wall_s for p in parts), {}, brk,
-                     guest_delay_ns=sum(p.guest_delay_ns for p in parts), monitor_ns=sum(p.monitor_ns for p in parts))
+        return Phase.summed("total", sum(p.ops for p in parts), parts, with_stats=False)
 
     def phase(self, name: str) -> Phase | None:
         if name == "total":

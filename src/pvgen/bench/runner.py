@@ -94,18 +94,7 @@ def phases(marks: list[Mark], names: list[str], ops: int | dict[str, int]) -> li
     for name in names:
         n_ops = ops[name] if isinstance(ops, dict) else ops
         if name in wl.PHASE_SUMS:
-            parts = [p for p in out if p.name in wl.PHASE_SUMS[name]]
-            stats: dict[str, int] = {}
-            brk: dict[str, int] = {}
-            for p in parts:
-                for k, v in p.stats.items():
-                    stats[k] = stats.get(k, 0) + v
-                for k, v in p.breakdown.items():
-                    brk[k] = brk.get(k, 0) + v
-            out.append(Phase(name, n_ops, sum(p.exits for p in parts), sum(p.io_exits for p in parts),
-                             sum(p.wall_s for p in parts), stats, brk,
-                             guest_delay_ns=sum(p.guest_delay_ns for p in parts),
-                             monitor_ns=sum(p.monitor_ns for p in parts)))
+            out.append(Phase.summed(name, n_ops, [p for p in out if p.name in wl.PHASE_SUMS[name]]))
             continue
         start_id, end_id = wl.PHASE_MARKS[name]
         if name in wl.SETUP_PHASES and not any(m.id in (start_id, end_id) for m in marks):
